@@ -1,0 +1,21 @@
+//! weir-protocol: the Kafka wire protocol for weir.
+//!
+//! No sockets, threads or clocks live here: only bytes in, values or typed errors out.
+//!
+//! * [`reader::Reader`]: a bounded cursor; every length from the wire is checked
+//!   against what remains before anything is sized by it.
+//! * [`error::DecodeError`]: the one error type for malformed bytes.
+//! * [`ErrorCode`]: broker error codes with Kafka's retriable flag.
+//! * [`messages`]: request encoding and weir's own bounded response decoders.
+//!
+//! What this crate does not do: it opens no connections, keeps no time, spawns no
+//! threads, and never panics on input.
+
+pub mod error;
+pub mod error_code;
+pub mod messages;
+pub mod reader;
+
+pub use error::DecodeError;
+pub use error_code::ErrorCode;
+pub use reader::Reader;
