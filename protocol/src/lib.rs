@@ -15,6 +15,7 @@ pub mod error;
 pub mod error_code;
 pub mod messages;
 pub mod reader;
+pub mod txn;
 
 pub use error::DecodeError;
 pub use error_code::ErrorCode;
