@@ -7,6 +7,8 @@
 
 use crate::{DecodeError, Reader};
 
+pub mod group;
+
 /// A response body weir can decode from a frame.
 pub trait ResponseBody<'a>: Sized {
     /// The Kafka API key.
