@@ -13,10 +13,14 @@
 
 pub mod error;
 pub mod error_code;
+pub mod frame;
 pub mod messages;
 pub mod reader;
 pub mod txn;
+pub mod versions;
 
 pub use error::DecodeError;
 pub use error_code::ErrorCode;
+pub use frame::{ApiRequest, EncodeError, ResponseFrame, encode_request, frame_len};
 pub use reader::Reader;
+pub use versions::{ApiVersionTable, VersionError};

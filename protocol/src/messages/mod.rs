@@ -4,6 +4,32 @@
 //! weir's own bounded decoders over [`Reader`], never by kafka-protocol's (which size
 //! allocations from unchecked wire counts). Each response type implements
 //! [`ResponseBody`]; borrowed fields (`&'a str`, `&'a [u8]`) point into the frame.
+//!
+//! # How to write a decoder
+//!
+//! Follow [`api_versions`] (small) or `fetch` (hot path) as the model:
+//!
+//! * One `pub struct FooResponse<'a>` per API (lifetime only if it borrows), with
+//!   `impl<'a> ResponseBody<'a>`; set `MIN_VERSION`/`MAX_VERSION` to the versions you
+//!   decode *and test*, and `FIRST_FLEXIBLE` from the message's JSON spec.
+//! * Decode every field of every version in the range, in wire order, gating each on
+//!   `version >= N` exactly as the spec does. A field absent at a version takes
+//!   Kafka's default (e.g. `-1` for leader epochs and node ids, `0` for throttle).
+//! * Error codes are [`crate::ErrorCode`]; strings are `&'a str` (nullable:
+//!   `Option<&'a str>`); bytes are `&'a [u8]`; topic ids are `[u8; 16]`.
+//! * Strings, bytes and arrays go through the `_v(flexible, ..)` readers. Size a `Vec`
+//!   only by `r.array_len_v(flexible, min_elem_size, what)`, where `min_elem_size` is
+//!   the fewest bytes one element can take at this version (count fixed fields, 2 per
+//!   non-compact string/array length, 1 per compact one, 1 for the element's tagged
+//!   fields when flexible). Too small is safe but weaker; too large rejects valid input.
+//!   Null arrays read as empty unless null means something (then use `array_len`).
+//! * End every struct (each array element and the top level) with
+//!   `r.tagged_fields_v(flexible)?`; tagged fields weir does not use are skipped.
+//! * No `unwrap`, no indexing, no arithmetic on wire values that can overflow.
+//! * Tests (see `test_util`): encode a fully populated kafka-protocol response at every
+//!   version (the dev-dependency enables its `broker` feature), decode it, compare
+//!   every field, check nothing is left over, and run `check_truncations` on the bytes;
+//!   add a hostile-count case (an `i32::MAX` array count, a huge compact count).
 
 use crate::{DecodeError, Reader};
 
@@ -43,5 +69,44 @@ pub trait ResponseBody<'a>: Sized {
         }
         let mut r = Reader::new(body);
         Self::decode(&mut r, version)
+    }
+}
+
+pub mod api_versions;
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Helpers for the decoders' differential tests.
+
+    use kafka_protocol::protocol::Encodable;
+
+    /// Encode a kafka-protocol response body at `version`.
+    pub(crate) fn encode_kp<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
+        let mut out = Vec::new();
+        msg.encode(&mut out, version)
+            .unwrap_or_else(|e| panic!("kafka-protocol cannot encode v{version}: {e}"));
+        out
+    }
+
+    /// Run `decode` on every strict prefix of `bytes` and on copies with single bytes
+    /// changed; it must return (Ok or Err) without panicking. Strict prefixes of a
+    /// message that needs all its bytes must not decode to Ok with all input consumed,
+    /// which the decoders cannot check, so only the absence of panics is asserted.
+    pub(crate) fn check_truncations<F>(bytes: &[u8], mut decode: F)
+    where
+        F: FnMut(&[u8]) -> Result<(), crate::DecodeError>,
+    {
+        for n in 0..bytes.len() {
+            let _ = decode(&bytes[..n]);
+        }
+        let mut copy = bytes.to_vec();
+        for i in 0..copy.len() {
+            let orig = copy[i];
+            for v in [0x00, 0x7f, 0x80, 0xff] {
+                copy[i] = v;
+                let _ = decode(&copy);
+            }
+            copy[i] = orig;
+        }
     }
 }
