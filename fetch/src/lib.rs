@@ -1,4 +1,5 @@
 //! weir-fetch: the synchronous `mio` reactor, broker connections, the ring buffer and
 //! the pinned partition workers.
 
+pub mod conn;
 pub mod ring;
