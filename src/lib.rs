@@ -3,6 +3,8 @@
 //! The public `Consumer` API, configuration and the `weir` binary live here once the
 //! fetch and coordinator crates land. Today this crate re-exports the protocol layer.
 
+pub mod config;
+
 pub use weir_coordinator as coordinator;
 pub use weir_fetch as fetch;
 pub use weir_protocol as protocol;
