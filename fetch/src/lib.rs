@@ -3,3 +3,4 @@
 
 pub mod conn;
 pub mod ring;
+pub mod workers;
