@@ -7,7 +7,7 @@
 //!
 //! # How to write a decoder
 //!
-//! Follow [`api_versions`] (small) or `fetch` (hot path) as the model:
+//! Follow [`api_versions`] (small) or [`fetch`] (hot path) as the model:
 //!
 //! * One `pub struct FooResponse<'a>` per API (lifetime only if it borrows), with
 //!   `impl<'a> ResponseBody<'a>`; set `MIN_VERSION`/`MAX_VERSION` to the versions you
@@ -73,6 +73,7 @@ pub trait ResponseBody<'a>: Sized {
 }
 
 pub mod api_versions;
+pub mod fetch;
 
 #[cfg(test)]
 pub(crate) mod test_util {
