@@ -4,6 +4,7 @@
 //! fetch and coordinator crates land. Today this crate re-exports the protocol layer.
 
 pub mod config;
+pub mod format;
 
 pub use weir_coordinator as coordinator;
 pub use weir_fetch as fetch;
