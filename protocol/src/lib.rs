@@ -11,11 +11,14 @@
 //! What this crate does not do: it opens no connections, keeps no time, spawns no
 //! threads, and never panics on input.
 
+pub mod compression;
+pub mod control;
 pub mod error;
 pub mod error_code;
 pub mod frame;
 pub mod messages;
 pub mod reader;
+pub mod record;
 pub mod txn;
 pub mod versions;
 
@@ -23,4 +26,11 @@ pub use error::DecodeError;
 pub use error_code::ErrorCode;
 pub use frame::{ApiRequest, EncodeError, ResponseFrame, encode_request, frame_len};
 pub use reader::Reader;
+pub use compression::{Compression, Decompressor};
+pub use control::{ControlKind, ControlRecord};
+pub use record::{
+    Batch, Batches, Header, Headers, Record, RecordBatch, RecordBatchBuilder, RecordIter,
+    TimestampType,
+};
+pub use txn::{AbortedTxnFilter, Verdict};
 pub use versions::{ApiVersionTable, VersionError};

@@ -1,0 +1,492 @@
+//! Record compression: the four Kafka codecs, a bounded reusable [`Decompressor`], and
+//! the compressors the batch builder uses.
+//!
+//! Every codec is pure Rust: gzip through `flate2`'s miniz backend, snappy through
+//! `snap` (raw blocks and the xerial framing Java producers write), lz4 frames through
+//! `lz4_flex`, zstd through `ruzstd`.
+//!
+//! Decompression is bounded: a [`Decompressor`] refuses to produce more than its
+//! limit ([`DEFAULT_DECOMPRESSED_LIMIT`] unless configured) and returns
+//! [`DecodeError::DecompressedTooLarge`] instead; sizes the input claims (snappy's
+//! length preamble, xerial chunk lengths, zstd window sizes) are never trusted to size
+//! a buffer beyond that limit.
+
+use std::io::{self, Read, Write};
+
+use crate::error::DecodeError;
+
+/// The compression codec of a record batch (attribute bits 0..=2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Compression {
+    /// Uncompressed (codec id 0).
+    #[default]
+    None,
+    /// gzip (codec id 1).
+    Gzip,
+    /// snappy (codec id 2): xerial-framed when written by Java producers, raw otherwise.
+    Snappy,
+    /// lz4 frame format (codec id 3).
+    Lz4,
+    /// zstd (codec id 4; record batches of magic 2 only).
+    Zstd,
+}
+
+impl Compression {
+    /// The codec for the low three bits of a batch's (or legacy message's) attributes.
+    pub fn from_attributes(attributes: i16) -> Result<Self, DecodeError> {
+        Self::from_id((attributes & 0x07) as u8)
+    }
+
+    /// The codec for a codec id (0..=4).
+    pub fn from_id(id: u8) -> Result<Self, DecodeError> {
+        Ok(match id {
+            0 => Self::None,
+            1 => Self::Gzip,
+            2 => Self::Snappy,
+            3 => Self::Lz4,
+            4 => Self::Zstd,
+            other => return Err(DecodeError::UnknownCompression(other)),
+        })
+    }
+
+    /// The codec id written in attribute bits 0..=2.
+    pub fn id(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Gzip => 1,
+            Self::Snappy => 2,
+            Self::Lz4 => 3,
+            Self::Zstd => 4,
+        }
+    }
+
+    /// The codec's name as Kafka's `compression.type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// The default cap on one batch's decompressed size: 64 MiB.
+pub const DEFAULT_DECOMPRESSED_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The xerial snappy stream header: magic, then version 1 and compatible version 1.
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+const XERIAL_HEADER_LEN: usize = 16;
+
+/// Largest zstd window accepted regardless of the decompressed-size limit (libzstd's
+/// default `windowLogMax` for decompression is 27, i.e. 128 MiB).
+const ZSTD_MAX_WINDOW: u64 = 128 * 1024 * 1024;
+/// Smallest zstd window accepted even under a small limit (a window larger than the
+/// content is legal, so a tiny limit must not reject ordinary frames).
+const ZSTD_MIN_WINDOW: u64 = 8 * 1024 * 1024;
+
+/// A reusable decompressor: owns its output buffer and codec state, so decompressing
+/// batch after batch allocates only while the buffer grows toward the largest batch.
+///
+/// Records decoded from a compressed batch borrow this buffer; they live until the
+/// next call that decompresses.
+pub struct Decompressor {
+    scratch: Vec<u8>,
+    limit: usize,
+    zstd: ruzstd::decoding::FrameDecoder,
+}
+
+impl Default for Decompressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Decompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressor")
+            .field("limit", &self.limit)
+            .field("capacity", &self.scratch.capacity())
+            .finish()
+    }
+}
+
+fn codec_err(codec: Compression, e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Decompress {
+        codec: codec.name(),
+        reason: e.to_string(),
+    }
+}
+
+impl Decompressor {
+    /// A decompressor with the default limit of [`DEFAULT_DECOMPRESSED_LIMIT`] bytes.
+    pub fn new() -> Self {
+        Self::with_limit(DEFAULT_DECOMPRESSED_LIMIT)
+    }
+
+    /// A decompressor that refuses to produce more than `limit` bytes per call.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            scratch: Vec::new(),
+            limit,
+            zstd: ruzstd::decoding::FrameDecoder::new(),
+        }
+    }
+
+    /// The cap on decompressed bytes per call.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Change the cap on decompressed bytes per call.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Decompress `input` with `codec` into the internal buffer and return it.
+    ///
+    /// `Compression::None` copies nothing and returns `input` unchanged.
+    pub fn decompress<'s>(
+        &'s mut self,
+        codec: Compression,
+        input: &'s [u8],
+    ) -> Result<&'s [u8], DecodeError> {
+        self.decompress_inner(codec, input, false)
+    }
+
+    /// Like [`decompress`](Self::decompress), for the payload of a legacy (magic 0/1)
+    /// wrapper message: lz4 frames whose header checksum old producers computed wrongly
+    /// (KAFKA-3160) are accepted.
+    pub fn decompress_legacy<'s>(
+        &'s mut self,
+        codec: Compression,
+        input: &'s [u8],
+    ) -> Result<&'s [u8], DecodeError> {
+        self.decompress_inner(codec, input, true)
+    }
+
+    fn decompress_inner<'s>(
+        &'s mut self,
+        codec: Compression,
+        input: &'s [u8],
+        legacy_lz4: bool,
+    ) -> Result<&'s [u8], DecodeError> {
+        self.scratch.clear();
+        match codec {
+            Compression::None => return Ok(input),
+            Compression::Gzip => {
+                let dec = flate2::read::MultiGzDecoder::new(input);
+                read_bounded(dec, &mut self.scratch, self.limit, codec)?;
+            }
+            Compression::Snappy => {
+                if input.len() >= XERIAL_HEADER_LEN && input.starts_with(XERIAL_MAGIC) {
+                    xerial_decompress(&input[XERIAL_HEADER_LEN..], &mut self.scratch, self.limit)?;
+                } else {
+                    snappy_raw_append(input, &mut self.scratch, self.limit)?;
+                }
+            }
+            Compression::Lz4 => {
+                let mut fixed = [0u8; 19];
+                let (head, rest) = if legacy_lz4 {
+                    fix_lz4_header_checksum(input, &mut fixed)
+                } else {
+                    (&[][..], input)
+                };
+                let dec = lz4_flex::frame::FrameDecoder::new(head.chain(rest));
+                read_bounded(dec, &mut self.scratch, self.limit, codec)?;
+            }
+            Compression::Zstd => {
+                let max_window = (self.limit as u64).clamp(ZSTD_MIN_WINDOW, ZSTD_MAX_WINDOW);
+                self.zstd.set_max_window_size(max_window);
+                let mut src = input;
+                // Kafka accepts concatenated frames; decode until the input is used up.
+                while !src.is_empty() {
+                    let dec = ruzstd::decoding::StreamingDecoder::new_with_decoder(
+                        &mut src,
+                        &mut self.zstd,
+                    )
+                    .map_err(|e| codec_err(codec, e))?;
+                    read_bounded(dec, &mut self.scratch, self.limit, codec)?;
+                }
+            }
+        }
+        Ok(&self.scratch)
+    }
+}
+
+/// Append everything `r` yields to `out`, failing once `out` would exceed `limit`.
+fn read_bounded(
+    r: impl Read,
+    out: &mut Vec<u8>,
+    limit: usize,
+    codec: Compression,
+) -> Result<(), DecodeError> {
+    let room = limit.saturating_sub(out.len()) as u64;
+    let mut take = r.take(room.saturating_add(1));
+    take.read_to_end(out).map_err(|e| codec_err(codec, e))?;
+    if out.len() > limit {
+        return Err(DecodeError::DecompressedTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Decompress one raw snappy block and append it to `out`, within `limit` in total.
+fn snappy_raw_append(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), DecodeError> {
+    let n = snap::raw::decompress_len(input).map_err(|e| codec_err(Compression::Snappy, e))?;
+    if n > limit.saturating_sub(out.len()) {
+        return Err(DecodeError::DecompressedTooLarge { limit });
+    }
+    let start = out.len();
+    out.resize(start + n, 0);
+    let written = snap::raw::Decoder::new()
+        .decompress(input, &mut out[start..])
+        .map_err(|e| codec_err(Compression::Snappy, e))?;
+    out.truncate(start + written);
+    Ok(())
+}
+
+/// The xerial stream after its 16-byte header: `[i32 length][raw snappy block]`...
+fn xerial_decompress(mut input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), DecodeError> {
+    while !input.is_empty() {
+        let Some((len, rest)) = input.split_first_chunk::<4>() else {
+            return Err(codec_err(
+                Compression::Snappy,
+                "truncated xerial chunk length",
+            ));
+        };
+        let len = i32::from_be_bytes(*len);
+        let Ok(len) = usize::try_from(len) else {
+            return Err(codec_err(
+                Compression::Snappy,
+                "negative xerial chunk length",
+            ));
+        };
+        if len > rest.len() {
+            return Err(codec_err(
+                Compression::Snappy,
+                "xerial chunk overruns its input",
+            ));
+        }
+        let (chunk, rest) = rest.split_at(len);
+        snappy_raw_append(chunk, out, limit)?;
+        input = rest;
+    }
+    Ok(())
+}
+
+/// Copy an lz4 frame descriptor into `buf` with a recomputed header checksum; return
+/// the fixed header and the rest of the input. Input that is not a well-formed frame
+/// start is returned unchanged for the decoder to reject.
+fn fix_lz4_header_checksum<'b>(input: &'b [u8], buf: &'b mut [u8; 19]) -> (&'b [u8], &'b [u8]) {
+    const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
+    if input.len() < 7 || input[..4] != MAGIC {
+        return (&[], input);
+    }
+    let flg = input[4];
+    // magic + FLG + BD (+ content size 8) (+ dictionary id 4); then the checksum byte.
+    let mut desc_end = 6;
+    if flg & 0x08 != 0 {
+        desc_end += 8;
+    }
+    if flg & 0x01 != 0 {
+        desc_end += 4;
+    }
+    if input.len() <= desc_end {
+        return (&[], input);
+    }
+    buf[..desc_end].copy_from_slice(&input[..desc_end]);
+    let hc = (twox_hash::XxHash32::oneshot(0, &input[4..desc_end]) >> 8) as u8;
+    buf[desc_end] = hc;
+    (&buf[..=desc_end], &input[desc_end + 1..])
+}
+
+/// Compress `input` with `codec`, appending to `out`.
+///
+/// The formats are what the Java producer writes: gzip, xerial-framed snappy, lz4
+/// frames with 64 KiB independent blocks, and a zstd frame. `Compression::None`
+/// appends `input` unchanged.
+pub fn compress(codec: Compression, input: &[u8], out: &mut Vec<u8>) {
+    match codec {
+        Compression::None => out.extend_from_slice(input),
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            // Writing into a Vec cannot fail.
+            write_all_to_vec(&mut enc, input);
+            let _ = enc.finish();
+        }
+        Compression::Snappy => {
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut enc = snap::raw::Encoder::new();
+            // Java's SnappyOutputStream uses 32 KiB blocks.
+            for chunk in input.chunks(32 * 1024) {
+                let len_at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                let start = out.len();
+                out.resize(start + snap::raw::max_compress_len(chunk.len()), 0);
+                // Compressing into a buffer of max_compress_len bytes cannot fail.
+                let n = enc.compress(chunk, &mut out[start..]).unwrap_or(0);
+                out.truncate(start + n);
+                out[len_at..start].copy_from_slice(&(n as i32).to_be_bytes());
+            }
+        }
+        Compression::Lz4 => {
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+            write_all_to_vec(&mut enc, input);
+            let _ = enc.finish();
+        }
+        Compression::Zstd => {
+            ruzstd::encoding::compress(input, out, ruzstd::encoding::CompressionLevel::Fastest);
+        }
+    }
+}
+
+/// Write to an encoder whose sink is a `Vec` (which cannot fail; the encoders only
+/// fail when their sink does).
+fn write_all_to_vec(w: &mut impl Write, input: &[u8]) {
+    let r: io::Result<()> = w.write_all(input);
+    debug_assert!(r.is_ok());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODECS: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    fn sample(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i * 7 % 251) as u8 ^ (i / 1000) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_every_codec() {
+        let mut d = Decompressor::new();
+        for n in [0usize, 1, 100, 40_000, 300_000] {
+            let data = sample(n);
+            for codec in CODECS {
+                let mut c = Vec::new();
+                compress(codec, &data, &mut c);
+                let out = d.decompress(codec, &c).unwrap();
+                assert_eq!(out, &data[..], "{codec:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        for codec in CODECS {
+            assert_eq!(Compression::from_id(codec.id()).unwrap(), codec);
+            assert_eq!(
+                Compression::from_attributes(0x30 | i16::from(codec.id())).unwrap(),
+                codec
+            );
+        }
+        assert_eq!(
+            Compression::from_id(5),
+            Err(DecodeError::UnknownCompression(5))
+        );
+    }
+
+    #[test]
+    fn limit_is_enforced_for_every_codec() {
+        let data = vec![0u8; 200_000];
+        for codec in CODECS.into_iter().skip(1) {
+            let mut c = Vec::new();
+            compress(codec, &data, &mut c);
+            let mut d = Decompressor::with_limit(100_000);
+            assert_eq!(
+                d.decompress(codec, &c),
+                Err(DecodeError::DecompressedTooLarge { limit: 100_000 }),
+                "{codec:?}"
+            );
+            let mut d = Decompressor::with_limit(200_000);
+            assert_eq!(d.decompress(codec, &c).unwrap().len(), 200_000);
+        }
+    }
+
+    #[test]
+    fn snappy_claimed_length_is_not_trusted() {
+        // A raw snappy block claiming 2^32-1 bytes of output.
+        let hostile = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+        let mut d = Decompressor::with_limit(1 << 20);
+        assert!(matches!(
+            d.decompress(Compression::Snappy, &hostile),
+            Err(DecodeError::DecompressedTooLarge { .. })
+        ));
+        // A xerial chunk whose length overruns the input.
+        let mut x = XERIAL_MAGIC.to_vec();
+        x.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x7f, 0, 0, 0, 1]);
+        assert!(matches!(
+            d.decompress(Compression::Snappy, &x),
+            Err(DecodeError::Decompress { .. })
+        ));
+    }
+
+    #[test]
+    fn raw_snappy_is_accepted() {
+        let data = sample(5000);
+        let c = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+        let mut d = Decompressor::new();
+        assert_eq!(d.decompress(Compression::Snappy, &c).unwrap(), &data[..]);
+    }
+
+    #[test]
+    fn legacy_lz4_with_wrong_header_checksum() {
+        let data = sample(10_000);
+        let mut c = Vec::new();
+        compress(Compression::Lz4, &data, &mut c);
+        // KAFKA-3160: old producers hashed the magic too.
+        let desc_end = 6; // no content size, no dictionary id
+        let wrong = (twox_hash::XxHash32::oneshot(0, &c[..desc_end]) >> 8) as u8;
+        assert_ne!(wrong, c[desc_end]);
+        c[desc_end] = wrong;
+        let mut d = Decompressor::new();
+        assert!(d.decompress(Compression::Lz4, &c).is_err());
+        assert_eq!(
+            d.decompress_legacy(Compression::Lz4, &c).unwrap(),
+            &data[..]
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut d = Decompressor::with_limit(1 << 20);
+        let mut seed = 0x1234_5678u32;
+        for len in 0..200 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            for codec in CODECS {
+                let _ = d.decompress(codec, &buf);
+                let _ = d.decompress_legacy(codec, &buf);
+            }
+        }
+        // Truncations of valid streams.
+        let data = sample(3000);
+        for codec in CODECS {
+            let mut c = Vec::new();
+            compress(codec, &data, &mut c);
+            for cut in 0..c.len() {
+                let _ = d.decompress(codec, &c[..cut]);
+            }
+        }
+    }
+}
