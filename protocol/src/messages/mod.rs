@@ -74,6 +74,8 @@ pub trait ResponseBody<'a>: Sized {
 
 pub mod api_versions;
 pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
 
 #[cfg(test)]
 pub(crate) mod test_util {
