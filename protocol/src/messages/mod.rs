@@ -76,6 +76,7 @@ pub mod api_versions;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
+pub mod sasl;
 
 #[cfg(test)]
 pub(crate) mod test_util {
