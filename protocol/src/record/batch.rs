@@ -297,6 +297,7 @@ pub struct V2Records<'a> {
     log_append_time: Option<i64>,
     base_sequence: i32,
     failed: bool,
+    negative_count: bool,
 }
 
 /// Read an unsigned LEB128 varint of at most `max` bytes from `buf[*pos..]`.
@@ -406,7 +407,8 @@ impl<'a> V2Records<'a> {
             log_append_time: (batch.timestamp_type() == TimestampType::LogAppendTime)
                 .then(|| batch.max_timestamp()),
             base_sequence: batch.base_sequence(),
-            failed: count < 0,
+            failed: false,
+            negative_count: count < 0,
         }
     }
 
@@ -498,20 +500,18 @@ impl<'a> Iterator for V2Records<'a> {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
-            if self.remaining != u32::MAX {
-                // Report a negative count once.
-                self.remaining = u32::MAX;
-                return Some(Err(DecodeError::Invalid {
-                    what: "record count",
-                    reason: "negative",
-                }));
-            }
             return None;
+        }
+        if self.negative_count {
+            self.failed = true;
+            return Some(Err(DecodeError::Invalid {
+                what: "record count",
+                reason: "negative",
+            }));
         }
         if self.remaining == 0 {
             if self.pos < self.buf.len() {
                 self.failed = true;
-                self.remaining = u32::MAX - 1;
                 return Some(Err(DecodeError::Invalid {
                     what: "record batch",
                     reason: "holds more records than its record count",
@@ -521,7 +521,6 @@ impl<'a> Iterator for V2Records<'a> {
         }
         if self.pos >= self.buf.len() {
             self.failed = true;
-            self.remaining = u32::MAX - 1;
             return Some(Err(DecodeError::Invalid {
                 what: "record batch",
                 reason: "holds fewer records than its record count",
@@ -532,7 +531,6 @@ impl<'a> Iterator for V2Records<'a> {
             Ok(r) => Some(Ok(r)),
             Err(e) => {
                 self.failed = true;
-                self.remaining = u32::MAX - 1;
                 Some(Err(e))
             }
         }
@@ -540,11 +538,12 @@ impl<'a> Iterator for V2Records<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         if self.failed {
-            (0, Some(1))
+            (0, Some(0))
         } else {
             // Every record takes at least 7 bytes; the count is an upper bound too.
             let by_bytes = (self.buf.len() - self.pos) / 7 + 1;
-            (0, Some((self.remaining as usize).min(by_bytes)))
+            // One more for a trailing error.
+            (0, Some((self.remaining as usize).min(by_bytes) + 1))
         }
     }
 }

@@ -336,11 +336,14 @@ pub fn write_legacy_message(
     out[start + 12..start + 16].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// One message kept by the legacy writer: offset, timestamp, key, value.
+type LegacyEntry = (i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Writes a legacy (magic 0 or 1) message set, plain or as one compressed wrapper.
 #[derive(Debug, Clone)]
 pub struct LegacyMessageSetWriter {
     magic: i8,
-    messages: Vec<(i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)>,
+    messages: Vec<LegacyEntry>,
 }
 
 impl LegacyMessageSetWriter {
