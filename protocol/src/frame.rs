@@ -15,8 +15,9 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::{self as kp, ApiKey};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Encodable, HeaderVersion, Message};
 
 use crate::{DecodeError, Reader};
@@ -234,6 +235,17 @@ pub fn encode_request<Req: ApiRequest>(
     version: i16,
     req: &Req,
 ) -> Result<(), EncodeError> {
+    encode_request_to(out, correlation_id, client_id, version, req)
+}
+
+/// [`encode_request`] into any kafka-protocol output buffer (`Vec<u8>`, `BytesMut`).
+pub fn encode_request_to<Req: ApiRequest, B: ByteBufMut>(
+    out: &mut B,
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+    req: &Req,
+) -> Result<(), EncodeError> {
     let versions = <Req as Message>::VERSIONS;
     if version < versions.min || version > versions.max {
         return Err(EncodeError::UnsupportedVersion {
@@ -248,22 +260,22 @@ pub fn encode_request<Req: ApiRequest>(
     {
         return Err(EncodeError::ClientIdTooLong(id.len()));
     }
-    let start = out.len();
+    let start = out.offset();
     let result = encode_request_inner(out, correlation_id, client_id, version, req);
     if result.is_err() {
-        out.truncate(start);
+        out.seek(start); // truncates back to where this frame began
     }
     result
 }
 
-fn encode_request_inner<Req: ApiRequest>(
-    out: &mut BytesMut,
+fn encode_request_inner<Req: ApiRequest, B: ByteBufMut>(
+    out: &mut B,
     correlation_id: i32,
     client_id: Option<&str>,
     version: i16,
     req: &Req,
 ) -> Result<(), EncodeError> {
-    let start = out.len();
+    let start = out.offset();
     out.put_i32(0); // size, patched below
     out.put_i16(Req::API_KEY);
     out.put_i16(version);
@@ -285,9 +297,10 @@ fn encode_request_inner<Req: ApiRequest>(
         version,
         message: e.to_string(),
     })?;
-    let size = out.len() - start - SIZE_PREFIX;
+    let size = out.offset() - start - SIZE_PREFIX;
     let size_i32 = i32::try_from(size).map_err(|_| EncodeError::FrameTooLarge(size))?;
-    out[start..start + SIZE_PREFIX].copy_from_slice(&size_i32.to_be_bytes());
+    out.range(start..start + SIZE_PREFIX)
+        .copy_from_slice(&size_i32.to_be_bytes());
     Ok(())
 }
 
@@ -410,5 +423,22 @@ mod tests {
         let e = encode_request(&mut out, 1, None, 3, &req).unwrap_err();
         assert!(matches!(e, EncodeError::Body { version: 3, .. }), "{e}");
         assert_eq!(&out[..], b"ab");
+        let mut v = b"cd".to_vec();
+        assert!(encode_request_to(&mut v, 1, None, 3, &req).is_err());
+        assert_eq!(v, b"cd");
+    }
+
+    #[test]
+    fn vec_and_bytesmut_outputs_match() {
+        let req = MetadataRequest::default();
+        let mut a = BytesMut::new();
+        encode_request(&mut a, 9, Some("c"), 12, &req).unwrap();
+        encode_request(&mut a, 10, Some("c"), 1, &req).unwrap();
+        let mut b = Vec::new();
+        encode_request_to(&mut b, 9, Some("c"), 12, &req).unwrap();
+        encode_request_to(&mut b, 10, Some("c"), 1, &req).unwrap();
+        assert_eq!(&a[..], &b[..]);
+        let first = frame_len(&b, usize::MAX).unwrap().unwrap();
+        assert_eq!(peek_correlation_id(&b[first + 4 + 4..]).unwrap(), 10);
     }
 }

@@ -24,7 +24,10 @@ pub mod versions;
 
 pub use error::DecodeError;
 pub use error_code::ErrorCode;
-pub use frame::{ApiRequest, EncodeError, ResponseFrame, encode_request, frame_len};
+pub use frame::{
+    ApiRequest, EncodeError, ResponseFrame, encode_request, encode_request_to, frame_len,
+};
+pub use messages::ResponseBody;
 pub use reader::Reader;
 pub use compression::{Compression, Decompressor};
 pub use control::{ControlKind, ControlRecord};

@@ -807,4 +807,49 @@ mod tests {
             }
         }
     }
+
+    /// Measurement, not a target: decode cost per partition on the hot path.
+    /// `cargo test -p weir-protocol --release --lib -- --ignored --nocapture fetch_decode_cost`
+    #[test]
+    #[ignore]
+    fn fetch_decode_cost() {
+        let records = Bytes::from(vec![0u8; 64 * 1024]);
+        let topics = (0..10u8)
+            .map(|t| {
+                kpr::FetchableTopicResponse::default()
+                    .with_topic_id(uuid(t))
+                    .with_partitions(
+                        (0..100)
+                            .map(|i| {
+                                kpr::PartitionData::default()
+                                    .with_partition_index(i)
+                                    .with_high_watermark(1_000_000)
+                                    .with_last_stable_offset(1_000_000)
+                                    .with_aborted_transactions(Some(vec![]))
+                                    .with_records(Some(records.clone()))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let bytes = encode_kp(&Kp::default().with_responses(topics), 16);
+        let iters = 2000u32;
+        let start = std::time::Instant::now();
+        let mut total = 0usize;
+        for _ in 0..iters {
+            let resp = FetchResponse::decode_body(std::hint::black_box(&bytes), 16).unwrap();
+            total += resp
+                .topics
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum::<usize>();
+        }
+        let el = start.elapsed();
+        println!(
+            "Fetch v16, {} MB frame, 1000 partitions: {:.1} us/response, {:.1} ns/partition",
+            bytes.len() >> 20,
+            el.as_secs_f64() * 1e6 / f64::from(iters),
+            el.as_secs_f64() * 1e9 / total as f64
+        );
+    }
 }

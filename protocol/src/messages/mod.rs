@@ -114,3 +114,74 @@ pub(crate) mod test_util {
         }
     }
 }
+
+#[cfg(test)]
+mod smoke_tests {
+    //! Random bytes into every decoder at every version: Ok or Err, never a panic.
+
+    use super::ResponseBody;
+    use super::api_versions::ApiVersionsResponse;
+    use super::fetch::FetchResponse;
+    use super::list_offsets::ListOffsetsResponse;
+    use super::metadata::MetadataResponse;
+    use super::sasl::{SaslAuthenticateResponse, SaslHandshakeResponse};
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn run(
+        rng: &mut XorShift,
+        versions: std::ops::RangeInclusive<i16>,
+        decode: impl Fn(&[u8], i16) -> bool,
+    ) {
+        let mut buf = Vec::new();
+        for version in versions {
+            for _ in 0..3000 {
+                buf.clear();
+                let len = (rng.next() % 160) as usize;
+                // Mostly small values, so counts and lengths are often plausible.
+                for _ in 0..len {
+                    let x = rng.next();
+                    buf.push(if x % 4 == 0 {
+                        (x >> 8) as u8
+                    } else {
+                        (x >> 8) as u8 & 3
+                    });
+                }
+                let _ = decode(&buf, version);
+            }
+        }
+    }
+
+    macro_rules! smoke {
+        ($rng:expr, $t:ident) => {
+            run(
+                $rng,
+                <$t<'_> as ResponseBody<'_>>::MIN_VERSION
+                    ..=<$t<'_> as ResponseBody<'_>>::MAX_VERSION,
+                |b, v| $t::decode_body(b, v).is_ok(),
+            )
+        };
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        run(&mut rng, 0..=4, |b, v| {
+            ApiVersionsResponse::decode_body(b, v).is_ok()
+        });
+        smoke!(&mut rng, FetchResponse);
+        smoke!(&mut rng, MetadataResponse);
+        smoke!(&mut rng, ListOffsetsResponse);
+        smoke!(&mut rng, SaslHandshakeResponse);
+        smoke!(&mut rng, SaslAuthenticateResponse);
+    }
+}
