@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod format;
+pub mod sink;
 
 pub use weir_coordinator as coordinator;
 pub use weir_fetch as fetch;
