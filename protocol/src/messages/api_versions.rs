@@ -9,14 +9,32 @@
 //! decodes such a reply, and [`ApiVersionsResponse::retry_version`] says which version
 //! to resend at. The reactor's bootstrap is therefore:
 //!
-//! 1. send ApiVersions at [`ApiVersionsResponse::MAX_VERSION`];
+//! 1. send [`build_api_versions_request`] at [`ApiVersionsResponse::MAX_VERSION`];
 //! 2. decode the body with `decode_with_fallback`;
 //! 3. if `error_code` is UNSUPPORTED_VERSION, resend at `retry_version()` (once; a
 //!    second failure is fatal for the connection);
 //! 4. otherwise build a [`crate::versions::ApiVersionTable`] from the response.
 
+use kafka_protocol::messages::ApiVersionsRequest;
+use kafka_protocol::protocol::StrBytes;
+
 use crate::messages::ResponseBody;
 use crate::{DecodeError, ErrorCode, Reader};
+
+/// The client software name weir reports in ApiVersions v3+ (KIP-511).
+pub const CLIENT_SOFTWARE_NAME: &str = "weir";
+/// The client software version weir reports in ApiVersions v3+.
+pub const CLIENT_SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An ApiVersions request. From v3 the broker validates the client software name and
+/// version (letters, digits, `-` and `.`, starting and ending with a letter or
+/// digit) and answers INVALID_REQUEST to empty ones, which kafka-protocol's default
+/// request has; this fills in weir's.
+pub fn build_api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str(CLIENT_SOFTWARE_NAME))
+        .with_client_software_version(StrBytes::from_static_str(CLIENT_SOFTWARE_VERSION))
+}
 
 /// The version range a broker supports for one API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -237,6 +255,39 @@ mod tests {
         ]);
         let resp = ApiVersionsResponse::decode_with_fallback(&encode_kp(&kp, 0), 4).unwrap();
         assert_eq!(resp.retry_version(), None);
+    }
+
+    #[test]
+    fn request_carries_valid_software_name() {
+        use kafka_protocol::protocol::{Decodable, HeaderVersion};
+        let valid = |x: &str| {
+            let b = x.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+        };
+        assert!(valid(CLIENT_SOFTWARE_NAME) && valid(CLIENT_SOFTWARE_VERSION));
+        for version in 0..=4 {
+            let mut out = bytes::BytesMut::new();
+            crate::frame::encode_request(
+                &mut out,
+                0,
+                Some("weir"),
+                version,
+                &build_api_versions_request(),
+            )
+            .unwrap();
+            let mut buf = bytes::Bytes::copy_from_slice(&out[4..]);
+            let hv = ApiVersionsRequest::header_version(version);
+            kafka_protocol::messages::RequestHeader::decode(&mut buf, hv).unwrap();
+            let back = ApiVersionsRequest::decode(&mut buf, version).unwrap();
+            if version >= 3 {
+                assert_eq!(back.client_software_name.as_str(), "weir");
+            }
+            assert!(buf.is_empty());
+        }
     }
 
     #[test]
