@@ -201,4 +201,75 @@ mod tests {
             (0, 4)
         );
     }
+
+    /// Every API weir sends has a non-empty range, with matching API keys; the pairs
+    /// below are the ones the reactor and coordinator negotiate.
+    #[test]
+    fn every_request_has_a_usable_range() {
+        use crate::messages::{fetch, group, list_offsets, metadata, sasl};
+        use kafka_protocol::messages as kp;
+        macro_rules! check {
+            ($req:ty, $resp:ty, $want:expr) => {{
+                let r = client_range::<$req, $resp>();
+                assert_eq!(<$req as ApiRequest>::API_KEY, <$resp>::API_KEY);
+                assert!(r.0 <= r.1, "{}: empty range {:?}", <$req>::NAME, r);
+                assert_eq!(r, $want, "{}", <$req>::NAME);
+            }};
+        }
+        check!(kp::FetchRequest, fetch::FetchResponse<'_>, (4, 16));
+        check!(kp::MetadataRequest, metadata::MetadataResponse<'_>, (1, 13));
+        check!(
+            kp::ListOffsetsRequest,
+            list_offsets::ListOffsetsResponse<'_>,
+            (1, 10)
+        );
+        check!(
+            kp::SaslHandshakeRequest,
+            sasl::SaslHandshakeResponse<'_>,
+            (0, 1)
+        );
+        check!(
+            kp::SaslAuthenticateRequest,
+            sasl::SaslAuthenticateResponse<'_>,
+            (0, 2)
+        );
+        check!(
+            kp::FindCoordinatorRequest,
+            group::FindCoordinatorResponse<'_>,
+            (0, 6)
+        );
+        check!(kp::JoinGroupRequest, group::JoinGroupResponse<'_>, (0, 9));
+        check!(kp::SyncGroupRequest, group::SyncGroupResponse<'_>, (0, 5));
+        check!(kp::HeartbeatRequest, group::HeartbeatResponse, (0, 4));
+        check!(kp::LeaveGroupRequest, group::LeaveGroupResponse<'_>, (0, 5));
+        // kafka-protocol 0.18's OffsetCommit/OffsetFetch *requests* stop below what
+        // ApiKey::valid_versions() claims; the request type's VERSIONS wins.
+        check!(
+            kp::OffsetCommitRequest,
+            group::OffsetCommitResponse<'_>,
+            (2, 9)
+        );
+        check!(
+            kp::OffsetFetchRequest,
+            group::OffsetFetchResponse<'_>,
+            (1, 9)
+        );
+        check!(
+            kp::DescribeGroupsRequest,
+            group::DescribeGroupsResponse<'_>,
+            (0, 6)
+        );
+        check!(kp::ListGroupsRequest, group::ListGroupsResponse<'_>, (0, 5));
+
+        // A broker that supports everything up to Kafka 4's versions.
+        let t = ApiVersionTable::from_ranges([range(1, 0, 17), range(8, 0, 10)]);
+        assert_eq!(
+            t.negotiate::<kp::FetchRequest, fetch::FetchResponse<'_>>(),
+            Ok(16)
+        );
+        assert_eq!(
+            t.negotiate::<kp::OffsetCommitRequest, group::OffsetCommitResponse<'_>>(),
+            Ok(9)
+        );
+    }
 }
