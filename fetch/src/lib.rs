@@ -1,6 +1,297 @@
-//! weir-fetch: the synchronous `mio` reactor, broker connections, the ring buffer and
+//! weir-fetch: the synchronous `mio` reactor, broker connections, the receive ring and
 //! the pinned partition workers.
+//!
+//! # The path of a record
+//!
+//! ```text
+//! socket --read once--> ring (ring.rs) -> frame (conn.rs) -> Fetch decoded in place
+//!   (weir-protocol) -> per-partition Chunk = view into the ring (reactor.rs)
+//!   -> CRC32C, read_committed filter, decompression into a per-consumer or per-worker
+//!      scratch (process.rs) -> your handler borrows each record
+//! ```
+//!
+//! Uncompressed records are never copied after the socket read; compressed ones are
+//! copied once, by the decompressor. A ring region is reused only after every view
+//! into it is gone; when the ring is full the reactor stops reading and TCP pushes
+//! back on the broker, so memory is `weir.ring.bytes` plus small fixed overheads.
+//!
+//! # Two ways to consume
+//!
+//! * [`Consumer::poll`]: on the caller's thread, no threads at all. The reactor runs
+//!   inside `poll` for at most the timeout; records are lent to the closure.
+//! * [`Consumer::run_workers`]: N worker threads (pinned to cores), each owning a
+//!   fixed set of partitions, so per-partition order holds; the reactor runs on the
+//!   calling thread until the stop flag is set.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use weir_fetch::{Consumer, FetchConfig, StartAt};
+//!
+//! let mut c = Consumer::new(FetchConfig::new("localhost:9092"))?;
+//! c.assign("events", 0, StartAt::Earliest);
+//! loop {
+//!     c.poll(Duration::from_millis(100), |rec| {
+//!         println!("{}-{}@{}: {:?}", rec.topic, rec.partition, rec.offset(), rec.value());
+//!     })?;
+//! }
+//! # Ok::<(), weir_fetch::FetchError>(())
+//! ```
+//!
+//! A record that must outlive the closure is copied explicitly with
+//! [`ConsumerRecord::to_owned`].
+//!
+//! # What this crate does not do
+//!
+//! No consumer groups (the coordinator crate plugs in through a separate connection),
+//! no TLS or SASL, no async runtime, no hidden threads in poll mode.
 
+pub mod config;
 pub mod conn;
+pub mod metrics;
+pub mod process;
+pub mod reactor;
 pub mod ring;
 pub mod workers;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use weir_protocol::compression::Decompressor;
+
+pub use config::{FetchConfig, IsolationLevel, OffsetReset};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use process::{Chunk, ChunkError, ChunkOutcome, ConsumerRecord, OwnedRecord, process_chunk};
+pub use reactor::{FetchError, PartState, Reactor, StartAt};
+pub use weir_protocol::record::{Header, Record};
+
+/// A consumer of manually assigned partitions. See the crate docs.
+#[derive(Debug)]
+pub struct Consumer {
+    reactor: Reactor,
+    scratch: Decompressor,
+}
+
+/// What one worker reports after a chunk.
+type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
+
+impl Consumer {
+    /// A consumer for `cfg` (validated here; nothing connects until the first poll).
+    pub fn new(cfg: FetchConfig) -> Result<Self, FetchError> {
+        Ok(Self {
+            reactor: Reactor::new(cfg)?,
+            scratch: Decompressor::new(),
+        })
+    }
+
+    /// The reactor, for callers that drive it directly.
+    pub fn reactor(&mut self) -> &mut Reactor {
+        &mut self.reactor
+    }
+
+    /// Read `topic`/`partition` starting at `start`. Assigning an assigned partition
+    /// seeks it.
+    pub fn assign(&mut self, topic: &str, partition: i32, start: StartAt) {
+        self.reactor.assign(topic, partition, start);
+    }
+
+    fn idx(&self, topic: &str, partition: i32) -> Result<usize, FetchError> {
+        self.reactor.index_of(topic, partition).ok_or_else(|| {
+            FetchError::Config(format!(
+                "{topic}-{partition} is not assigned to this consumer: assign it first"
+            ))
+        })
+    }
+
+    /// Move a partition to `start`; records already fetched for it are dropped.
+    pub fn seek(&mut self, topic: &str, partition: i32, start: StartAt) -> Result<(), FetchError> {
+        let i = self.idx(topic, partition)?;
+        self.reactor.seek(i, start);
+        Ok(())
+    }
+
+    /// Stop fetching and delivering a partition (fetched data is kept).
+    pub fn pause(&mut self, topic: &str, partition: i32) -> Result<(), FetchError> {
+        let i = self.idx(topic, partition)?;
+        self.reactor.set_paused(i, true);
+        Ok(())
+    }
+
+    /// Undo [`pause`](Self::pause) (also resumes a partition paused by an error).
+    pub fn resume(&mut self, topic: &str, partition: i32) -> Result<(), FetchError> {
+        let i = self.idx(topic, partition)?;
+        self.reactor.set_paused(i, false);
+        Ok(())
+    }
+
+    fn part(&self, topic: &str, partition: i32) -> Option<&PartState> {
+        let i = self.reactor.index_of(topic, partition)?;
+        self.reactor.partitions().get(i)
+    }
+
+    /// The offset of the next record the handler will see (`None` while the start
+    /// offset is being looked up).
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.part(topic, partition)?.position
+    }
+
+    /// The high watermark from the latest fetch response.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let hw = self.part(topic, partition)?.high_watermark;
+        (hw >= 0).then_some(hw)
+    }
+
+    /// Records left to read: end of log (HW, or LSO under read_committed) minus the
+    /// position.
+    pub fn lag(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.part(topic, partition)?
+            .lag(self.reactor.config().isolation_level)
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.reactor.metrics().snapshot()
+    }
+
+    /// Shared counters, for a metrics thread.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.reactor.metrics()
+    }
+
+    /// Run the reactor on this thread for at most `timeout`, then hand every fetched
+    /// record of unpaused partitions to `handler`, in order per partition. Returns how
+    /// many records were delivered; returns early as soon as some are.
+    ///
+    /// Errors (an out-of-range offset with `auto.offset.reset=none`, a corrupt batch,
+    /// a broker error retrying cannot fix) are returned one per call; the partition
+    /// concerned is paused and the others keep going.
+    pub fn poll<F>(&mut self, timeout: Duration, mut handler: F) -> Result<usize, FetchError>
+    where
+        F: FnMut(&ConsumerRecord<'_>),
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.reactor.take_errors().next() {
+                return Err(e);
+            }
+            if self.deliverable() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(0);
+            }
+            self.reactor.run_once(deadline - now)?;
+            if !self.deliverable() && Instant::now() >= deadline {
+                if let Some(e) = self.reactor.take_errors().next() {
+                    return Err(e);
+                }
+                return Ok(0);
+            }
+        }
+        let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
+        let mut delivered = 0usize;
+        let mut held = Vec::new();
+        for chunk in chunks {
+            let paused = self
+                .reactor
+                .partitions()
+                .get(chunk.part_idx)
+                .is_none_or(|p| p.paused);
+            if paused {
+                held.push(chunk);
+                continue;
+            }
+            let res = process_chunk(&chunk, &mut self.scratch, &mut handler);
+            delivered += match &res {
+                Ok(o) => o.records as usize,
+                Err(e) => e.partial.records as usize,
+            };
+            self.reactor
+                .on_processed(chunk.part_idx, chunk.generation, res);
+        }
+        self.reactor.requeue(held);
+        Ok(delivered)
+    }
+
+    fn deliverable(&self) -> bool {
+        self.reactor.has_deliverable()
+    }
+
+    /// Consume with `workers` threads until `stop` is set or an error occurs.
+    ///
+    /// `make(i)` builds worker `i`'s handler; partitions are spread over workers by
+    /// assignment order and never move, so each partition's records are handled in
+    /// order by one thread. Workers are pinned to cores when `pin` is set (a refusal
+    /// is a warning, see [`workers::pin_current_thread`]). On return every chunk
+    /// handed to a worker has been processed and positions are up to date.
+    pub fn run_workers<M, H>(
+        &mut self,
+        workers: usize,
+        pin: bool,
+        mut make: M,
+        stop: &AtomicBool,
+    ) -> Result<(), FetchError>
+    where
+        M: FnMut(usize) -> H,
+        H: FnMut(&ConsumerRecord<'_>) + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Progress>();
+        let waker = self.reactor.waker();
+        self.reactor.set_workers(workers);
+        let pool = workers::WorkerPool::spawn(workers, pin, |i| {
+            let mut handler = make(i);
+            let tx = tx.clone();
+            let waker = Arc::clone(&waker);
+            let mut scratch = Decompressor::new();
+            move |chunk: Chunk| {
+                let res = process_chunk(&chunk, &mut scratch, &mut handler);
+                let _ = tx.send((chunk.part_idx, chunk.generation, res));
+                drop(chunk);
+                let _ = waker.wake();
+            }
+        })
+        .map_err(FetchError::Io)?;
+        drop(tx);
+        let mut result = Ok(());
+        while !stop.load(Ordering::Acquire) {
+            if let Err(e) = self.reactor.run_once(Duration::from_millis(100)) {
+                result = Err(e);
+                break;
+            }
+            while let Ok((i, g, r)) = rx.try_recv() {
+                self.reactor.on_processed(i, g, r);
+            }
+            if let Some(e) = self.reactor.take_errors().next() {
+                result = Err(e);
+                break;
+            }
+            let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
+            let mut held = Vec::new();
+            for c in chunks {
+                match self.reactor.partitions().get(c.part_idx) {
+                    Some(p) if !p.paused => {
+                        if let Err(c) = pool.send(p.worker, c) {
+                            // The worker died (its handler panicked): keep the data.
+                            held.push(c);
+                            result = Err(FetchError::Config(
+                                "a worker's handler panicked; its partitions stopped".into(),
+                            ));
+                        }
+                    }
+                    _ => held.push(c),
+                }
+            }
+            self.reactor.requeue(held);
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = pool.shutdown();
+        while let Ok((i, g, r)) = rx.try_recv() {
+            self.reactor.on_processed(i, g, r);
+        }
+        result
+    }
+}

@@ -1,0 +1,256 @@
+//! Turning one partition's fetched bytes into records for a handler.
+//!
+//! The reactor cuts each partition's `records` field out of a Fetch response as a
+//! [`Chunk`] (a [`FrameSlice`] that keeps its ring region alive). [`process_chunk`]
+//! then walks the batches in place:
+//!
+//! 1. batches wholly below the fetch position are skipped (a fetch from the middle of
+//!    a batch returns the whole batch), and so are records below it inside a batch;
+//! 2. the batch CRC32C is checked when `check.crcs` is on;
+//! 3. under `read_committed`, batches of aborted transactions are dropped (the Fetch
+//!    response's aborted-transactions list, applied by the protocol crate's filter);
+//! 4. control batches (commit/abort markers) are never delivered;
+//! 5. every remaining record is handed to the handler as a borrowed view, decompressed
+//!    into the caller's [`Decompressor`] when the batch is compressed.
+//!
+//! A truncated final batch is normal and ends the chunk. The position after the chunk
+//! is the `next_offset` of the last complete batch, so skipped, aborted and control
+//! batches are stepped over too.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weir_protocol::DecodeError;
+use weir_protocol::compression::Decompressor;
+use weir_protocol::record::{Batches, Record};
+use weir_protocol::txn::{AbortedTxn, AbortedTxnFilter, Verdict};
+
+use crate::ring::FrameSlice;
+
+/// One partition's records from one Fetch response.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// The topic name.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The consumer's index for this partition (routing and progress reports).
+    pub part_idx: usize,
+    /// Seek generation when the fetch was sent; a stale chunk (the partition was
+    /// seeked since) is dropped.
+    pub generation: u64,
+    /// The partition's current generation; when it differs from `generation` the
+    /// chunk is stale and skipped.
+    pub live_generation: Arc<AtomicU64>,
+    /// The offset the fetch asked for: records below it are skipped.
+    pub fetch_offset: i64,
+    /// The records bytes, a view into the ring.
+    pub records: FrameSlice,
+    /// Aborted transactions (read_committed only; empty otherwise).
+    pub aborted: Vec<AbortedTxn>,
+    /// Whether to filter aborted transactions.
+    pub read_committed: bool,
+    /// Whether to verify each batch's CRC32C.
+    pub check_crcs: bool,
+}
+
+/// A record as the handler sees it: where it came from, and a borrowed view of it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerRecord<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition.
+    pub partition: i32,
+    /// The record (key, value, headers and timestamp borrow the ring or the
+    /// decompression scratch; copy with [`to_owned`](Self::to_owned) to keep it).
+    pub record: Record<'a>,
+}
+
+impl<'a> ConsumerRecord<'a> {
+    /// The record's offset.
+    pub fn offset(&self) -> i64 {
+        self.record.offset()
+    }
+
+    /// The timestamp (ms since the epoch).
+    pub fn timestamp(&self) -> i64 {
+        self.record.timestamp()
+    }
+
+    /// The key (`None` when null).
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.record.key()
+    }
+
+    /// The value (`None` for a tombstone).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.record.value()
+    }
+
+    /// Copy the record out of the ring so it can outlive the handler.
+    pub fn to_owned(&self) -> OwnedRecord {
+        let headers = self
+            .record
+            .headers()
+            .filter_map(|h| h.ok())
+            .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
+            .collect();
+        OwnedRecord {
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            offset: self.record.offset(),
+            timestamp: self.record.timestamp(),
+            key: self.record.key().map(<[u8]>::to_vec),
+            value: self.record.value().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+}
+
+/// A record copied out of the ring (see [`ConsumerRecord::to_owned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Option<Vec<u8>>,
+    /// The headers, in order (malformed headers are dropped).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// What processing a chunk did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkOutcome {
+    /// Records handed to the handler.
+    pub records: u64,
+    /// Bytes of the batches walked.
+    pub bytes: u64,
+    /// The offset after the last complete batch (or the fetch offset when there was
+    /// none): the partition's next position.
+    pub next_offset: i64,
+    /// Batches dropped as aborted.
+    pub aborted_batches: u64,
+    /// The partition was seeked after this chunk was fetched; nothing was delivered.
+    pub stale: bool,
+}
+
+/// Why a chunk could not be processed to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkError {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The base offset of the batch that failed (or the fetch offset).
+    pub offset: i64,
+    /// What went wrong.
+    pub error: DecodeError,
+    /// What was delivered before the failure.
+    pub partial: ChunkOutcome,
+}
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record batch for {}-{} at offset {} is invalid: {}; the partition is paused \
+             (seek past the batch and resume to skip it)",
+            self.topic, self.partition, self.offset, self.error
+        )
+    }
+}
+
+impl std::error::Error for ChunkError {}
+
+/// Walk `chunk` and call `handler` for every deliverable record, in offset order.
+pub fn process_chunk(
+    chunk: &Chunk,
+    scratch: &mut Decompressor,
+    mut handler: impl FnMut(&ConsumerRecord<'_>),
+) -> Result<ChunkOutcome, ChunkError> {
+    let mut out = ChunkOutcome {
+        next_offset: chunk.fetch_offset,
+        ..ChunkOutcome::default()
+    };
+    if chunk.live_generation.load(Ordering::Acquire) != chunk.generation {
+        out.stale = true;
+        return Ok(out);
+    }
+    let mut filter = chunk
+        .read_committed
+        .then(|| AbortedTxnFilter::new(&chunk.aborted));
+    let fail = |offset: i64, error: DecodeError, partial: &ChunkOutcome| {
+        // Invalidate chunks of this partition already queued behind this one, so
+        // nothing past the bad batch is delivered before the owner reacts.
+        let _ = chunk.live_generation.compare_exchange(
+            chunk.generation,
+            chunk.generation + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        ChunkError {
+            topic: Arc::clone(&chunk.topic),
+            partition: chunk.partition,
+            offset,
+            error,
+            partial: partial.clone(),
+        }
+    };
+    let mut batches = Batches::new(chunk.records.bytes());
+    for batch in batches.by_ref() {
+        let batch = batch.map_err(|e| fail(out.next_offset, e, &out))?;
+        let next = batch.next_offset();
+        if next <= chunk.fetch_offset {
+            // Wholly below the position (a fetch from the middle of a compacted log
+            // or a re-fetch): step over without checking.
+            continue;
+        }
+        if chunk.check_crcs {
+            batch
+                .verify_crc()
+                .map_err(|e| fail(batch.base_offset(), e, &out))?;
+        }
+        out.bytes += batch.bytes().len() as u64;
+        let skip = match &mut filter {
+            Some(f) => {
+                let v = f
+                    .judge_batch(&batch)
+                    .map_err(|e| fail(batch.base_offset(), e, &out))?;
+                v != Verdict::Deliver
+            }
+            None => batch.is_control(),
+        };
+        if skip {
+            if !batch.is_control() {
+                out.aborted_batches += 1;
+            }
+            out.next_offset = out.next_offset.max(next);
+            continue;
+        }
+        let records = batch
+            .records(scratch)
+            .map_err(|e| fail(batch.base_offset(), e, &out))?;
+        for r in records {
+            let record = r.map_err(|e| fail(batch.base_offset(), e, &out))?;
+            if record.offset() < chunk.fetch_offset {
+                continue;
+            }
+            handler(&ConsumerRecord {
+                topic: &chunk.topic,
+                partition: chunk.partition,
+                record,
+            });
+            out.records += 1;
+        }
+        out.next_offset = out.next_offset.max(next);
+    }
+    Ok(out)
+}

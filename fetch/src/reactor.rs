@@ -1,0 +1,1528 @@
+//! The reactor: one thread, one `mio::Poll`, every socket and every clock read.
+//!
+//! It owns the broker connections, the cluster metadata, the per-partition fetch
+//! state and the fetch sessions. One call to [`Reactor::run_once`] does one turn:
+//!
+//! 1. timers: reconnect backoffs, request deadlines, metadata refresh;
+//! 2. planning: for every ready broker, send Metadata (when needed), ListOffsets (for
+//!    partitions waiting for a start offset) and Fetch (one in flight per broker,
+//!    the next built as soon as the previous response is in);
+//! 3. one `poll` for at most the caller's timeout;
+//! 4. responses: decoded in place from the ring, each partition's records cut out as
+//!    a [`Chunk`] and queued for [`Reactor::take_chunks`].
+//!
+//! Connection bring-up: connect, send ApiVersions (retrying once at the version the
+//! broker names when it answers UNSUPPORTED_VERSION), build the version table, then
+//! the broker is ready. A connection that dies fails every request in flight; each is
+//! retried by the state it left behind (metadata is marked needed again, offsets are
+//! looked up again, the fetch is rebuilt) after `reconnect.backoff.ms` doubling up to
+//! `reconnect.backoff.max.ms`.
+//!
+//! Fetch positions: the reactor advances a partition's *fetch offset* as soon as a
+//! response arrives, to the `next_offset` of the last complete batch (a cheap header
+//! walk; CRCs and records are left to whoever processes the chunk), so the next fetch
+//! can be sent at once. The *position* (next record the application will see) moves
+//! when a chunk has been processed ([`Reactor::on_processed`]).
+//!
+//! The group coordinator will get a connection of its own (the seam is
+//! [`Reactor::broker_addr`] plus a separate token range), so a long-polling fetch
+//! never delays a heartbeat.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::ApiVersionsRequest;
+use kafka_protocol::protocol::StrBytes;
+use mio::{Events, Poll, Token, Waker};
+use weir_protocol::frame::{
+    ApiRequest, encode_request, parse_response, response_header_flexible_by_key,
+};
+use weir_protocol::messages::ResponseBody;
+use weir_protocol::messages::api_versions::ApiVersionsResponse;
+use weir_protocol::messages::fetch::{
+    FetchParams, FetchPartitionSpec, FetchResponse, build_fetch_request,
+};
+use weir_protocol::messages::list_offsets::{
+    EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ListOffsetsResponse, ListOffsetsSpec,
+    build_list_offsets_request,
+};
+use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
+use weir_protocol::record::Batches;
+use weir_protocol::{ApiVersionTable, DecodeError, ErrorCode, VersionError};
+
+use crate::config::{FetchConfig, IsolationLevel, OffsetReset, split_host_port};
+use crate::conn::{Backoff, Conn, ConnError, InFlight, Response, State};
+use crate::metrics::Metrics;
+use crate::process::{Chunk, ChunkError, ChunkOutcome};
+use crate::ring::{Ring, RingError};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// Where to start (or restart) reading a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// An exact offset.
+    Offset(i64),
+    /// The log start.
+    Earliest,
+    /// The log end (the high watermark, or the LSO under read_committed).
+    Latest,
+    /// The first offset whose timestamp is at or after this (ms since the epoch);
+    /// the end of the log when there is none.
+    Timestamp(i64),
+}
+
+/// Errors the fetch layer reports to its caller.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The configuration is unusable; the message says what to change.
+    Config(String),
+    /// The poller could not be created or polled.
+    Io(std::io::Error),
+    /// `auto.offset.reset=none` and the position is not in the log.
+    OffsetOutOfRange {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The offset that was out of range.
+        offset: i64,
+    },
+    /// A batch failed its CRC or did not decode; the partition is paused at it.
+    Corrupt(ChunkError),
+    /// A response did not fit in the ring.
+    Ring(RingError),
+    /// The broker and weir share no version of an API.
+    Version(VersionError),
+    /// A broker error that retrying will not fix (authorization, invalid topic...).
+    Broker {
+        /// Which API answered.
+        api: &'static str,
+        /// The topic, when the error is per partition.
+        topic: Option<Arc<str>>,
+        /// The partition, when the error is per partition.
+        partition: Option<i32>,
+        /// The error code.
+        code: ErrorCode,
+    },
+    /// A broker sent bytes weir could not decode; the connection was reset.
+    Decode {
+        /// Which API.
+        api: &'static str,
+        /// The decode error.
+        error: DecodeError,
+    },
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::Io(e) => write!(f, "poller error: {e}"),
+            Self::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+            } => write!(
+                f,
+                "offset {offset} is out of range for {topic}-{partition} and auto.offset.reset \
+                 is none: seek to a valid offset or set auto.offset.reset to earliest or latest"
+            ),
+            Self::Corrupt(e) => write!(f, "{e}"),
+            Self::Ring(e) => write!(f, "{e}"),
+            Self::Version(e) => write!(f, "{e}"),
+            Self::Broker {
+                api,
+                topic,
+                partition,
+                code,
+            } => match (topic, partition) {
+                (Some(t), Some(p)) => write!(f, "{api} for {t}-{p} failed: {code:?}"),
+                (Some(t), None) => write!(f, "{api} for topic {t} failed: {code:?}"),
+                _ => write!(f, "{api} failed: {code:?}"),
+            },
+            Self::Decode { api, error } => {
+                write!(
+                    f,
+                    "could not decode a {api} response ({error}); reconnecting"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// Kinds of request, kept in the in-flight tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+enum Kind {
+    ApiVersions = 1,
+    Metadata = 2,
+    ListOffsets = 3,
+    Fetch = 4,
+}
+
+impl Kind {
+    fn from_tag(t: u64) -> Option<Self> {
+        match t {
+            1 => Some(Self::ApiVersions),
+            2 => Some(Self::Metadata),
+            3 => Some(Self::ListOffsets),
+            4 => Some(Self::Fetch),
+            _ => None,
+        }
+    }
+}
+
+/// What a fetch session's broker believes about one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SentPart {
+    fetch_offset: i64,
+    max_bytes: i32,
+    leader_epoch: i32,
+}
+
+/// KIP-227 fetch session state for one broker.
+#[derive(Debug, Default)]
+struct Session {
+    /// 0 = no session (the next fetch is a full one).
+    id: i32,
+    /// The epoch of the next request (0 asks for a new session).
+    epoch: i32,
+    /// The partitions the broker has in the session (or, for a full fetch in flight,
+    /// the partitions it was asked for), with what it was told.
+    parts: HashMap<usize, SentPart>,
+}
+
+impl Session {
+    fn reset(&mut self) {
+        self.id = 0;
+        self.epoch = 0;
+        self.parts.clear();
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// No connection; reconnect at `retry_at` (if the broker is needed).
+    Down { retry_at: Instant },
+    /// Connected or connecting, ApiVersions in flight.
+    Handshake,
+    /// Versions known; requests flow.
+    Ready(ApiVersionTable),
+}
+
+#[derive(Debug)]
+struct Broker {
+    /// The broker's node id; bootstrap entries use -1, -2, ...
+    node_id: i32,
+    host: String,
+    port: u16,
+    conn: Option<Conn>,
+    phase: Phase,
+    backoff: Backoff,
+    fetch_in_flight: bool,
+    fetch_sent_at: Option<Instant>,
+    fetch_not_before: Option<Instant>,
+    session: Session,
+    /// Partition indexes whose ListOffsets is in flight here, with the timestamp asked.
+    list_in_flight: Vec<(usize, i64)>,
+    metadata_in_flight: bool,
+}
+
+impl Broker {
+    fn new(node_id: i32, host: String, port: u16, cfg: &FetchConfig, now: Instant) -> Self {
+        Self {
+            node_id,
+            host,
+            port,
+            conn: None,
+            phase: Phase::Down { retry_at: now },
+            backoff: Backoff::new(cfg.reconnect_backoff_ms, cfg.reconnect_backoff_max_ms),
+            fetch_in_flight: false,
+            fetch_sent_at: None,
+            fetch_not_before: None,
+            session: Session::default(),
+            list_in_flight: Vec::new(),
+            metadata_in_flight: false,
+        }
+    }
+
+    fn versions(&self) -> Option<&ApiVersionTable> {
+        match &self.phase {
+            Phase::Ready(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Per-partition state, readable by the embedding API.
+#[derive(Debug, Clone)]
+pub struct PartState {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The topic id (from Metadata v10+; zero until known).
+    pub topic_id: [u8; 16],
+    /// The leader's node id, once known.
+    pub leader: Option<i32>,
+    /// The leader epoch from metadata (-1 unknown).
+    pub leader_epoch: i32,
+    /// The next offset to fetch (`None` while a start offset is being looked up).
+    pub fetch_offset: Option<i64>,
+    /// The next offset the application will see (processed up to here).
+    pub position: Option<i64>,
+    /// A pending start-offset lookup.
+    pub reset: Option<StartAt>,
+    /// Fetching is paused by the application.
+    pub paused: bool,
+    /// The high watermark from the last fetch response (-1 unknown).
+    pub high_watermark: i64,
+    /// The last stable offset from the last fetch response (-1 unknown).
+    pub last_stable_offset: i64,
+    /// The log start offset from the last fetch response (-1 unknown).
+    pub log_start_offset: i64,
+    /// The worker that owns this partition (fixed for its lifetime).
+    pub worker: usize,
+    /// Seek generation: bumped by every seek so stale data is dropped.
+    pub generation: Arc<AtomicU64>,
+    /// The per-partition fetch size (grows when one batch is larger than it).
+    pub max_bytes: i32,
+    reset_not_before: Option<Instant>,
+}
+
+impl PartState {
+    /// Records between the position and the end of the log (high watermark, or the
+    /// LSO under read_committed). `None` until both are known.
+    pub fn lag(&self, isolation: IsolationLevel) -> Option<i64> {
+        let end = match isolation {
+            IsolationLevel::ReadUncommitted => self.high_watermark,
+            IsolationLevel::ReadCommitted => self.last_stable_offset,
+        };
+        let pos = self.position?;
+        (end >= 0).then(|| (end - pos).max(0))
+    }
+
+    fn current_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
+struct MetaState {
+    needed: bool,
+    not_before: Instant,
+    next_refresh: Instant,
+    backoff: Backoff,
+}
+
+/// The single-threaded fetch engine. See the module docs.
+pub struct Reactor {
+    cfg: FetchConfig,
+    poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
+    ring: Ring,
+    brokers: Vec<Broker>,
+    topics: HashMap<Arc<str>, [u8; 16]>,
+    parts: Vec<PartState>,
+    index: HashMap<(Arc<str>, i32), usize>,
+    meta: MetaState,
+    chunks: VecDeque<Chunk>,
+    errors: VecDeque<FetchError>,
+    metrics: Arc<Metrics>,
+    responses: Vec<Response>,
+    rng: u64,
+    workers: usize,
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("brokers", &self.brokers.len())
+            .field("partitions", &self.parts.len())
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl Reactor {
+    /// A reactor for `cfg`. Nothing connects until [`run_once`](Self::run_once).
+    pub fn new(cfg: FetchConfig) -> Result<Self, FetchError> {
+        cfg.validate().map_err(FetchError::Config)?;
+        let poll = Poll::new().map_err(FetchError::Io)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(FetchError::Io)?);
+        let ring = Ring::new(cfg.ring_bytes);
+        let w = Arc::clone(&waker);
+        ring.set_waker(move || {
+            let _ = w.wake();
+        });
+        let now = Instant::now();
+        let mut brokers = Vec::new();
+        for (i, s) in cfg.bootstrap_servers.iter().enumerate() {
+            let (host, port) = split_host_port(s)
+                .ok_or_else(|| FetchError::Config(format!("bad bootstrap server {s:?}")))?;
+            brokers.push(Broker::new(-1 - i as i32, host, port, &cfg, now));
+        }
+        let meta = MetaState {
+            needed: true,
+            not_before: now,
+            next_refresh: now + Duration::from_millis(cfg.metadata_max_age_ms),
+            backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
+        };
+        Ok(Self {
+            cfg,
+            poll,
+            events: Events::with_capacity(256),
+            waker,
+            ring,
+            brokers,
+            topics: HashMap::new(),
+            parts: Vec::new(),
+            index: HashMap::new(),
+            meta,
+            chunks: VecDeque::new(),
+            errors: VecDeque::new(),
+            metrics: Arc::new(Metrics::default()),
+            responses: Vec::new(),
+            rng: 0x2545_f491_4f6c_dd1d ^ (now.elapsed().as_nanos() as u64 | 1),
+            workers: 1,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FetchConfig {
+        &self.cfg
+    }
+
+    /// Shared counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The receive ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// A waker that interrupts a blocked [`run_once`](Self::run_once) (workers use it
+    /// to report progress).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Set how many workers partitions are spread over (before assigning).
+    pub fn set_workers(&mut self, n: usize) {
+        self.workers = n.max(1);
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            p.worker = i % self.workers;
+        }
+    }
+
+    /// Start reading `topic`/`partition` from `start`. Re-assigning an assigned
+    /// partition seeks it. Returns the partition's index.
+    pub fn assign(&mut self, topic: &str, partition: i32, start: StartAt) -> usize {
+        if let Some(&i) = self.index.get(&(Arc::from(topic), partition)) {
+            self.seek(i, start);
+            return i;
+        }
+        let topic: Arc<str> = Arc::from(topic);
+        let i = self.parts.len();
+        let mut p = PartState {
+            topic: Arc::clone(&topic),
+            partition,
+            topic_id: self.topics.get(&topic).copied().unwrap_or([0; 16]),
+            leader: None,
+            leader_epoch: -1,
+            fetch_offset: None,
+            position: None,
+            reset: None,
+            paused: false,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            worker: i % self.workers,
+            generation: Arc::new(AtomicU64::new(0)),
+            max_bytes: self.cfg.max_partition_fetch_bytes,
+            reset_not_before: None,
+        };
+        apply_start(&mut p, start);
+        self.parts.push(p);
+        self.index.insert((topic, partition), i);
+        self.meta.needed = true;
+        i
+    }
+
+    /// The index of an assigned partition.
+    pub fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(&(Arc::from(topic), partition)).copied()
+    }
+
+    /// Every assigned partition's state, by index.
+    pub fn partitions(&self) -> &[PartState] {
+        &self.parts
+    }
+
+    /// Move partition `i` to `start`; data already fetched for it is dropped.
+    pub fn seek(&mut self, i: usize, start: StartAt) {
+        if let Some(p) = self.parts.get_mut(i) {
+            p.generation.fetch_add(1, Ordering::AcqRel);
+            apply_start(p, start);
+            self.chunks.retain(|c| c.part_idx != i);
+        }
+    }
+
+    /// Stop (`true`) or restart fetching partition `i`.
+    pub fn set_paused(&mut self, i: usize, paused: bool) {
+        if let Some(p) = self.parts.get_mut(i) {
+            p.paused = paused;
+        }
+    }
+
+    /// Take the chunks fetched so far, in arrival order.
+    pub fn take_chunks(&mut self) -> impl Iterator<Item = Chunk> + '_ {
+        self.chunks.drain(..)
+    }
+
+    /// True when fetched chunks are waiting.
+    pub fn has_chunks(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
+    /// True when a fetched chunk of an unpaused partition is waiting.
+    pub fn has_deliverable(&self) -> bool {
+        self.chunks
+            .iter()
+            .any(|c| self.parts.get(c.part_idx).is_some_and(|p| !p.paused))
+    }
+
+    /// Put back chunks taken with [`take_chunks`](Self::take_chunks) but not
+    /// processed (a paused partition's), ahead of newer ones and in their order.
+    pub fn requeue(&mut self, chunks: Vec<Chunk>) {
+        for c in chunks.into_iter().rev() {
+            self.chunks.push_front(c);
+        }
+    }
+
+    /// Take the errors reported since the last call.
+    pub fn take_errors(&mut self) -> impl Iterator<Item = FetchError> + '_ {
+        self.errors.drain(..)
+    }
+
+    /// Record that a chunk was processed: the position moves, a corrupt batch pauses
+    /// the partition at that batch.
+    pub fn on_processed(
+        &mut self,
+        chunk_part: usize,
+        generation: u64,
+        result: Result<ChunkOutcome, ChunkError>,
+    ) {
+        let Some(p) = self.parts.get_mut(chunk_part) else {
+            return;
+        };
+        // A failed chunk bumped the generation itself (so chunks queued behind it
+        // are dropped); anything else must match exactly.
+        let expected = if result.is_err() {
+            generation + 1
+        } else {
+            generation
+        };
+        if p.current_generation() != expected {
+            return;
+        }
+        match result {
+            Ok(o) if o.stale => {}
+            Ok(o) => {
+                self.metrics.records.fetch_add(o.records, Ordering::Relaxed);
+                self.metrics.bytes.fetch_add(o.bytes, Ordering::Relaxed);
+                self.metrics
+                    .aborted_batches
+                    .fetch_add(o.aborted_batches, Ordering::Relaxed);
+                if p.position.is_none_or(|pos| o.next_offset > pos) {
+                    p.position = Some(o.next_offset);
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .records
+                    .fetch_add(e.partial.records, Ordering::Relaxed);
+                self.metrics.corrupt_batches.fetch_add(1, Ordering::Relaxed);
+                p.paused = true;
+                p.position = Some(e.offset);
+                p.fetch_offset = Some(e.offset);
+                self.chunks.retain(|c| c.part_idx != chunk_part);
+                self.errors.push_back(FetchError::Corrupt(e));
+            }
+        }
+    }
+
+    /// One turn of the loop; blocks in `poll` for at most `timeout`.
+    pub fn run_once(&mut self, timeout: Duration) -> Result<(), FetchError> {
+        let now = Instant::now();
+        self.timers(now);
+        self.plan(now);
+        let mut wait = timeout;
+        if let Some(t) = self.next_timer() {
+            wait = wait.min(t.saturating_duration_since(Instant::now()));
+        }
+        if !self.chunks.is_empty() || !self.errors.is_empty() {
+            wait = Duration::ZERO;
+        }
+        match self.poll.poll(&mut self.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FetchError::Io(e)),
+        }
+        let mut ready: Vec<(usize, bool, bool)> = Vec::new();
+        let mut woken = false;
+        for ev in self.events.iter() {
+            if ev.token() == WAKER {
+                woken = true;
+            } else {
+                ready.push((
+                    ev.token().0,
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                    ev.is_writable() || ev.is_error(),
+                ));
+            }
+        }
+        if woken {
+            // Ring space may have been released: retry every starved reader.
+            for (i, b) in self.brokers.iter().enumerate() {
+                if b.conn.as_ref().is_some_and(Conn::waiting_for_ring) {
+                    ready.push((i, true, false));
+                }
+            }
+        }
+        for (i, r, w) in ready {
+            self.drive_conn(i, r, w);
+        }
+        let now = Instant::now();
+        self.plan(now);
+        for b in &mut self.brokers {
+            if let Some(c) = b.conn.as_mut() {
+                let _ = c.update_interest(self.poll.registry());
+            }
+        }
+        Ok(())
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut min = |x: Instant| t = Some(t.map_or(x, |y| y.min(x)));
+        for b in &self.brokers {
+            if let Some(c) = &b.conn
+                && let Some(d) = c.next_deadline()
+            {
+                min(d);
+            }
+            if let Phase::Down { retry_at } = b.phase
+                && self.broker_needed(b)
+            {
+                min(retry_at);
+            }
+            if let Some(nb) = b.fetch_not_before {
+                min(nb);
+            }
+        }
+        if self.meta.needed {
+            min(self.meta.not_before);
+        } else {
+            min(self.meta.next_refresh);
+        }
+        for p in &self.parts {
+            if let Some(nb) = p.reset_not_before {
+                min(nb);
+            }
+        }
+        t
+    }
+
+    fn jitter(&mut self) -> u32 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 32) as u32
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if now >= self.meta.next_refresh {
+            self.meta.needed = true;
+        }
+        for i in 0..self.brokers.len() {
+            let dead = match self.brokers[i].conn.as_mut() {
+                Some(c) => c.check_timeouts(now).err(),
+                None => None,
+            };
+            if let Some(e) = dead {
+                self.conn_died(i, e, now);
+            }
+        }
+    }
+
+    fn broker_needed(&self, b: &Broker) -> bool {
+        let leads = self
+            .parts
+            .iter()
+            .any(|p| p.leader == Some(b.node_id) && !p.paused);
+        leads || (self.meta.needed && self.metadata_broker().is_none_or(|m| m == b.node_id))
+    }
+
+    /// The broker to ask for metadata: a ready one if any, else the first that can be
+    /// (re)connected.
+    fn metadata_broker(&self) -> Option<i32> {
+        self.brokers
+            .iter()
+            .find(|b| matches!(b.phase, Phase::Ready(_)))
+            .or_else(|| {
+                self.brokers
+                    .iter()
+                    .find(|b| matches!(b.phase, Phase::Handshake))
+            })
+            .or_else(|| {
+                self.brokers
+                    .iter()
+                    .filter(|b| matches!(b.phase, Phase::Down { .. }))
+                    .min_by_key(|b| match b.phase {
+                        Phase::Down { retry_at } => retry_at,
+                        _ => Instant::now(),
+                    })
+            })
+            .map(|b| b.node_id)
+    }
+
+    fn plan(&mut self, now: Instant) {
+        // Connections.
+        for i in 0..self.brokers.len() {
+            let due = matches!(self.brokers[i].phase, Phase::Down { retry_at } if retry_at <= now);
+            if due && self.broker_needed(&self.brokers[i]) {
+                self.connect(i, now);
+            }
+        }
+        // Metadata.
+        if self.meta.needed
+            && now >= self.meta.not_before
+            && !self.brokers.iter().any(|b| b.metadata_in_flight)
+            && let Some(i) = self
+                .brokers
+                .iter()
+                .position(|b| matches!(b.phase, Phase::Ready(_)))
+        {
+            self.send_metadata(i, now);
+        }
+        // Offsets and fetches.
+        for i in 0..self.brokers.len() {
+            if self.brokers[i].versions().is_none() {
+                continue;
+            }
+            self.send_list_offsets(i, now);
+            self.send_fetch(i, now);
+        }
+    }
+
+    fn connect(&mut self, i: usize, now: Instant) {
+        let b = &self.brokers[i];
+        let addr: Option<SocketAddr> = (b.host.as_str(), b.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        let Some(addr) = addr else {
+            let j = self.jitter();
+            let b = &mut self.brokers[i];
+            b.phase = Phase::Down {
+                retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),
+            };
+            return;
+        };
+        match Conn::connect(addr, Token(i), self.poll.registry()) {
+            Ok(c) => {
+                self.brokers[i].conn = Some(c);
+                self.brokers[i].phase = Phase::Handshake;
+                self.send_api_versions(i, ApiVersionsResponse::MAX_VERSION, now);
+            }
+            Err(_) => {
+                let j = self.jitter();
+                let b = &mut self.brokers[i];
+                b.phase = Phase::Down {
+                    retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),
+                };
+            }
+        }
+    }
+
+    fn send<R: ApiRequest>(
+        &mut self,
+        i: usize,
+        kind: Kind,
+        version: i16,
+        req: &R,
+        now: Instant,
+    ) -> bool {
+        let deadline = now
+            + self.cfg.request_timeout()
+            + if kind == Kind::Fetch {
+                Duration::from_millis(self.cfg.fetch_max_wait_ms.max(0) as u64)
+            } else {
+                Duration::ZERO
+            };
+        let client_id = self.cfg.client_id.clone();
+        let Some(conn) = self.brokers[i].conn.as_mut() else {
+            return false;
+        };
+        let corr = conn.next_correlation_id();
+        let mut buf = BytesMut::new();
+        if let Err(e) = encode_request(&mut buf, corr, Some(&client_id), version, req) {
+            self.errors.push_back(FetchError::Config(e.to_string()));
+            return false;
+        }
+        let inflight = InFlight {
+            correlation_id: corr,
+            api_key: R::API_KEY,
+            api_version: version,
+            deadline,
+            tag: kind as u64,
+        };
+        if let Err(e) = conn.send(inflight, buf.to_vec()) {
+            self.conn_died(i, e, now);
+            return false;
+        }
+        true
+    }
+
+    fn send_api_versions(&mut self, i: usize, version: i16, now: Instant) {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("weir"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        self.send(i, Kind::ApiVersions, version, &req, now);
+    }
+
+    fn send_metadata(&mut self, i: usize, now: Instant) {
+        let Some(table) = self.brokers[i].versions() else {
+            return;
+        };
+        let v = match table
+            .negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
+        {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push_back(FetchError::Version(e));
+                self.meta.not_before = now + Duration::from_secs(5);
+                return;
+            }
+        };
+        let mut names: Vec<&str> = self.parts.iter().map(|p| &*p.topic).collect();
+        names.sort_unstable();
+        names.dedup();
+        let req = build_metadata_request(v, Some(&names), false);
+        if self.send(i, Kind::Metadata, v, &req, now) {
+            self.brokers[i].metadata_in_flight = true;
+        }
+    }
+
+    fn send_list_offsets(&mut self, i: usize, now: Instant) {
+        let node = self.brokers[i].node_id;
+        let want: Vec<(usize, i64)> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.leader == Some(node)
+                    && p.reset_not_before.is_none_or(|t| t <= now)
+                    && p.reset.is_some()
+            })
+            .filter(|(idx, _)| {
+                !self
+                    .brokers
+                    .iter()
+                    .any(|b| b.list_in_flight.iter().any(|(j, _)| j == idx))
+            })
+            .filter_map(|(idx, p)| {
+                let ts = match p.reset? {
+                    StartAt::Earliest => EARLIEST_TIMESTAMP,
+                    StartAt::Latest => LATEST_TIMESTAMP,
+                    StartAt::Timestamp(t) => t,
+                    StartAt::Offset(_) => return None,
+                };
+                Some((idx, ts))
+            })
+            .collect();
+        if want.is_empty() {
+            return;
+        }
+        let Some(table) = self.brokers[i].versions() else {
+            return;
+        };
+        let v = match table.negotiate::<kafka_protocol::messages::ListOffsetsRequest, ListOffsetsResponse<'static>>() {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push_back(FetchError::Version(e));
+                for (idx, _) in &want {
+                    self.parts[*idx].reset_not_before = Some(now + Duration::from_secs(5));
+                }
+                return;
+            }
+        };
+        let specs: Vec<ListOffsetsSpec<'_>> = want
+            .iter()
+            .map(|&(idx, ts)| ListOffsetsSpec {
+                topic: &self.parts[idx].topic,
+                partition: self.parts[idx].partition,
+                timestamp: ts,
+                current_leader_epoch: self.parts[idx].leader_epoch,
+            })
+            .collect();
+        let req = build_list_offsets_request(
+            v,
+            self.cfg.isolation_level.wire(),
+            self.cfg.request_timeout_ms.min(i32::MAX as u64) as i32,
+            &specs,
+        );
+        if self.send(i, Kind::ListOffsets, v, &req, now) {
+            self.brokers[i].list_in_flight = want;
+        }
+    }
+
+    fn fetchable(&self, p: &PartState, node: i32, v: i16) -> bool {
+        p.leader == Some(node)
+            && !p.paused
+            && p.reset.is_none()
+            && p.fetch_offset.is_some()
+            && (v < 13 || p.topic_id != [0; 16])
+    }
+
+    fn send_fetch(&mut self, i: usize, now: Instant) {
+        let b = &self.brokers[i];
+        if b.fetch_in_flight || b.fetch_not_before.is_some_and(|t| t > now) {
+            return;
+        }
+        let Some(table) = b.versions() else {
+            return;
+        };
+        let v = match table
+            .negotiate::<kafka_protocol::messages::FetchRequest, FetchResponse<'static>>()
+        {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push_back(FetchError::Version(e));
+                self.brokers[i].fetch_not_before = Some(now + Duration::from_secs(5));
+                return;
+            }
+        };
+        let node = b.node_id;
+        let want: HashMap<usize, SentPart> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| self.fetchable(p, node, v))
+            .filter_map(|(idx, p)| {
+                Some((
+                    idx,
+                    SentPart {
+                        fetch_offset: p.fetch_offset?,
+                        max_bytes: p.max_bytes,
+                        leader_epoch: p.leader_epoch,
+                    },
+                ))
+            })
+            .collect();
+        let sessions = self.cfg.fetch_sessions && v >= 7;
+        let session = &self.brokers[i].session;
+        let incremental = sessions && session.id != 0;
+        let nothing_to_forget = !incremental || session.parts.is_empty();
+        if want.is_empty() && nothing_to_forget {
+            return;
+        }
+        let (send, forget): (Vec<usize>, Vec<usize>) = if incremental {
+            let send = want
+                .iter()
+                .filter(|(idx, sp)| session.parts.get(idx) != Some(sp))
+                .map(|(idx, _)| *idx)
+                .collect();
+            let forget = session
+                .parts
+                .keys()
+                .filter(|idx| !want.contains_key(idx))
+                .copied()
+                .collect();
+            (send, forget)
+        } else {
+            (want.keys().copied().collect(), Vec::new())
+        };
+        let mut send = send;
+        send.sort_unstable();
+        let specs: Vec<FetchPartitionSpec<'_>> = send
+            .iter()
+            .map(|&idx| {
+                let p = &self.parts[idx];
+                let sp = want[&idx];
+                let mut s = FetchPartitionSpec::new(
+                    &p.topic,
+                    p.topic_id,
+                    p.partition,
+                    sp.fetch_offset,
+                    sp.max_bytes,
+                );
+                s.current_leader_epoch = p.leader_epoch;
+                s
+            })
+            .collect();
+        let forgotten: Vec<(&str, [u8; 16], i32)> = forget
+            .iter()
+            .map(|&idx| {
+                let p = &self.parts[idx];
+                (&*p.topic, p.topic_id, p.partition)
+            })
+            .collect();
+        let (session_id, session_epoch) = if !sessions {
+            (0, -1)
+        } else if incremental {
+            (session.id, session.epoch)
+        } else {
+            (0, 0)
+        };
+        let params = FetchParams {
+            max_wait_ms: self.cfg.fetch_max_wait_ms,
+            min_bytes: self.cfg.fetch_min_bytes,
+            max_bytes: self.cfg.fetch_max_bytes,
+            isolation_level: self.cfg.isolation_level.wire(),
+            session_id,
+            session_epoch,
+            rack_id: &self.cfg.client_rack,
+        };
+        let req = build_fetch_request(v, &params, &specs, &forgotten);
+        drop(specs);
+        drop(forgotten);
+        if self.send(i, Kind::Fetch, v, &req, now) {
+            let b = &mut self.brokers[i];
+            b.fetch_in_flight = true;
+            b.fetch_sent_at = Some(now);
+            if incremental {
+                for idx in forget {
+                    b.session.parts.remove(&idx);
+                }
+                for idx in send {
+                    b.session.parts.insert(idx, want[&idx]);
+                }
+            } else {
+                b.session.parts = want;
+            }
+            self.metrics.fetch_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn drive_conn(&mut self, i: usize, readable: bool, writable: bool) {
+        let now = Instant::now();
+        let mut out = std::mem::take(&mut self.responses);
+        let res = match self.brokers.get_mut(i).and_then(|b| b.conn.as_mut()) {
+            Some(c) => {
+                let before = c.bytes_read;
+                let r = c.on_ready(readable, writable, &self.ring, &mut out);
+                self.metrics
+                    .socket_bytes
+                    .fetch_add(c.bytes_read - before, Ordering::Relaxed);
+                if c.waiting_for_ring() {
+                    self.metrics.ring_stalls.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            }
+            None => Ok(()),
+        };
+        for resp in out.drain(..) {
+            if let Err(e) = self.on_response(i, resp, now) {
+                self.errors.push_back(e);
+                if let Some(c) = self.brokers[i].conn.as_mut() {
+                    let _ = c.check_timeouts(now);
+                }
+                self.conn_died(i, ConnError::Closed, now);
+                break;
+            }
+        }
+        self.responses = out;
+        if let Err(e) = res {
+            if let ConnError::Ring(r) = &e {
+                self.errors.push_back(FetchError::Ring(r.clone()));
+            }
+            self.conn_died(i, e, now);
+        }
+    }
+
+    fn conn_died(&mut self, i: usize, _e: ConnError, now: Instant) {
+        let j = self.jitter();
+        let Some(b) = self.brokers.get_mut(i) else {
+            return;
+        };
+        let failed = match b.conn.as_mut() {
+            Some(c) => c.fail_all(self.poll.registry()),
+            None => Vec::new(),
+        };
+        b.conn = None;
+        let delay = Duration::from_millis(b.backoff.next_delay_ms(j));
+        b.phase = Phase::Down {
+            retry_at: now + delay,
+        };
+        b.fetch_in_flight = false;
+        b.session.reset();
+        b.list_in_flight.clear();
+        for r in failed {
+            if Kind::from_tag(r.tag) == Some(Kind::Metadata) {
+                b.metadata_in_flight = false;
+            }
+        }
+        b.metadata_in_flight = false;
+        self.metrics.disconnects.fetch_add(1, Ordering::Relaxed);
+        // The leader may have moved.
+        self.meta.needed = true;
+    }
+
+    fn on_response(&mut self, i: usize, resp: Response, now: Instant) -> Result<(), FetchError> {
+        let Response { req, frame } = resp;
+        let flexible = response_header_flexible_by_key(req.api_key, req.api_version);
+        let kind = Kind::from_tag(req.tag);
+        let api = match kind {
+            Some(Kind::ApiVersions) => "ApiVersions",
+            Some(Kind::Metadata) => "Metadata",
+            Some(Kind::ListOffsets) => "ListOffsets",
+            Some(Kind::Fetch) => "Fetch",
+            None => "unknown",
+        };
+        let dec = |error| FetchError::Decode { api, error };
+        let parsed = parse_response(&frame, flexible).map_err(dec)?;
+        let body = parsed.body;
+        match kind {
+            Some(Kind::ApiVersions) => {
+                let r = ApiVersionsResponse::decode_with_fallback(body, req.api_version)
+                    .map_err(dec)?;
+                if r.error_code == ErrorCode::UNSUPPORTED_VERSION {
+                    match r.retry_version() {
+                        Some(v) if v < req.api_version => self.send_api_versions(i, v, now),
+                        _ => {
+                            return Err(FetchError::Broker {
+                                api,
+                                topic: None,
+                                partition: None,
+                                code: r.error_code,
+                            });
+                        }
+                    }
+                } else if r.error_code.is_err() {
+                    return Err(FetchError::Broker {
+                        api,
+                        topic: None,
+                        partition: None,
+                        code: r.error_code,
+                    });
+                } else {
+                    let b = &mut self.brokers[i];
+                    b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
+                    b.backoff.reset();
+                }
+            }
+            Some(Kind::Metadata) => {
+                self.brokers[i].metadata_in_flight = false;
+                let r = MetadataResponse::decode_body(body, req.api_version).map_err(dec)?;
+                self.on_metadata(&r, now);
+            }
+            Some(Kind::ListOffsets) => {
+                let asked = std::mem::take(&mut self.brokers[i].list_in_flight);
+                let r = ListOffsetsResponse::decode_body(body, req.api_version).map_err(dec)?;
+                self.on_list_offsets(&asked, &r, now);
+            }
+            Some(Kind::Fetch) => {
+                let b = &mut self.brokers[i];
+                b.fetch_in_flight = false;
+                if let Some(t) = b.fetch_sent_at.take() {
+                    self.metrics
+                        .record_fetch_latency(now.saturating_duration_since(t));
+                }
+                let r = FetchResponse::decode_body(body, req.api_version).map_err(dec)?;
+                self.on_fetch(i, &frame, &r, req.api_version, now);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn on_metadata(&mut self, r: &MetadataResponse<'_>, now: Instant) {
+        // Brokers.
+        for mb in &r.brokers {
+            let Ok(port) = u16::try_from(mb.port) else {
+                continue;
+            };
+            match self.brokers.iter().position(|b| b.node_id == mb.node_id) {
+                Some(j) => {
+                    let b = &mut self.brokers[j];
+                    if b.host != mb.host || b.port != port {
+                        b.host = mb.host.to_owned();
+                        b.port = port;
+                        if b.conn.is_some() {
+                            self.conn_died(j, ConnError::Closed, now);
+                        }
+                    }
+                }
+                None => {
+                    let b = Broker::new(mb.node_id, mb.host.to_owned(), port, &self.cfg, now);
+                    self.brokers.push(b);
+                }
+            }
+        }
+        let mut retry = false;
+        for t in &r.topics {
+            let Some(name) = t.name else {
+                continue;
+            };
+            if t.error_code.is_err() {
+                retry = true;
+                if !t.error_code.is_retriable()
+                    && t.error_code != ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                {
+                    self.errors.push_back(FetchError::Broker {
+                        api: "Metadata",
+                        topic: Some(Arc::from(name)),
+                        partition: None,
+                        code: t.error_code,
+                    });
+                }
+                continue;
+            }
+            let key: Arc<str> = Arc::from(name);
+            self.topics.insert(Arc::clone(&key), t.topic_id);
+            for p in self.parts.iter_mut().filter(|p| *p.topic == *name) {
+                p.topic_id = t.topic_id;
+                match t
+                    .partitions
+                    .iter()
+                    .find(|mp| mp.partition_index == p.partition)
+                {
+                    Some(mp) if mp.error_code.is_ok() && mp.leader_id >= 0 => {
+                        p.leader = Some(mp.leader_id);
+                        p.leader_epoch = mp.leader_epoch;
+                    }
+                    _ => {
+                        p.leader = None;
+                        retry = true;
+                    }
+                }
+            }
+        }
+        // Assigned topics the broker did not mention.
+        if self.parts.iter().any(|p| p.leader.is_none()) {
+            retry = true;
+        }
+        if retry {
+            let j = self.jitter();
+            self.meta.needed = true;
+            self.meta.not_before = now + Duration::from_millis(self.meta.backoff.next_delay_ms(j));
+        } else {
+            self.meta.needed = false;
+            self.meta.backoff.reset();
+        }
+        self.meta.next_refresh = now + Duration::from_millis(self.cfg.metadata_max_age_ms);
+        self.metrics
+            .metadata_refreshes
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_list_offsets(
+        &mut self,
+        asked: &[(usize, i64)],
+        r: &ListOffsetsResponse<'_>,
+        now: Instant,
+    ) {
+        for &(idx, ts) in asked {
+            let p = &self.parts[idx];
+            let found = r
+                .topics
+                .iter()
+                .filter(|t| t.name == &*p.topic)
+                .flat_map(|t| t.partitions.iter())
+                .find(|lp| lp.partition_index == p.partition);
+            let retry_at = now + Duration::from_millis(self.cfg.retry_backoff_ms);
+            let p = &mut self.parts[idx];
+            let Some(lp) = found else {
+                p.reset_not_before = Some(retry_at);
+                continue;
+            };
+            if lp.error_code.is_err() {
+                p.reset_not_before = Some(retry_at);
+                if needs_metadata(lp.error_code) || lp.error_code.is_retriable() {
+                    self.meta.needed = true;
+                } else {
+                    self.errors.push_back(FetchError::Broker {
+                        api: "ListOffsets",
+                        topic: Some(Arc::clone(&p.topic)),
+                        partition: Some(p.partition),
+                        code: lp.error_code,
+                    });
+                }
+                continue;
+            }
+            // The reset may have been replaced by a seek while the lookup was out.
+            let still = match p.reset {
+                Some(StartAt::Earliest) => ts == EARLIEST_TIMESTAMP,
+                Some(StartAt::Latest) => ts == LATEST_TIMESTAMP,
+                Some(StartAt::Timestamp(t)) => ts == t,
+                _ => false,
+            };
+            if !still {
+                continue;
+            }
+            if lp.offset < 0 {
+                // No record at or after the timestamp: start at the end.
+                p.reset = Some(StartAt::Latest);
+                continue;
+            }
+            p.reset = None;
+            p.reset_not_before = None;
+            p.fetch_offset = Some(lp.offset);
+            p.position = Some(lp.offset);
+        }
+    }
+
+    fn on_fetch(
+        &mut self,
+        i: usize,
+        frame: &crate::ring::Frame,
+        r: &FetchResponse<'_>,
+        version: i16,
+        now: Instant,
+    ) {
+        let node = self.brokers[i].node_id;
+        if r.throttle_time_ms > 0 {
+            self.brokers[i].fetch_not_before =
+                Some(now + Duration::from_millis(r.throttle_time_ms as u64));
+        }
+        let sessions = self.cfg.fetch_sessions && version >= 7;
+        if r.error_code.is_err() {
+            let b = &mut self.brokers[i];
+            b.session.reset();
+            if r.error_code != ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+                && r.error_code != ErrorCode::INVALID_FETCH_SESSION_EPOCH
+            {
+                b.fetch_not_before = Some(now + Duration::from_millis(self.cfg.retry_backoff_ms));
+                if needs_metadata(r.error_code) {
+                    self.meta.needed = true;
+                } else if !r.error_code.is_retriable() {
+                    self.errors.push_back(FetchError::Broker {
+                        api: "Fetch",
+                        topic: None,
+                        partition: None,
+                        code: r.error_code,
+                    });
+                }
+            }
+            self.metrics.session_resets.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Session bookkeeping.
+        {
+            let s = &mut self.brokers[i].session;
+            if !sessions || r.session_id == 0 {
+                // No session granted: every fetch is a full one.
+                s.id = 0;
+                s.epoch = 0;
+            } else if s.id == 0 || s.id != r.session_id {
+                s.id = r.session_id;
+                s.epoch = 1;
+            } else {
+                s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
+            }
+        }
+        let read_committed = self.cfg.isolation_level == IsolationLevel::ReadCommitted;
+        for t in &r.topics {
+            let name: Option<Arc<str>> = if version >= 13 {
+                self.topics
+                    .iter()
+                    .find(|(_, id)| **id == t.topic_id)
+                    .map(|(n, _)| Arc::clone(n))
+            } else {
+                Some(Arc::from(t.topic))
+            };
+            let Some(name) = name else {
+                self.meta.needed = true;
+                continue;
+            };
+            for fp in &t.partitions {
+                let Some(&idx) = self.index.get(&(Arc::clone(&name), fp.partition_index)) else {
+                    continue;
+                };
+                let Some(sent) = self.brokers[i].session.parts.get(&idx).copied() else {
+                    continue;
+                };
+                let p = &mut self.parts[idx];
+                if fp.error_code.is_err() {
+                    let code = fp.error_code;
+                    if code == ErrorCode::OFFSET_OUT_OF_RANGE {
+                        if p.fetch_offset == Some(sent.fetch_offset) {
+                            match self.cfg.auto_offset_reset {
+                                OffsetReset::Earliest => apply_reset(p, StartAt::Earliest),
+                                OffsetReset::Latest => apply_reset(p, StartAt::Latest),
+                                OffsetReset::None => {
+                                    p.paused = true;
+                                    self.errors.push_back(FetchError::OffsetOutOfRange {
+                                        topic: Arc::clone(&p.topic),
+                                        partition: p.partition,
+                                        offset: sent.fetch_offset,
+                                    });
+                                }
+                            }
+                        }
+                    } else if needs_metadata(code) {
+                        if p.leader == Some(node) {
+                            p.leader = None;
+                        }
+                        self.meta.needed = true;
+                    } else if !code.is_retriable() {
+                        p.paused = true;
+                        self.errors.push_back(FetchError::Broker {
+                            api: "Fetch",
+                            topic: Some(Arc::clone(&p.topic)),
+                            partition: Some(p.partition),
+                            code,
+                        });
+                    }
+                    // Drop it from the session so the next request restates it.
+                    self.brokers[i].session.parts.remove(&idx);
+                    continue;
+                }
+                if fp.high_watermark >= 0 {
+                    p.high_watermark = fp.high_watermark;
+                }
+                if fp.last_stable_offset >= 0 {
+                    p.last_stable_offset = fp.last_stable_offset;
+                }
+                if fp.log_start_offset >= 0 {
+                    p.log_start_offset = fp.log_start_offset;
+                }
+                if p.fetch_offset != Some(sent.fetch_offset) || p.paused || fp.records.is_empty() {
+                    // Stale (seeked or paused since) or nothing new.
+                    continue;
+                }
+                // Header walk: where the next fetch starts.
+                let mut next = sent.fetch_offset;
+                let mut batches = Batches::new(fp.records);
+                let mut complete = 0usize;
+                let mut bad = false;
+                for b in batches.by_ref() {
+                    match b {
+                        Ok(b) => {
+                            complete += 1;
+                            next = next.max(b.next_offset());
+                        }
+                        Err(_) => {
+                            bad = true;
+                            break;
+                        }
+                    }
+                }
+                if complete == 0 && !bad {
+                    // Only a partial batch: it is bigger than the partition limit.
+                    // Kafka v3+ always returns one whole batch, but guard anyway.
+                    if fp.records.len() >= p.max_bytes as usize {
+                        p.max_bytes = p
+                            .max_bytes
+                            .saturating_mul(2)
+                            .min(self.cfg.fetch_max_bytes.max(p.max_bytes));
+                    }
+                    continue;
+                }
+                let Some(records) = frame.slice_ref(fp.records) else {
+                    continue;
+                };
+                self.chunks.push_back(Chunk {
+                    topic: Arc::clone(&p.topic),
+                    partition: p.partition,
+                    part_idx: idx,
+                    generation: p.current_generation(),
+                    live_generation: Arc::clone(&p.generation),
+                    fetch_offset: sent.fetch_offset,
+                    records,
+                    aborted: if read_committed {
+                        fp.aborted_transactions.clone().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                    read_committed,
+                    check_crcs: self.cfg.check_crcs,
+                });
+                self.metrics
+                    .fetched_bytes
+                    .fetch_add(fp.records.len() as u64, Ordering::Relaxed);
+                if bad {
+                    // The chunk's processor reports the corrupt batch; stop fetching
+                    // until then so the same bytes are not fetched in a loop.
+                    p.paused = true;
+                } else {
+                    p.fetch_offset = Some(next);
+                }
+            }
+        }
+    }
+
+    /// The address of the broker with `node_id` (for the coordinator's own
+    /// connection, which the group layer opens separately).
+    pub fn broker_addr(&self, node_id: i32) -> Option<(String, u16)> {
+        self.brokers
+            .iter()
+            .find(|b| b.node_id == node_id)
+            .map(|b| (b.host.clone(), b.port))
+    }
+
+    /// True once every assigned partition has a leader and a fetch offset.
+    pub fn is_ready(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| p.leader.is_some() && p.fetch_offset.is_some())
+    }
+
+    /// Brokers that are connected and past the ApiVersions handshake.
+    pub fn ready_brokers(&self) -> usize {
+        self.brokers
+            .iter()
+            .filter(|b| {
+                b.conn.as_ref().is_some_and(|c| c.state() == State::Ready) && b.versions().is_some()
+            })
+            .count()
+    }
+}
+
+fn needs_metadata(code: ErrorCode) -> bool {
+    [
+        ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        ErrorCode::FENCED_LEADER_EPOCH,
+        ErrorCode::UNKNOWN_LEADER_EPOCH,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode::UNKNOWN_TOPIC_ID,
+        ErrorCode::LEADER_NOT_AVAILABLE,
+        ErrorCode::INCONSISTENT_TOPIC_ID,
+        ErrorCode::REPLICA_NOT_AVAILABLE,
+        ErrorCode::KAFKA_STORAGE_ERROR,
+    ]
+    .contains(&code)
+}
+
+fn apply_start(p: &mut PartState, start: StartAt) {
+    match start {
+        StartAt::Offset(o) => {
+            p.reset = None;
+            p.fetch_offset = Some(o);
+            p.position = Some(o);
+        }
+        other => apply_reset(p, other),
+    }
+    p.reset_not_before = None;
+}
+
+fn apply_reset(p: &mut PartState, start: StartAt) {
+    p.generation.fetch_add(1, Ordering::AcqRel);
+    p.reset = Some(start);
+    p.fetch_offset = None;
+    p.reset_not_before = None;
+}
