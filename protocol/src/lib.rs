@@ -7,6 +7,20 @@
 //! * [`error::DecodeError`]: the one error type for malformed bytes.
 //! * [`ErrorCode`]: broker error codes with Kafka's retriable flag.
 //! * [`messages`]: request encoding and weir's own bounded response decoders.
+//! * [`frame`]: size-prefixed framing, request headers + kafka-protocol bodies
+//!   ([`encode_request`]), response headers ([`frame::parse_response`]).
+//! * [`versions`]: the per-broker [`ApiVersionTable`] and version negotiation
+//!   (broker range ∩ kafka-protocol's encoder ∩ weir's decoder).
+//!
+//! A connection's request/response cycle, as the reactor drives it:
+//!
+//! 1. bootstrap: ApiVersions (see [`messages::api_versions`] for the
+//!    UNSUPPORTED_VERSION retry), then [`ApiVersionTable::from_response`];
+//! 2. per request: `v = table.negotiate::<Req, Resp>()?`, then
+//!    [`encode_request`]`(out, correlation_id, client_id, v, &req)`;
+//! 3. per response frame: [`frame_len`] / [`frame::split_frame`] to cut it, then
+//!    [`frame::parse_response`] with [`frame::response_header_flexible_by_key`] for
+//!    the in-flight request's key and version, then `Resp::decode_body(body, v)`.
 //!
 //! What this crate does not do: it opens no connections, keeps no time, spawns no
 //! threads, and never panics on input.
