@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod format;
+pub mod metrics;
 pub mod sink;
 
 pub use weir_coordinator as coordinator;
