@@ -480,7 +480,11 @@ impl<'a> V2Records<'a> {
         } else {
             // Kafka wraps sequences at i32::MAX.
             let s = i64::from(self.base_sequence) + i64::from(offset_delta);
-            (s % (i64::from(i32::MAX) + 1)) as i32
+            if s > i64::from(i32::MAX) {
+                (s - i64::from(i32::MAX) - 1) as i32
+            } else {
+                s as i32
+            }
         };
         Ok(Record {
             offset: self.base_offset.wrapping_add(i64::from(offset_delta)),

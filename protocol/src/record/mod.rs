@@ -348,7 +348,10 @@ impl<'a> Batch<'a> {
     }
 
     /// Iterate the records, decompressing into `d`'s buffer when compressed.
-    pub fn records<'s>(&'s self, d: &'s mut Decompressor) -> Result<RecordIter<'s>, DecodeError> {
+    pub fn records<'s>(&self, d: &'s mut Decompressor) -> Result<RecordIter<'s>, DecodeError>
+    where
+        'a: 's,
+    {
         match self {
             Self::V2(b) => b.records(d).map(RecordIter::V2),
             Self::Legacy(m) => m.records(d).map(RecordIter::Legacy),
