@@ -254,3 +254,195 @@ pub fn process_chunk(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_protocol::compression::Compression;
+    use weir_protocol::control::ControlKind;
+    use weir_protocol::record::{Header, RecordBatchBuilder};
+
+    fn batch(base: i64, n: usize, codec: Compression) -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new(base).compression(codec);
+        for i in 0..n {
+            let v = format!("v{}", base + i as i64);
+            b.append_with_headers(
+                1000 + i as i64,
+                Some(b"k"),
+                Some(v.as_bytes()),
+                &[Header {
+                    key: b"h",
+                    value: None,
+                }],
+            );
+        }
+        b.build()
+    }
+
+    fn txn_batch(base: i64, n: usize, pid: i64) -> Vec<u8> {
+        let mut b = RecordBatchBuilder::new(base)
+            .producer(pid, 0, 0)
+            .transactional(true);
+        for _ in 0..n {
+            b.append(5, None, Some(b"t"));
+        }
+        b.build()
+    }
+
+    fn chunk(bytes: &[u8], fetch_offset: i64) -> Chunk {
+        Chunk {
+            topic: Arc::from("t"),
+            partition: 3,
+            part_idx: 0,
+            generation: 7,
+            live_generation: Arc::new(AtomicU64::new(7)),
+            fetch_offset,
+            records: FrameSlice::from_vec(bytes),
+            aborted: Vec::new(),
+            read_committed: false,
+            check_crcs: true,
+        }
+    }
+
+    fn run(c: &Chunk) -> (Result<ChunkOutcome, ChunkError>, Vec<OwnedRecord>) {
+        let mut got = Vec::new();
+        let mut d = Decompressor::new();
+        let r = process_chunk(c, &mut d, |r| got.push(r.to_owned()));
+        (r, got)
+    }
+
+    #[test]
+    fn every_codec_delivers_records_with_headers() {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut bytes = batch(0, 3, codec);
+            bytes.extend(batch(3, 2, codec));
+            let (r, got) = run(&chunk(&bytes, 0));
+            let o = r.unwrap();
+            assert_eq!(o.records, 5);
+            assert_eq!(o.next_offset, 5);
+            assert_eq!(
+                got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                vec![0, 1, 2, 3, 4]
+            );
+            assert_eq!(got[4].value.as_deref(), Some(&b"v4"[..]));
+            assert_eq!(got[4].timestamp, 1001);
+            assert_eq!(got[0].headers, vec![(b"h".to_vec(), None)]);
+            assert_eq!(got[0].topic, "t");
+            assert_eq!(got[0].partition, 3);
+        }
+    }
+
+    #[test]
+    fn records_below_the_fetch_offset_are_skipped() {
+        let mut bytes = batch(0, 5, Compression::Lz4);
+        bytes.extend(batch(5, 5, Compression::None));
+        let (r, got) = run(&chunk(&bytes, 7));
+        assert_eq!(r.unwrap().next_offset, 10);
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
+        let (r, got) = run(&chunk(&bytes, 3));
+        assert_eq!(r.unwrap().records, 7);
+        assert_eq!(got[0].offset, 3);
+    }
+
+    #[test]
+    fn a_truncated_final_batch_ends_the_chunk_normally() {
+        let mut bytes = batch(0, 4, Compression::None);
+        let second = batch(4, 4, Compression::None);
+        bytes.extend_from_slice(&second[..second.len() - 3]);
+        let (r, got) = run(&chunk(&bytes, 0));
+        let o = r.unwrap();
+        assert_eq!(o.next_offset, 4);
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn crc_mismatch_is_an_error_at_the_batch_and_invalidates_queued_chunks() {
+        let mut bytes = batch(0, 2, Compression::None);
+        let good_len = bytes.len();
+        bytes.extend(batch(2, 2, Compression::None));
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let c = chunk(&bytes, 0);
+        let (r, got) = run(&c);
+        let e = r.unwrap_err();
+        assert_eq!(e.offset, 2);
+        assert_eq!(e.partial.records, 2);
+        assert_eq!(got.len(), 2);
+        assert!(matches!(e.error, DecodeError::CrcMismatch { .. }));
+        assert!(e.to_string().contains("t-3 at offset 2"), "{e}");
+        // A chunk queued behind it is now stale.
+        assert_eq!(c.live_generation.load(Ordering::Acquire), 8);
+        let (r, got) = run(&c);
+        assert!(r.unwrap().stale);
+        assert!(got.is_empty());
+        // With check.crcs off the corrupt value byte is delivered as is.
+        let mut c = chunk(&bytes, 0);
+        c.check_crcs = false;
+        let (r, _) = run(&c);
+        assert_eq!(r.unwrap().records, 4);
+        assert!(good_len > 0);
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_batches_and_control_markers() {
+        let mut bytes = txn_batch(0, 2, 9); // aborted
+        bytes.extend(batch(2, 1, Compression::None)); // plain
+        bytes.extend(RecordBatchBuilder::control_marker(
+            3,
+            9,
+            0,
+            ControlKind::Abort,
+            0,
+            5,
+        ));
+        bytes.extend(txn_batch(4, 2, 9)); // a later, committed txn of the same producer
+        bytes.extend(RecordBatchBuilder::control_marker(
+            6,
+            9,
+            0,
+            ControlKind::Commit,
+            0,
+            5,
+        ));
+        let mut c = chunk(&bytes, 0);
+        c.read_committed = true;
+        c.aborted = vec![AbortedTxn {
+            producer_id: 9,
+            first_offset: 0,
+        }];
+        let (r, got) = run(&c);
+        let o = r.unwrap();
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![2, 4, 5]
+        );
+        assert_eq!(o.aborted_batches, 1);
+        assert_eq!(o.next_offset, 7, "position steps over the final marker");
+        // read_uncommitted sees the aborted records but never the markers.
+        c.read_committed = false;
+        let (_, got) = run(&c);
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1, 2, 4, 5]
+        );
+    }
+
+    #[test]
+    fn stale_chunks_deliver_nothing() {
+        let bytes = batch(0, 2, Compression::None);
+        let c = chunk(&bytes, 0);
+        c.live_generation.store(9, Ordering::Release);
+        let (r, got) = run(&c);
+        assert!(r.unwrap().stale);
+        assert!(got.is_empty());
+    }
+}
