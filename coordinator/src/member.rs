@@ -1,0 +1,2065 @@
+//! The group-membership state machine (sans-IO), with offset tracking and commits.
+//!
+//! See the crate docs for the driving loop. States:
+//!
+//! ```text
+//!             subscribe()/poll()
+//!  Unjoined ──────────────────────► Joining ──(JoinGroup ok, leader)──► AwaitingMetadata
+//!     ▲  ▲   (coordinator known,       │  │                                   │ update_metadata()
+//!     │  │    no backoff)              │  └──(ok, follower)──┐                ▼
+//!     │  │                             │                     └────────────► Syncing
+//!     │  └── MEMBER_ID_REQUIRED / UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION /    │
+//!     │      REBALANCE_IN_PROGRESS / coordinator lost (rejoin) ◄───────────────┤
+//!     │                                                                       │ SyncGroup ok
+//!     │   ack_revoked()                                                       ▼
+//!     └───────────── Revoking ◄──(eager: rejoin needed; cooperative: ── Stable ◄─┐
+//!                      │          sync revoked some partitions)          │       │
+//!                      │ (after: Close)                                  └───────┘
+//!                      ▼                                                 heartbeats
+//!                   Leaving ──(LeaveGroup answered, static member, or deadline)──► Closed
+//!
+//!  any state ──(FENCED_INSTANCE_ID, authorization, bad config)──► Failed
+//! ```
+//!
+//! Coordinator discovery runs beside the membership states: while the coordinator
+//! is unknown (start, NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a lost connection,
+//! a request timeout, or no successful heartbeat for `session.timeout.ms`), the
+//! machine sends FindCoordinator to any broker, with backoff, and keeps its
+//! generation and partitions, as Java does.
+
+use crate::TopicPartition;
+use crate::assignor::{AssignmentStrategy, MemberSubscription, RebalanceProtocol};
+use crate::config::{AutoOffsetReset, ConfigError, GroupConfig};
+use crate::consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION, Subscription};
+use bytes::Bytes;
+use kafka_protocol::messages as kp;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+use weir_protocol::ErrorCode;
+use weir_protocol::messages::group::{
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
+};
+
+/// Identifies one outgoing request; hand it back with its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Identifies one commit; its completion carries the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitId(pub u64);
+
+/// Where a request must go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Any connected broker (FindCoordinator).
+    AnyBroker,
+    /// The group coordinator, on its own connection.
+    Coordinator(CoordinatorAddr),
+}
+
+/// The group coordinator's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorAddr {
+    /// Broker id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+}
+
+/// A request to encode (with kafka-protocol) at [`Outgoing::version`] and send.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum Request {
+    FindCoordinator(kp::FindCoordinatorRequest),
+    JoinGroup(kp::JoinGroupRequest),
+    SyncGroup(kp::SyncGroupRequest),
+    Heartbeat(kp::HeartbeatRequest),
+    LeaveGroup(kp::LeaveGroupRequest),
+    OffsetCommit(kp::OffsetCommitRequest),
+    OffsetFetch(kp::OffsetFetchRequest),
+}
+
+impl Request {
+    /// The Kafka API key.
+    pub fn api_key(&self) -> i16 {
+        match self {
+            Self::FindCoordinator(_) => 10,
+            Self::JoinGroup(_) => 11,
+            Self::SyncGroup(_) => 14,
+            Self::Heartbeat(_) => 12,
+            Self::LeaveGroup(_) => 13,
+            Self::OffsetCommit(_) => 8,
+            Self::OffsetFetch(_) => 9,
+        }
+    }
+}
+
+/// One request for the driver to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Give this back to [`GroupMember::handle_response`] or
+    /// [`GroupMember::handle_request_failed`].
+    pub id: RequestId,
+    /// Which connection.
+    pub target: Target,
+    /// The version to encode at (from [`GroupVersions`]).
+    pub version: i16,
+    /// The request.
+    pub request: Request,
+}
+
+/// A decoded response (weir's own decoders) for [`GroupMember::handle_response`].
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub enum Response<'a> {
+    FindCoordinator(FindCoordinatorResponse<'a>),
+    JoinGroup(JoinGroupResponse<'a>),
+    SyncGroup(SyncGroupResponse<'a>),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse<'a>),
+    OffsetCommit(OffsetCommitResponse<'a>),
+    OffsetFetch(OffsetFetchResponse<'a>),
+}
+
+/// The request versions the machine builds, one per group API.
+///
+/// Set them from the ApiVersions negotiation with [`GroupVersions::negotiate`]
+/// before the first [`GroupMember::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct GroupVersions {
+    pub find_coordinator: i16,
+    pub join_group: i16,
+    pub sync_group: i16,
+    pub heartbeat: i16,
+    pub leave_group: i16,
+    pub offset_commit: i16,
+    pub offset_fetch: i16,
+}
+
+impl GroupVersions {
+    /// The highest versions weir builds and decodes.
+    pub const MAX: Self = Self {
+        find_coordinator: 4,
+        join_group: 9,
+        sync_group: 5,
+        heartbeat: 4,
+        leave_group: 5,
+        offset_commit: 9,
+        offset_fetch: 9,
+    };
+    /// The lowest versions weir builds (kafka-protocol's encoders start here).
+    pub const MIN: Self = Self {
+        find_coordinator: 0,
+        join_group: 0,
+        sync_group: 0,
+        heartbeat: 0,
+        leave_group: 0,
+        offset_commit: 2,
+        offset_fetch: 1,
+    };
+
+    /// Pick, per API, the highest version both sides support. `broker` returns the
+    /// broker's `(min, max)` for an API key, or `None` when it lacks the API.
+    pub fn negotiate(broker: impl Fn(i16) -> Option<(i16, i16)>) -> Result<Self, i16> {
+        let pick = |key: i16, lo: i16, hi: i16| -> Result<i16, i16> {
+            let (bmin, bmax) = broker(key).ok_or(key)?;
+            let v = hi.min(bmax);
+            if v < lo.max(bmin) { Err(key) } else { Ok(v) }
+        };
+        let (a, b) = (Self::MIN, Self::MAX);
+        Ok(Self {
+            find_coordinator: pick(10, a.find_coordinator, b.find_coordinator)?,
+            join_group: pick(11, a.join_group, b.join_group)?,
+            sync_group: pick(14, a.sync_group, b.sync_group)?,
+            heartbeat: pick(12, a.heartbeat, b.heartbeat)?,
+            leave_group: pick(13, a.leave_group, b.leave_group)?,
+            offset_commit: pick(8, a.offset_commit, b.offset_commit)?,
+            offset_fetch: pick(9, a.offset_fetch, b.offset_fetch)?,
+        })
+    }
+}
+
+impl Default for GroupVersions {
+    fn default() -> Self {
+        Self::MAX
+    }
+}
+
+/// An offset to commit, with its leader epoch and metadata string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAndMetadata {
+    /// The next offset to read (last processed + 1).
+    pub offset: i64,
+    /// The leader epoch of the last processed record, if known.
+    pub leader_epoch: Option<i32>,
+    /// The commit metadata string.
+    pub metadata: String,
+}
+
+/// How a commit waits and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// One attempt; the completion reports the outcome (Java's `commitAsync`).
+    Async,
+    /// Retry retriable errors until `timeout` has passed (Java's `commitSync`).
+    Sync {
+        /// How long to keep trying.
+        timeout: Duration,
+    },
+}
+
+/// Why a commit failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    /// A retriable broker error (coordinator moving or loading); retry later.
+    Retriable(ErrorCode),
+    /// The group is rebalancing; commit again once the rebalance completes.
+    RebalanceInProgress,
+    /// This member is no longer in the generation (UNKNOWN_MEMBER_ID or
+    /// ILLEGAL_GENERATION): its partitions may belong to another member now, so
+    /// these offsets cannot be committed. Rejoin happens automatically.
+    CommitFailed(ErrorCode),
+    /// A non-retriable broker error (authorization, metadata too large, ...).
+    Fatal(ErrorCode),
+    /// Not a member of an active generation (no assignment yet, or left).
+    NotMember,
+    /// The commit did not complete within its timeout.
+    TimedOut,
+    /// The member is closed or failed.
+    Closed,
+}
+
+impl fmt::Display for CommitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Retriable(c) => write!(f, "retriable commit error {c}; retry the commit"),
+            Self::RebalanceInProgress => {
+                f.write_str("group is rebalancing; commit again after the rebalance completes")
+            }
+            Self::CommitFailed(c) => write!(
+                f,
+                "commit failed ({c}): this member left the generation, its partitions may be reassigned; \
+                 consider a larger max.poll.interval.ms or smaller batches"
+            ),
+            Self::Fatal(c) => write!(f, "commit rejected: {c}"),
+            Self::NotMember => {
+                f.write_str("not a member of an active generation; wait for an assignment")
+            }
+            Self::TimedOut => f.write_str("commit timed out; the coordinator was unreachable"),
+            Self::Closed => f.write_str("the group member is closed"),
+        }
+    }
+}
+
+impl std::error::Error for CommitError {}
+
+/// A fatal group error: the member stops; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    /// Another member with the same `group.instance.id` took over (KIP-345).
+    FencedInstanceId,
+    /// The broker refused the group or a setting; see the error code.
+    Broker {
+        /// The API that failed.
+        api: &'static str,
+        /// The code.
+        code: ErrorCode,
+    },
+    /// No protocol in `partition.assignment.strategy` matches the group's.
+    InconsistentProtocol(String),
+    /// The configuration is invalid.
+    Config(ConfigError),
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FencedInstanceId => f.write_str(
+                "fenced: another consumer joined with the same group.instance.id; give each instance a unique id",
+            ),
+            Self::Broker { api, code } => match *code {
+                ErrorCode::GROUP_AUTHORIZATION_FAILED => write!(
+                    f,
+                    "{api}: not authorized for this group.id; grant READ on the group"
+                ),
+                ErrorCode::INVALID_SESSION_TIMEOUT => write!(
+                    f,
+                    "{api}: session.timeout.ms is outside the broker's group.min/max.session.timeout.ms"
+                ),
+                ErrorCode::INCONSISTENT_GROUP_PROTOCOL => write!(
+                    f,
+                    "{api}: no partition.assignment.strategy in common with the group's other members"
+                ),
+                ErrorCode::GROUP_MAX_SIZE_REACHED => {
+                    write!(f, "{api}: the group is full (group.max.size)")
+                }
+                _ => write!(f, "{api} failed: {code}"),
+            },
+            Self::InconsistentProtocol(p) => write!(
+                f,
+                "the broker chose assignor {p:?}, which partition.assignment.strategy does not list"
+            ),
+            Self::Config(e) => write!(f, "invalid group config: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
+
+/// Where to start reading an assigned partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The group's committed offset.
+    Committed {
+        /// The offset.
+        offset: i64,
+        /// Its leader epoch, if the broker returned one.
+        leader_epoch: Option<i32>,
+        /// The commit metadata.
+        metadata: Option<String>,
+    },
+    /// No committed offset: apply `auto.offset.reset` (ListOffsets is the fetch
+    /// layer's job; `None` means the application must seek or fail).
+    NeedsReset(AutoOffsetReset),
+}
+
+/// What the driver must act on. Drain with [`GroupMember::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// These partitions are now this member's (cooperative: only the new ones).
+    PartitionsAssigned(Vec<TopicPartition>),
+    /// Give these up: drain in-flight work for them, run the application's revoke
+    /// callback (a final commit may go here), then call
+    /// [`GroupMember::ack_revoked`]. The machine waits for the ack before it
+    /// rejoins (or leaves, on close).
+    PartitionsRevoked(Vec<TopicPartition>),
+    /// These partitions were lost (generation reset, poll timeout): stop work on
+    /// them at once; their offsets can no longer be committed. No ack needed.
+    PartitionsLost(Vec<TopicPartition>),
+    /// Start positions for assigned partitions (OffsetFetch results).
+    StartPositions(Vec<(TopicPartition, StartPosition)>),
+    /// A commit finished.
+    CommitCompleted {
+        /// The id returned when the commit was queued.
+        id: CommitId,
+        /// The offsets of the commit.
+        offsets: Vec<(TopicPartition, i64)>,
+        /// Its outcome.
+        result: Result<(), CommitError>,
+    },
+    /// The leader needs partition counts for these topics: answer with
+    /// [`GroupMember::update_metadata`].
+    MetadataNeeded(Vec<String>),
+    /// The coordinator is no longer trusted: close the coordinator connection.
+    CoordinatorLost,
+    /// A fatal error; the member has stopped.
+    Fatal(GroupError),
+    /// Close finished.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterRevoke {
+    Rejoin,
+    Close,
+}
+
+#[derive(Debug, Clone)]
+struct JoinResult {
+    generation: i32,
+    protocol: AssignmentStrategy,
+    members: Vec<MemberSubscription>,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Unjoined,
+    Joining,
+    AwaitingMetadata(JoinResult),
+    Syncing,
+    Stable,
+    Revoking {
+        after: AfterRevoke,
+        acked: bool,
+        commit: Option<CommitId>,
+    },
+    Leaving {
+        deadline: Instant,
+    },
+    Closed,
+    Failed(GroupError),
+}
+
+/// The membership phase, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Phase {
+    Unjoined,
+    Joining,
+    AwaitingMetadata,
+    Syncing,
+    Stable,
+    Revoking,
+    Leaving,
+    Closed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    FindCoordinator,
+    Join,
+    Sync,
+    Heartbeat,
+    Leave,
+    Commit(CommitId),
+    OffsetFetch(Vec<TopicPartition>),
+}
+
+#[derive(Debug, Clone)]
+struct Inflight {
+    kind: Kind,
+    deadline: Instant,
+    to_coordinator: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PendingCommit {
+    id: CommitId,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    deadline: Instant,
+    retriable: bool,
+    retry_at: Option<Instant>,
+    sent: Option<RequestId>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PartitionOffsets {
+    processed: Option<(i64, Option<i32>)>,
+    committed: Option<i64>,
+}
+
+/// The sans-IO consumer-group member. See the crate docs for how to drive it.
+#[derive(Debug)]
+pub struct GroupMember {
+    cfg: GroupConfig,
+    protocol: RebalanceProtocol,
+    versions: GroupVersions,
+    rng: u64,
+    next_id: u64,
+    next_commit: u64,
+
+    coordinator: Option<CoordinatorAddr>,
+    coord_retry_at: Option<Instant>,
+    coord_attempts: u32,
+
+    state: State,
+    member_id: String,
+    generation: i32,
+    subscription: BTreeSet<String>,
+    assigned: BTreeSet<TopicPartition>,
+    revoking: Vec<TopicPartition>,
+    previous_assignment: Vec<TopicPartition>,
+    group_topics: BTreeSet<String>,
+    is_leader: bool,
+    rejoin_needed: bool,
+    join_retry_at: Option<Instant>,
+    join_attempts: u32,
+
+    last_poll: Instant,
+    poll_expired: bool,
+    next_heartbeat: Option<Instant>,
+    last_heartbeat_ok: Instant,
+
+    metadata: BTreeMap<String, i32>,
+    assigned_metadata: BTreeMap<String, i32>,
+
+    inflight: BTreeMap<RequestId, Inflight>,
+    queue: VecDeque<Outgoing>,
+    events: VecDeque<Event>,
+
+    offsets: BTreeMap<TopicPartition, PartitionOffsets>,
+    commits: Vec<PendingCommit>,
+    next_auto_commit: Option<Instant>,
+    fetch_pending: BTreeSet<TopicPartition>,
+    fetch_retry_at: Option<Instant>,
+    close_deadline: Option<Instant>,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+impl GroupMember {
+    /// A member that has not joined yet. `now` starts the poll timer.
+    pub fn new(cfg: GroupConfig, now: Instant) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let protocol = AssignmentStrategy::protocol_for(&cfg.assignment_strategies);
+        let rng = cfg.rng_seed | 1;
+        Ok(Self {
+            cfg,
+            protocol,
+            versions: GroupVersions::MAX,
+            rng,
+            next_id: 0,
+            next_commit: 0,
+            coordinator: None,
+            coord_retry_at: None,
+            coord_attempts: 0,
+            state: State::Unjoined,
+            member_id: String::new(),
+            generation: -1,
+            subscription: BTreeSet::new(),
+            assigned: BTreeSet::new(),
+            revoking: Vec::new(),
+            previous_assignment: Vec::new(),
+            group_topics: BTreeSet::new(),
+            is_leader: false,
+            rejoin_needed: false,
+            join_retry_at: None,
+            join_attempts: 0,
+            last_poll: now,
+            poll_expired: false,
+            next_heartbeat: None,
+            last_heartbeat_ok: now,
+            metadata: BTreeMap::new(),
+            assigned_metadata: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            events: VecDeque::new(),
+            offsets: BTreeMap::new(),
+            commits: Vec::new(),
+            next_auto_commit: None,
+            fetch_pending: BTreeSet::new(),
+            fetch_retry_at: None,
+            close_deadline: None,
+        })
+    }
+
+    // ----------------------------------------------------------------- accessors
+
+    /// The rebalance protocol the strategy list implies.
+    pub fn rebalance_protocol(&self) -> RebalanceProtocol {
+        self.protocol
+    }
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Unjoined => Phase::Unjoined,
+            State::Joining => Phase::Joining,
+            State::AwaitingMetadata(_) => Phase::AwaitingMetadata,
+            State::Syncing => Phase::Syncing,
+            State::Stable => Phase::Stable,
+            State::Revoking { .. } => Phase::Revoking,
+            State::Leaving { .. } => Phase::Leaving,
+            State::Closed => Phase::Closed,
+            State::Failed(_) => Phase::Failed,
+        }
+    }
+    /// The fatal error, once the member has failed.
+    pub fn error(&self) -> Option<&GroupError> {
+        match &self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+    /// The member id the broker gave (empty before the first join).
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+    /// The current generation (-1 outside a generation).
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+    /// Whether this member leads the current generation.
+    pub fn is_leader(&self) -> bool {
+        self.is_leader
+    }
+    /// The partitions this member owns now.
+    pub fn assignment(&self) -> &BTreeSet<TopicPartition> {
+        &self.assigned
+    }
+    /// The known coordinator.
+    pub fn coordinator(&self) -> Option<&CoordinatorAddr> {
+        self.coordinator.as_ref()
+    }
+    /// The last committed offset this member knows for `tp`.
+    pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
+        self.offsets.get(tp).and_then(|o| o.committed)
+    }
+    /// Set the request versions (after ApiVersions).
+    pub fn set_versions(&mut self, versions: GroupVersions) {
+        self.versions = versions;
+    }
+
+    // --------------------------------------------------------- application calls
+
+    /// Subscribe to exactly these topics (resolved names; patterns are the
+    /// driver's). A change triggers a rebalance.
+    pub fn subscribe(&mut self, now: Instant, topics: impl IntoIterator<Item = String>) {
+        let new: BTreeSet<String> = topics.into_iter().collect();
+        if new == self.subscription {
+            return;
+        }
+        self.subscription = new;
+        self.last_poll = now;
+        if self.protocol == RebalanceProtocol::Cooperative {
+            // Give up partitions of topics no longer subscribed before rejoining.
+            let gone: Vec<_> = self
+                .assigned
+                .iter()
+                .filter(|tp| !self.subscription.contains(&tp.topic))
+                .cloned()
+                .collect();
+            if !gone.is_empty() && matches!(self.state, State::Stable) {
+                self.begin_revoke(now, gone, AfterRevoke::Rejoin);
+                return;
+            }
+        }
+        self.rejoin_needed = true;
+    }
+
+    /// The application polled: resets the `max.poll.interval.ms` timer, and
+    /// rejoins if the member left because that timer expired.
+    pub fn poll(&mut self, now: Instant) {
+        self.last_poll = now;
+        if self.poll_expired {
+            self.poll_expired = false;
+            self.rejoin_needed = true;
+        }
+    }
+
+    /// Ask for a rebalance (Java's `enforceRebalance`).
+    pub fn request_rejoin(&mut self) {
+        self.rejoin_needed = true;
+    }
+
+    /// The application finished revoking the partitions of the last
+    /// [`Event::PartitionsRevoked`] (in-flight work drained, callback run).
+    pub fn ack_revoked(&mut self, now: Instant) {
+        let State::Revoking { after, acked, .. } = &mut self.state else {
+            return;
+        };
+        if *acked {
+            return;
+        }
+        *acked = true;
+        let after = *after;
+        // With auto-commit, commit what was processed before letting go (Java
+        // commits synchronously in onJoinPrepare and on close).
+        if self.cfg.enable_auto_commit {
+            let id = self.commit_processed(
+                now,
+                CommitMode::Sync {
+                    timeout: self.cfg.request_timeout,
+                },
+            );
+            if let (Some(id), State::Revoking { commit, .. }) = (id, &mut self.state) {
+                *commit = Some(id);
+                return;
+            }
+        }
+        self.finish_revoke(now, after);
+    }
+
+    /// Record that the handler finished the record at `offset` of `tp`: the next
+    /// commit for `tp` is `offset + 1`. Ignored for partitions not assigned.
+    pub fn record_processed(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        leader_epoch: Option<i32>,
+    ) {
+        if !self.assigned.contains(tp) {
+            return;
+        }
+        let e = self.offsets.entry(tp.clone()).or_default();
+        let next = offset.saturating_add(1);
+        if e.processed.is_none_or(|(o, _)| next > o) {
+            e.processed = Some((next, leader_epoch));
+        }
+    }
+
+    /// Commit every processed offset not yet committed. `None` when there is
+    /// nothing new to commit.
+    pub fn commit_processed(&mut self, now: Instant, mode: CommitMode) -> Option<CommitId> {
+        let offsets: Vec<_> = self
+            .offsets
+            .iter()
+            .filter_map(|(tp, o)| {
+                let (off, epoch) = o.processed?;
+                (o.committed != Some(off)).then(|| {
+                    (
+                        tp.clone(),
+                        OffsetAndMetadata {
+                            offset: off,
+                            leader_epoch: epoch,
+                            metadata: String::new(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        if offsets.is_empty() {
+            return None;
+        }
+        Some(self.commit_offsets(now, offsets, mode))
+    }
+
+    /// Commit explicit offsets. The outcome arrives as [`Event::CommitCompleted`].
+    pub fn commit_offsets(
+        &mut self,
+        now: Instant,
+        offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+        mode: CommitMode,
+    ) -> CommitId {
+        self.next_commit += 1;
+        let id = CommitId(self.next_commit);
+        let fail = match &self.state {
+            State::Closed | State::Failed(_) => Some(CommitError::Closed),
+            State::Stable | State::Revoking { .. } | State::Leaving { .. }
+                if self.generation >= 0 =>
+            {
+                None
+            }
+            State::Joining | State::AwaitingMetadata(_) | State::Syncing => {
+                Some(CommitError::RebalanceInProgress)
+            }
+            _ => Some(CommitError::NotMember),
+        };
+        if let Some(err) = fail {
+            self.events.push_back(Event::CommitCompleted {
+                id,
+                offsets: offsets
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), o.offset))
+                    .collect(),
+                result: Err(err),
+            });
+            return id;
+        }
+        let (timeout, retriable) = match mode {
+            CommitMode::Async => (self.cfg.request_timeout, false),
+            CommitMode::Sync { timeout } => (timeout, true),
+        };
+        self.commits.push(PendingCommit {
+            id,
+            offsets,
+            deadline: now + timeout,
+            retriable,
+            retry_at: None,
+            sent: None,
+        });
+        id
+    }
+
+    /// Partition counts from metadata (topic -> count; a topic left out of a
+    /// [`Event::MetadataNeeded`] answer counts as absent). The leader rebalances
+    /// when a count it assigned from changes.
+    pub fn update_metadata(
+        &mut self,
+        now: Instant,
+        counts: impl IntoIterator<Item = (String, i32)>,
+    ) {
+        for (t, n) in counts {
+            self.metadata.insert(t, n);
+        }
+        if let State::AwaitingMetadata(join) = &self.state {
+            let join = join.clone();
+            self.lead_sync(now, join);
+            return;
+        }
+        if self.is_leader && matches!(self.state, State::Stable) {
+            let changed = self
+                .assigned_metadata
+                .iter()
+                .any(|(t, n)| self.metadata.get(t).is_some_and(|m| m != n))
+                || self.group_topics.iter().any(|t| {
+                    !self.assigned_metadata.contains_key(t) && self.metadata.contains_key(t)
+                });
+            if changed {
+                self.rejoin_needed = true;
+            }
+        }
+    }
+
+    /// Leave the group: revoke (the driver acks), commit (with auto-commit), send
+    /// LeaveGroup (dynamic members only, as in Java), then [`Event::Closed`]. Ends
+    /// by `now + timeout` whatever happens.
+    pub fn close(&mut self, now: Instant, timeout: Duration) {
+        if matches!(
+            self.state,
+            State::Closed | State::Failed(_) | State::Leaving { .. }
+        ) {
+            return;
+        }
+        self.close_deadline = Some(now + timeout);
+        match self.state {
+            State::Revoking { ref mut after, .. } => *after = AfterRevoke::Close,
+            State::Stable if !self.assigned.is_empty() => {
+                let all: Vec<_> = self.assigned.iter().cloned().collect();
+                self.begin_revoke(now, all, AfterRevoke::Close);
+            }
+            _ => self.leave(now, "the consumer is being closed"),
+        }
+    }
+
+    // ------------------------------------------------------------ driver: output
+
+    /// The next request to send, if any.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Outgoing> {
+        self.drive(now);
+        self.queue.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Self::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        for f in self.inflight.values() {
+            at(Some(f.deadline));
+        }
+        if matches!(self.state, State::Closed | State::Failed(_)) {
+            return t;
+        }
+        at(self.close_deadline);
+        if let State::Leaving { deadline } = self.state {
+            at(Some(deadline));
+        }
+        // Only timers something can act on: a passed timer whose action waits for
+        // the coordinator would otherwise spin the driver.
+        let known = self.coordinator.is_some();
+        if !known && !self.has_inflight(|k| *k == Kind::FindCoordinator) {
+            at(Some(self.coord_retry_at.unwrap_or(self.last_poll)));
+        }
+        if known && matches!(self.state, State::Unjoined) && !self.poll_expired {
+            at(self.join_retry_at);
+        }
+        if known && self.heartbeating() {
+            at(self.next_heartbeat);
+            at(Some(self.last_heartbeat_ok + self.cfg.session_timeout));
+        }
+        if self.in_group() && !self.poll_expired {
+            at(Some(self.last_poll + self.cfg.max_poll_interval));
+        }
+        if matches!(self.state, State::Stable) {
+            at(self.next_auto_commit);
+        }
+        if known && !self.fetch_pending.is_empty() {
+            at(self.fetch_retry_at);
+        }
+        for c in self.commits.iter().filter(|c| c.sent.is_none()) {
+            at(Some(c.deadline));
+            if known {
+                at(c.retry_at);
+            }
+        }
+        t
+    }
+
+    // ------------------------------------------------------------- driver: input
+
+    /// Timers due at `now`: request timeouts, session, poll interval, close.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<RequestId> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        if !expired.is_empty() {
+            let coordinator_request = expired
+                .iter()
+                .any(|id| self.inflight.get(id).is_some_and(|f| f.to_coordinator));
+            for id in expired {
+                self.fail_request(now, id);
+            }
+            if coordinator_request {
+                self.coordinator_lost(now);
+            }
+        }
+        if matches!(self.state, State::Closed | State::Failed(_)) {
+            return;
+        }
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.finish_close();
+            return;
+        }
+        if let State::Leaving { deadline } = self.state
+            && deadline <= now
+        {
+            self.finish_close();
+            return;
+        }
+        // Session: no successful heartbeat for session.timeout.ms.
+        if self.heartbeating()
+            && self.coordinator.is_some()
+            && now >= self.last_heartbeat_ok + self.cfg.session_timeout
+        {
+            self.coordinator_lost(now);
+        }
+        // Poll interval: the application stalled; leave so the group moves on.
+        if self.in_group()
+            && !self.poll_expired
+            && now >= self.last_poll + self.cfg.max_poll_interval
+        {
+            self.poll_expired = true;
+            self.lose_partitions();
+            self.leave(now, "consumer poll timeout has expired");
+        }
+        // Commit deadlines.
+        let mut i = 0;
+        while i < self.commits.len() {
+            if self.commits[i].deadline <= now && self.commits[i].sent.is_none() {
+                let c = self.commits.remove(i);
+                self.complete_commit(now, c, Err(CommitError::TimedOut));
+            } else {
+                i += 1;
+            }
+        }
+        if self.cfg.enable_auto_commit
+            && matches!(self.state, State::Stable)
+            && self.next_auto_commit.is_some_and(|t| t <= now)
+        {
+            self.next_auto_commit = Some(now + self.cfg.auto_commit_interval);
+            if !self.commits.iter().any(|c| !c.retriable) {
+                let _ = self.commit_processed(now, CommitMode::Async);
+            }
+        }
+    }
+
+    /// The coordinator connection closed: requests on it will never be answered.
+    pub fn handle_disconnect(&mut self, now: Instant) {
+        let ids: Vec<_> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.to_coordinator)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail_request(now, id);
+        }
+        if self.coordinator.is_some() {
+            self.coordinator = None;
+            self.coord_retry_at = Some(now + self.backoff(self.coord_attempts));
+        }
+    }
+
+    /// One request will never be answered (its connection failed).
+    pub fn handle_request_failed(&mut self, now: Instant, id: RequestId) {
+        let to_coordinator = self.inflight.get(&id).is_some_and(|f| f.to_coordinator);
+        self.fail_request(now, id);
+        if to_coordinator {
+            self.coordinator_lost(now);
+        }
+    }
+
+    /// A response for request `id`. Responses to requests the machine no longer
+    /// waits for (after a disconnect or timeout) are ignored.
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, response: Response<'_>) {
+        let Some(f) = self.inflight.remove(&id) else {
+            return;
+        };
+        match (f.kind, response) {
+            (Kind::FindCoordinator, Response::FindCoordinator(r)) => {
+                self.on_find_coordinator(now, r)
+            }
+            (Kind::Join, Response::JoinGroup(r)) => self.on_join(now, r),
+            (Kind::Sync, Response::SyncGroup(r)) => self.on_sync(now, r),
+            (Kind::Heartbeat, Response::Heartbeat(r)) => self.on_heartbeat(now, r),
+            (Kind::Leave, Response::LeaveGroup(_)) => {
+                if matches!(self.state, State::Leaving { .. }) {
+                    self.finish_close();
+                }
+            }
+            (Kind::Commit(cid), Response::OffsetCommit(r)) => self.on_commit(now, cid, r),
+            (Kind::OffsetFetch(parts), Response::OffsetFetch(r)) => {
+                self.on_offset_fetch(now, parts, r)
+            }
+            (kind, _) => {
+                // A response of the wrong type is a driver bug; treat the request
+                // as failed so nothing waits forever.
+                self.inflight.insert(
+                    id,
+                    Inflight {
+                        kind,
+                        deadline: now,
+                        to_coordinator: f.to_coordinator,
+                    },
+                );
+                self.handle_request_failed(now, id);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    fn in_group(&self) -> bool {
+        matches!(
+            self.state,
+            State::Joining
+                | State::AwaitingMetadata(_)
+                | State::Syncing
+                | State::Stable
+                | State::Revoking { .. }
+        ) || (matches!(self.state, State::Unjoined) && self.generation >= 0)
+    }
+
+    fn heartbeating(&self) -> bool {
+        matches!(self.state, State::Stable | State::Revoking { .. }) && self.generation >= 0
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Exponential backoff from `retry.backoff.ms` to `retry.backoff.max.ms`,
+    /// with +-20% jitter from the injected RNG.
+    fn backoff(&mut self, attempts: u32) -> Duration {
+        let base = self.cfg.retry_backoff.as_millis() as u64;
+        let max = self.cfg.retry_backoff_max.as_millis().max(1) as u64;
+        let exp = base
+            .saturating_mul(1u64 << attempts.min(20))
+            .min(max)
+            .max(1);
+        let jitter = exp / 5;
+        let r = if jitter == 0 {
+            0
+        } else {
+            self.next_random() % (2 * jitter + 1)
+        };
+        Duration::from_millis(exp - jitter + r)
+    }
+
+    fn send(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        version: i16,
+        request: Request,
+        timeout: Duration,
+    ) {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        let target = match (&kind, &self.coordinator) {
+            (Kind::FindCoordinator, _) | (_, None) => Target::AnyBroker,
+            (_, Some(c)) => Target::Coordinator(c.clone()),
+        };
+        let to_coordinator = matches!(target, Target::Coordinator(_));
+        if let Kind::Commit(cid) = kind
+            && let Some(c) = self.commits.iter_mut().find(|c| c.id == cid)
+        {
+            c.sent = Some(id);
+        }
+        self.inflight.insert(
+            id,
+            Inflight {
+                kind,
+                deadline: now + timeout,
+                to_coordinator,
+            },
+        );
+        self.queue.push_back(Outgoing {
+            id,
+            target,
+            version,
+            request,
+        });
+    }
+
+    fn has_inflight(&self, pred: impl Fn(&Kind) -> bool) -> bool {
+        self.inflight.values().any(|f| pred(&f.kind))
+    }
+
+    fn fail(&mut self, err: GroupError) {
+        if matches!(self.state, State::Failed(_)) {
+            return;
+        }
+        self.state = State::Failed(err.clone());
+        self.events.push_back(Event::Fatal(err));
+        let commits = std::mem::take(&mut self.commits);
+        for c in commits {
+            self.events.push_back(Event::CommitCompleted {
+                id: c.id,
+                offsets: c
+                    .offsets
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), o.offset))
+                    .collect(),
+                result: Err(CommitError::Closed),
+            });
+        }
+        self.queue.clear();
+    }
+
+    fn coordinator_lost(&mut self, now: Instant) {
+        if self.coordinator.take().is_some() {
+            self.events.push_back(Event::CoordinatorLost);
+        }
+        self.coord_retry_at = Some(now + self.backoff(self.coord_attempts));
+        // Requests on the old connection are abandoned.
+        let ids: Vec<_> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.to_coordinator)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail_request(now, id);
+        }
+    }
+
+    /// A request will not be answered: undo what waited for it.
+    fn fail_request(&mut self, now: Instant, id: RequestId) {
+        let Some(f) = self.inflight.remove(&id) else {
+            return;
+        };
+        match f.kind {
+            Kind::FindCoordinator => {
+                self.coord_attempts += 1;
+                self.coord_retry_at = Some(now + self.backoff(self.coord_attempts));
+            }
+            Kind::Join | Kind::Sync => {
+                if matches!(self.state, State::Joining | State::Syncing) {
+                    self.state = State::Unjoined;
+                    self.rejoin_needed = true;
+                    self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+                }
+            }
+            Kind::Heartbeat => {
+                self.next_heartbeat = Some(now + self.cfg.retry_backoff);
+            }
+            Kind::Leave => {
+                if matches!(self.state, State::Leaving { .. }) {
+                    self.finish_close();
+                }
+            }
+            Kind::Commit(cid) => {
+                if let Some(c) = self.commits.iter_mut().find(|c| c.id == cid) {
+                    c.sent = None;
+                }
+                self.retry_or_complete(
+                    now,
+                    cid,
+                    CommitError::Retriable(ErrorCode::NETWORK_EXCEPTION),
+                );
+            }
+            Kind::OffsetFetch(parts) => {
+                self.fetch_pending
+                    .extend(parts.into_iter().filter(|tp| self.assigned.contains(tp)));
+                self.fetch_retry_at = Some(now + self.cfg.retry_backoff);
+            }
+        }
+    }
+
+    /// Decide what to send next.
+    fn drive(&mut self, now: Instant) {
+        if matches!(self.state, State::Closed | State::Failed(_)) {
+            return;
+        }
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.finish_close();
+            return;
+        }
+        // Coordinator discovery.
+        if self.coordinator.is_none() {
+            let waiting = self.coord_retry_at.is_some_and(|t| t > now);
+            if !waiting && !self.has_inflight(|k| *k == Kind::FindCoordinator) {
+                let v = self.versions.find_coordinator;
+                let req = if v >= 4 {
+                    kp::FindCoordinatorRequest::default()
+                        .with_key_type(0)
+                        .with_coordinator_keys(vec![sb(&self.cfg.group_id)])
+                } else {
+                    kp::FindCoordinatorRequest::default().with_key(sb(&self.cfg.group_id))
+                };
+                let timeout = self.cfg.request_timeout;
+                self.send(
+                    now,
+                    Kind::FindCoordinator,
+                    v,
+                    Request::FindCoordinator(req),
+                    timeout,
+                );
+            }
+            return;
+        }
+        // Start a rebalance when one is needed.
+        if self.rejoin_needed && !self.poll_expired {
+            match self.state {
+                State::Stable => self.prepare_rejoin(now),
+                State::Unjoined => {}
+                _ => {}
+            }
+        }
+        if matches!(self.state, State::Unjoined)
+            && (self.rejoin_needed || self.generation < 0)
+            && !self.poll_expired
+            && !self.subscription.is_empty()
+            && self.join_retry_at.is_none_or(|t| t <= now)
+            && !self.has_inflight(|k| *k == Kind::Join)
+        {
+            self.send_join(now);
+        }
+        // Heartbeat.
+        if self.heartbeating()
+            && self.next_heartbeat.is_some_and(|t| t <= now)
+            && !self.has_inflight(|k| *k == Kind::Heartbeat)
+        {
+            self.send_heartbeat(now);
+        }
+        // Offset fetch for new partitions.
+        if matches!(self.state, State::Stable | State::Revoking { .. })
+            && !self.fetch_pending.is_empty()
+            && self.fetch_retry_at.is_none_or(|t| t <= now)
+            && !self.has_inflight(|k| matches!(k, Kind::OffsetFetch(_)))
+        {
+            self.send_offset_fetch(now);
+        }
+        // Commits.
+        let due: Vec<CommitId> = self
+            .commits
+            .iter()
+            .filter(|c| c.sent.is_none() && c.retry_at.is_none_or(|t| t <= now))
+            .map(|c| c.id)
+            .collect();
+        for cid in due {
+            self.send_commit(now, cid);
+        }
+    }
+
+    fn prepare_rejoin(&mut self, now: Instant) {
+        match self.protocol {
+            RebalanceProtocol::Eager if !self.assigned.is_empty() => {
+                let all: Vec<_> = self.assigned.iter().cloned().collect();
+                self.begin_revoke(now, all, AfterRevoke::Rejoin);
+            }
+            _ => {
+                self.state = State::Unjoined;
+            }
+        }
+    }
+
+    fn begin_revoke(&mut self, _now: Instant, parts: Vec<TopicPartition>, after: AfterRevoke) {
+        self.events
+            .push_back(Event::PartitionsRevoked(parts.clone()));
+        self.state = State::Revoking {
+            after,
+            acked: false,
+            commit: None,
+        };
+        self.revoking = parts;
+    }
+
+    fn finish_revoke(&mut self, now: Instant, after: AfterRevoke) {
+        let revoked = std::mem::take(&mut self.revoking);
+        for tp in &revoked {
+            self.assigned.remove(tp);
+            self.offsets.remove(tp);
+            self.fetch_pending.remove(tp);
+        }
+        match after {
+            AfterRevoke::Rejoin => {
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+            }
+            AfterRevoke::Close => self.leave(now, "the consumer is being closed"),
+        }
+    }
+
+    /// Drop every partition without revoking (generation lost).
+    fn lose_partitions(&mut self) {
+        if !self.assigned.is_empty() {
+            let all: Vec<_> = std::mem::take(&mut self.assigned).into_iter().collect();
+            self.events.push_back(Event::PartitionsLost(all));
+        }
+        self.offsets.clear();
+        self.fetch_pending.clear();
+        self.revoking.clear();
+        // Pending commits of this generation can no longer succeed.
+        let commits = std::mem::take(&mut self.commits);
+        for c in commits {
+            self.events.push_back(Event::CommitCompleted {
+                id: c.id,
+                offsets: c
+                    .offsets
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), o.offset))
+                    .collect(),
+                result: Err(CommitError::CommitFailed(ErrorCode::ILLEGAL_GENERATION)),
+            });
+        }
+        self.inflight
+            .retain(|_, f| !matches!(f.kind, Kind::Commit(_) | Kind::OffsetFetch(_)));
+    }
+
+    fn reset_generation(&mut self, reset_member_id: bool) {
+        self.lose_partitions();
+        self.generation = -1;
+        self.is_leader = false;
+        if reset_member_id {
+            self.member_id.clear();
+        }
+        self.state = State::Unjoined;
+        self.rejoin_needed = true;
+    }
+
+    /// Leave the group (close or poll timeout). Static members send nothing.
+    fn leave(&mut self, now: Instant, reason: &str) {
+        let closing = self.close_deadline.is_some();
+        let dynamic = self.cfg.group_instance_id.is_none();
+        let can_send = dynamic && !self.member_id.is_empty() && self.coordinator.is_some();
+        if can_send {
+            let v = self.versions.leave_group;
+            let req = if v >= 3 {
+                let mut m = kp::leave_group_request::MemberIdentity::default()
+                    .with_member_id(sb(&self.member_id));
+                if v >= 5 {
+                    m = m.with_reason(Some(sb(reason)));
+                }
+                kp::LeaveGroupRequest::default()
+                    .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                    .with_members(vec![m])
+            } else {
+                kp::LeaveGroupRequest::default()
+                    .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                    .with_member_id(sb(&self.member_id))
+            };
+            let timeout = self.cfg.request_timeout;
+            self.send(now, Kind::Leave, v, Request::LeaveGroup(req), timeout);
+        }
+        // Leaving resets the generation and member id, as in Java.
+        self.generation = -1;
+        self.is_leader = false;
+        self.member_id.clear();
+        self.next_heartbeat = None;
+        self.inflight
+            .retain(|_, f| !matches!(f.kind, Kind::Heartbeat | Kind::Join | Kind::Sync));
+        if closing {
+            if can_send {
+                let deadline = self
+                    .close_deadline
+                    .unwrap_or(now + self.cfg.request_timeout);
+                self.state = State::Leaving { deadline };
+            } else {
+                self.finish_close();
+            }
+        } else {
+            self.state = State::Unjoined;
+        }
+    }
+
+    fn finish_close(&mut self) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if !self.assigned.is_empty() {
+            self.lose_partitions();
+        }
+        let commits = std::mem::take(&mut self.commits);
+        for c in commits {
+            self.events.push_back(Event::CommitCompleted {
+                id: c.id,
+                offsets: c
+                    .offsets
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), o.offset))
+                    .collect(),
+                result: Err(CommitError::Closed),
+            });
+        }
+        self.state = State::Closed;
+        self.inflight.clear();
+        self.queue.clear();
+        self.events.push_back(Event::Closed);
+    }
+
+    fn subscription_bytes(&self, strategy: AssignmentStrategy) -> Vec<u8> {
+        let owned: Vec<TopicPartition> = match self.protocol {
+            RebalanceProtocol::Cooperative => self.assigned.iter().cloned().collect(),
+            RebalanceProtocol::Eager => Vec::new(),
+        };
+        Subscription {
+            topics: self.subscription.iter().cloned().collect(),
+            user_data: strategy.user_data(&self.previous_assignment, self.generation),
+            owned_partitions: owned,
+            generation_id: self.generation,
+            rack_id: self.cfg.rack.clone(),
+        }
+        .encode(CONSUMER_PROTOCOL_VERSION)
+    }
+
+    fn send_join(&mut self, now: Instant) {
+        let v = self.versions.join_group;
+        if self.cfg.group_instance_id.is_some() && v < 5 {
+            self.fail(GroupError::Config(ConfigError(
+                "group.instance.id needs JoinGroup v5 (Kafka 2.3+); the broker is older: unset group.instance.id",
+            )));
+            return;
+        }
+        let protocols = self
+            .cfg
+            .assignment_strategies
+            .clone()
+            .into_iter()
+            .map(|s| {
+                kp::join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(sb(s.name()))
+                    .with_metadata(Bytes::from(self.subscription_bytes(s)))
+            })
+            .collect();
+        let mut req = kp::JoinGroupRequest::default()
+            .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+            .with_session_timeout_ms(ms(self.cfg.session_timeout))
+            .with_member_id(sb(&self.member_id))
+            .with_protocol_type(sb("consumer"))
+            .with_protocols(protocols);
+        if v >= 1 {
+            req = req.with_rebalance_timeout_ms(ms(self.cfg.rebalance_timeout()));
+        }
+        if v >= 5 {
+            req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
+        }
+        if v >= 8 {
+            req = req.with_reason(Some(sb("rebalance")));
+        }
+        self.state = State::Joining;
+        self.rejoin_needed = false;
+        self.is_leader = false;
+        self.next_heartbeat = None;
+        // JoinGroup may wait a whole rebalance: rebalance timeout + 5 s, as Java.
+        let timeout = self.cfg.rebalance_timeout() + Duration::from_secs(5);
+        self.send(now, Kind::Join, v, Request::JoinGroup(req), timeout);
+    }
+
+    fn send_heartbeat(&mut self, now: Instant) {
+        let v = self.versions.heartbeat;
+        let mut req = kp::HeartbeatRequest::default()
+            .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+            .with_generation_id(self.generation)
+            .with_member_id(sb(&self.member_id));
+        if v >= 3 {
+            req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
+        }
+        self.next_heartbeat = None;
+        let timeout = self.cfg.request_timeout;
+        self.send(now, Kind::Heartbeat, v, Request::Heartbeat(req), timeout);
+    }
+
+    fn send_sync(
+        &mut self,
+        now: Instant,
+        generation: i32,
+        protocol: &str,
+        assignments: Vec<(String, Vec<u8>)>,
+    ) {
+        let v = self.versions.sync_group;
+        let mut req = kp::SyncGroupRequest::default()
+            .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+            .with_generation_id(generation)
+            .with_member_id(sb(&self.member_id))
+            .with_assignments(
+                assignments
+                    .into_iter()
+                    .map(|(m, a)| {
+                        kp::sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(sb(&m))
+                            .with_assignment(Bytes::from(a))
+                    })
+                    .collect(),
+            );
+        if v >= 3 {
+            req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
+        }
+        if v >= 5 {
+            req = req
+                .with_protocol_type(Some(sb("consumer")))
+                .with_protocol_name(Some(sb(protocol)));
+        }
+        self.state = State::Syncing;
+        let timeout = self.cfg.request_timeout;
+        self.send(now, Kind::Sync, v, Request::SyncGroup(req), timeout);
+    }
+
+    fn send_offset_fetch(&mut self, now: Instant) {
+        let parts: Vec<TopicPartition> = std::mem::take(&mut self.fetch_pending)
+            .into_iter()
+            .collect();
+        let v = self.versions.offset_fetch;
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &parts {
+            by_topic
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
+        }
+        let req = if v >= 8 {
+            let topics = by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    kp::offset_fetch_request::OffsetFetchRequestTopics::default()
+                        .with_name(kp::TopicName(sb(t)))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect();
+            kp::OffsetFetchRequest::default()
+                .with_groups(vec![
+                    kp::offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                        .with_topics(Some(topics)),
+                ])
+                .with_require_stable(true)
+        } else {
+            let topics = by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    kp::offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(kp::TopicName(sb(t)))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect();
+            let mut r = kp::OffsetFetchRequest::default()
+                .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                .with_topics(Some(topics));
+            if v >= 7 {
+                r = r.with_require_stable(true);
+            }
+            r
+        };
+        self.fetch_retry_at = None;
+        let timeout = self.cfg.request_timeout;
+        self.send(
+            now,
+            Kind::OffsetFetch(parts),
+            v,
+            Request::OffsetFetch(req),
+            timeout,
+        );
+    }
+
+    fn send_commit(&mut self, now: Instant, cid: CommitId) {
+        let Some(c) = self.commits.iter().find(|c| c.id == cid) else {
+            return;
+        };
+        let v = self.versions.offset_commit;
+        let mut by_topic: BTreeMap<
+            &str,
+            Vec<kp::offset_commit_request::OffsetCommitRequestPartition>,
+        > = BTreeMap::new();
+        for (tp, o) in &c.offsets {
+            let mut p = kp::offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(o.offset)
+                .with_committed_metadata(Some(sb(&o.metadata)));
+            if v >= 6 {
+                p = p.with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1));
+            }
+            by_topic.entry(tp.topic.as_str()).or_default().push(p);
+        }
+        let topics = by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                kp::offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(kp::TopicName(sb(t)))
+                    .with_partitions(ps)
+            })
+            .collect();
+        let mut req = kp::OffsetCommitRequest::default()
+            .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+            .with_generation_id_or_member_epoch(self.generation)
+            .with_member_id(sb(&self.member_id))
+            .with_topics(topics);
+        if v >= 7 {
+            req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
+        }
+        if (2..=4).contains(&v) {
+            req = req.with_retention_time_ms(-1);
+        }
+        let timeout = self.cfg.request_timeout;
+        self.send(
+            now,
+            Kind::Commit(cid),
+            v,
+            Request::OffsetCommit(req),
+            timeout,
+        );
+    }
+
+    // ------------------------------------------------------------ response logic
+
+    fn on_find_coordinator(&mut self, now: Instant, r: FindCoordinatorResponse<'_>) {
+        let entry = r
+            .coordinators
+            .iter()
+            .find(|c| c.key.is_empty() || c.key == self.cfg.group_id);
+        let Some(c) = entry else {
+            self.coord_attempts += 1;
+            self.coord_retry_at = Some(now + self.backoff(self.coord_attempts));
+            return;
+        };
+        match c.error_code {
+            ErrorCode::NONE if c.node_id >= 0 => {
+                self.coordinator = Some(CoordinatorAddr {
+                    node_id: c.node_id,
+                    host: c.host.to_owned(),
+                    port: c.port,
+                });
+                self.coord_attempts = 0;
+                self.coord_retry_at = None;
+                // A fresh coordinator: the session clock restarts.
+                self.last_heartbeat_ok = now;
+                if self.heartbeating() {
+                    self.next_heartbeat = Some(now);
+                }
+            }
+            ErrorCode::GROUP_AUTHORIZATION_FAILED => self.fail(GroupError::Broker {
+                api: "FindCoordinator",
+                code: c.error_code,
+            }),
+            _ => {
+                self.coord_attempts += 1;
+                self.coord_retry_at = Some(now + self.backoff(self.coord_attempts));
+            }
+        }
+    }
+
+    fn join_fatal(code: ErrorCode) -> bool {
+        matches!(
+            code,
+            ErrorCode::INCONSISTENT_GROUP_PROTOCOL
+                | ErrorCode::INVALID_SESSION_TIMEOUT
+                | ErrorCode::GROUP_AUTHORIZATION_FAILED
+                | ErrorCode::INVALID_GROUP_ID
+                | ErrorCode::GROUP_MAX_SIZE_REACHED
+                | ErrorCode::UNSUPPORTED_VERSION
+        )
+    }
+
+    fn on_join(&mut self, now: Instant, r: JoinGroupResponse<'_>) {
+        if !matches!(self.state, State::Joining) {
+            return;
+        }
+        let code = r.error_code;
+        match code {
+            ErrorCode::NONE => {}
+            ErrorCode::MEMBER_ID_REQUIRED => {
+                // KIP-394: the broker assigned an id; join again with it at once.
+                self.member_id = r.member_id.to_owned();
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.join_retry_at = None;
+                return;
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID => {
+                self.reset_generation(true);
+                self.join_retry_at = None;
+                return;
+            }
+            ErrorCode::ILLEGAL_GENERATION => {
+                self.reset_generation(false);
+                self.join_retry_at = None;
+                return;
+            }
+            ErrorCode::FENCED_INSTANCE_ID => return self.fail(GroupError::FencedInstanceId),
+            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.coordinator_lost(now);
+                return;
+            }
+            c if Self::join_fatal(c) => {
+                return self.fail(GroupError::Broker {
+                    api: "JoinGroup",
+                    code: c,
+                });
+            }
+            _ => {
+                // COORDINATOR_LOAD_IN_PROGRESS, REBALANCE_IN_PROGRESS, unknown:
+                // retry with backoff.
+                self.join_attempts += 1;
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+                return;
+            }
+        }
+        self.join_attempts = 0;
+        self.join_retry_at = None;
+        self.member_id = r.member_id.to_owned();
+        self.generation = r.generation_id;
+        self.is_leader = !r.member_id.is_empty() && r.leader == r.member_id && !r.skip_assignment;
+        let name = r.protocol_name.unwrap_or("");
+        let Some(protocol) = AssignmentStrategy::from_name(name)
+            .filter(|s| self.cfg.assignment_strategies.contains(s))
+        else {
+            return self.fail(GroupError::InconsistentProtocol(name.to_owned()));
+        };
+        if !self.is_leader {
+            self.send_sync(now, r.generation_id, name, Vec::new());
+            return;
+        }
+        let members: Vec<MemberSubscription> = r
+            .members
+            .iter()
+            .map(|m| MemberSubscription {
+                member_id: m.member_id.to_owned(),
+                group_instance_id: m.group_instance_id.map(str::to_owned),
+                // A member whose subscription does not decode gets nothing rather
+                // than failing the whole group.
+                subscription: Subscription::decode(m.metadata).unwrap_or_default(),
+            })
+            .collect();
+        let join = JoinResult {
+            generation: r.generation_id,
+            protocol,
+            members,
+        };
+        let missing: Vec<String> = join
+            .members
+            .iter()
+            .flat_map(|m| m.subscription.topics.iter())
+            .filter(|t| !self.metadata.contains_key(*t))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            self.lead_sync(now, join);
+        } else {
+            self.events.push_back(Event::MetadataNeeded(missing));
+            self.state = State::AwaitingMetadata(join);
+        }
+    }
+
+    fn lead_sync(&mut self, now: Instant, join: JoinResult) {
+        let topics: BTreeSet<String> = join
+            .members
+            .iter()
+            .flat_map(|m| m.subscription.topics.iter().cloned())
+            .collect();
+        let counts: BTreeMap<String, i32> = topics
+            .iter()
+            .filter_map(|t| self.metadata.get(t).map(|&n| (t.clone(), n)))
+            .collect();
+        let plan = join.protocol.assign(&join.members, &counts);
+        self.group_topics = topics;
+        self.assigned_metadata = counts;
+        let assignments = plan
+            .into_iter()
+            .map(|(m, parts)| {
+                let bytes = Assignment {
+                    partitions: parts,
+                    user_data: None,
+                }
+                .encode(CONSUMER_PROTOCOL_VERSION);
+                (m, bytes)
+            })
+            .collect();
+        self.send_sync(now, join.generation, join.protocol.name(), assignments);
+    }
+
+    fn on_sync(&mut self, now: Instant, r: SyncGroupResponse<'_>) {
+        if !matches!(self.state, State::Syncing) {
+            return;
+        }
+        match r.error_code {
+            ErrorCode::NONE => {}
+            ErrorCode::REBALANCE_IN_PROGRESS => {
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                return;
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID => return self.reset_generation(true),
+            ErrorCode::ILLEGAL_GENERATION => return self.reset_generation(false),
+            ErrorCode::FENCED_INSTANCE_ID => return self.fail(GroupError::FencedInstanceId),
+            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.coordinator_lost(now);
+                return;
+            }
+            c if Self::join_fatal(c) => {
+                return self.fail(GroupError::Broker {
+                    api: "SyncGroup",
+                    code: c,
+                });
+            }
+            _ => {
+                self.join_attempts += 1;
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+                return;
+            }
+        }
+        let assignment = match Assignment::decode(r.assignment) {
+            Ok(a) => a,
+            Err(_) => {
+                // A malformed assignment: rejoin rather than guess.
+                self.join_attempts += 1;
+                self.state = State::Unjoined;
+                self.rejoin_needed = true;
+                self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+                return;
+            }
+        };
+        let new: BTreeSet<TopicPartition> = assignment
+            .partitions
+            .into_iter()
+            .filter(|tp| self.subscription.contains(&tp.topic))
+            .collect();
+        let revoked: Vec<TopicPartition> = self.assigned.difference(&new).cloned().collect();
+        let added: Vec<TopicPartition> = new.difference(&self.assigned).cloned().collect();
+        self.previous_assignment = new.iter().cloned().collect();
+        for tp in &added {
+            self.assigned.insert(tp.clone());
+            self.offsets.insert(tp.clone(), PartitionOffsets::default());
+            self.fetch_pending.insert(tp.clone());
+        }
+        self.state = State::Stable;
+        self.last_heartbeat_ok = now;
+        self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
+        if self.cfg.enable_auto_commit && self.next_auto_commit.is_none() {
+            self.next_auto_commit = Some(now + self.cfg.auto_commit_interval);
+        }
+        if !revoked.is_empty() {
+            // Cooperative: give up what moved, then rejoin so it can be assigned.
+            self.begin_revoke(now, revoked, AfterRevoke::Rejoin);
+        }
+        self.events.push_back(Event::PartitionsAssigned(added));
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, r: HeartbeatResponse) {
+        if !self.heartbeating() {
+            return;
+        }
+        match r.error_code {
+            ErrorCode::NONE => {
+                self.last_heartbeat_ok = now;
+                self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
+            }
+            ErrorCode::REBALANCE_IN_PROGRESS => {
+                self.last_heartbeat_ok = now;
+                self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
+                self.rejoin_needed = true;
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID => self.reset_generation(true),
+            ErrorCode::ILLEGAL_GENERATION => self.reset_generation(false),
+            ErrorCode::FENCED_INSTANCE_ID => self.fail(GroupError::FencedInstanceId),
+            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
+                self.coordinator_lost(now);
+            }
+            ErrorCode::GROUP_AUTHORIZATION_FAILED => self.fail(GroupError::Broker {
+                api: "Heartbeat",
+                code: r.error_code,
+            }),
+            _ => {
+                self.next_heartbeat = Some(now + self.cfg.retry_backoff);
+            }
+        }
+    }
+
+    fn retry_or_complete(&mut self, now: Instant, cid: CommitId, err: CommitError) {
+        let Some(i) = self.commits.iter().position(|c| c.id == cid) else {
+            return;
+        };
+        let retry = matches!(err, CommitError::Retriable(_))
+            && self.commits[i].retriable
+            && now < self.commits[i].deadline;
+        if retry {
+            let delay = self.backoff(1);
+            let c = &mut self.commits[i];
+            c.sent = None;
+            c.retry_at = Some(now + delay);
+        } else {
+            let c = self.commits.remove(i);
+            self.complete_commit(now, c, Err(err));
+        }
+    }
+
+    fn complete_commit(&mut self, now: Instant, c: PendingCommit, result: Result<(), CommitError>) {
+        self.events.push_back(Event::CommitCompleted {
+            id: c.id,
+            offsets: c
+                .offsets
+                .iter()
+                .map(|(tp, o)| (tp.clone(), o.offset))
+                .collect(),
+            result,
+        });
+        // A revoke or close waiting for its final commit proceeds either way.
+        if let State::Revoking {
+            after,
+            acked: true,
+            commit: Some(w),
+        } = self.state
+            && w == c.id
+        {
+            self.finish_revoke(now, after);
+        }
+    }
+
+    fn on_commit(&mut self, now: Instant, cid: CommitId, r: OffsetCommitResponse<'_>) {
+        let mut first_err = ErrorCode::NONE;
+        let mut ok: Vec<(TopicPartition, ())> = Vec::new();
+        for t in &r.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name, p.partition_index);
+                if p.error_code.is_ok() {
+                    ok.push((tp, ()));
+                } else if first_err.is_ok() {
+                    first_err = p.error_code;
+                }
+            }
+        }
+        if let Some(c) = self.commits.iter().find(|c| c.id == cid) {
+            for (tp, o) in &c.offsets {
+                if ok.iter().any(|(x, _)| x == tp)
+                    && let Some(e) = self.offsets.get_mut(tp)
+                {
+                    e.committed = Some(o.offset);
+                }
+            }
+        }
+        let err = match first_err {
+            ErrorCode::NONE => None,
+            ErrorCode::NOT_COORDINATOR
+            | ErrorCode::COORDINATOR_NOT_AVAILABLE
+            | ErrorCode::REQUEST_TIMED_OUT => {
+                self.coordinator_lost(now);
+                Some(CommitError::Retriable(first_err))
+            }
+            ErrorCode::REBALANCE_IN_PROGRESS => {
+                self.rejoin_needed = true;
+                Some(CommitError::RebalanceInProgress)
+            }
+            ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION => {
+                let reset_member = first_err == ErrorCode::UNKNOWN_MEMBER_ID;
+                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
+                    let c = self.commits.remove(i);
+                    self.complete_commit(now, c, Err(CommitError::CommitFailed(first_err)));
+                }
+                self.reset_generation(reset_member);
+                return;
+            }
+            ErrorCode::FENCED_INSTANCE_ID => {
+                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
+                    let c = self.commits.remove(i);
+                    self.complete_commit(now, c, Err(CommitError::Fatal(first_err)));
+                }
+                self.fail(GroupError::FencedInstanceId);
+                return;
+            }
+            c if c.is_retriable() => Some(CommitError::Retriable(c)),
+            c => Some(CommitError::Fatal(c)),
+        };
+        match err {
+            None => {
+                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
+                    let c = self.commits.remove(i);
+                    self.complete_commit(now, c, Ok(()));
+                }
+            }
+            Some(e) => self.retry_or_complete(now, cid, e),
+        }
+    }
+
+    fn on_offset_fetch(
+        &mut self,
+        now: Instant,
+        parts: Vec<TopicPartition>,
+        r: OffsetFetchResponse<'_>,
+    ) {
+        let group = r
+            .groups
+            .iter()
+            .find(|g| g.group_id.is_empty() || g.group_id == self.cfg.group_id);
+        let retry_all = |me: &mut Self, now: Instant| {
+            me.fetch_pending
+                .extend(parts.iter().filter(|tp| me.assigned.contains(*tp)).cloned());
+            me.fetch_retry_at = Some(now + me.cfg.retry_backoff);
+        };
+        let Some(g) = group else {
+            return retry_all(self, now);
+        };
+        match g.error_code {
+            ErrorCode::NONE => {}
+            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
+                retry_all(self, now);
+                self.coordinator_lost(now);
+                return;
+            }
+            ErrorCode::GROUP_AUTHORIZATION_FAILED => {
+                return self.fail(GroupError::Broker {
+                    api: "OffsetFetch",
+                    code: g.error_code,
+                });
+            }
+            // UNSTABLE_OFFSET_COMMIT (a transaction is committing offsets),
+            // COORDINATOR_LOAD_IN_PROGRESS and anything else: try again.
+            _ => return retry_all(self, now),
+        }
+        let mut positions = Vec::new();
+        let mut answered = BTreeSet::new();
+        for t in &g.topics {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name, p.partition_index);
+                if !parts.contains(&tp) || !self.assigned.contains(&tp) {
+                    continue;
+                }
+                if p.error_code.is_err() {
+                    // UNSTABLE_OFFSET_COMMIT and transient errors: ask again.
+                    continue;
+                }
+                answered.insert(tp.clone());
+                let pos = if p.committed_offset >= 0 {
+                    if let Some(e) = self.offsets.get_mut(&tp) {
+                        e.committed = Some(p.committed_offset);
+                    }
+                    StartPosition::Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: (p.committed_leader_epoch >= 0)
+                            .then_some(p.committed_leader_epoch),
+                        metadata: p.metadata.map(str::to_owned),
+                    }
+                } else {
+                    StartPosition::NeedsReset(self.cfg.auto_offset_reset)
+                };
+                positions.push((tp, pos));
+            }
+        }
+        let unanswered: Vec<_> = parts
+            .into_iter()
+            .filter(|tp| self.assigned.contains(tp) && !answered.contains(tp))
+            .collect();
+        if !unanswered.is_empty() {
+            self.fetch_pending.extend(unanswered);
+            self.fetch_retry_at = Some(now + self.cfg.retry_backoff);
+        }
+        if !positions.is_empty() {
+            self.events.push_back(Event::StartPositions(positions));
+        }
+    }
+}
+
+fn ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
