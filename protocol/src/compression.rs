@@ -144,6 +144,12 @@ impl Decompressor {
         self.limit = limit;
     }
 
+    /// Release buffer memory beyond `bytes` (after an unusually large batch).
+    pub fn shrink_to(&mut self, bytes: usize) {
+        self.scratch.clear();
+        self.scratch.shrink_to(bytes);
+    }
+
     /// Decompress `input` with `codec` into the internal buffer and return it.
     ///
     /// `Compression::None` copies nothing and returns `input` unchanged.
@@ -433,6 +439,21 @@ mod tests {
             d.decompress(Compression::Snappy, &x),
             Err(DecodeError::Decompress { .. })
         ));
+    }
+
+    #[test]
+    fn zstd_huge_window_is_refused_without_allocating() {
+        // Frame header: magic, descriptor 0 (no single segment, no checksum), window
+        // descriptor exponent 20 => 2^30-byte window; then one empty raw last block.
+        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, 0x01, 0x00, 0x00];
+        let mut d = Decompressor::with_limit(1 << 20);
+        assert!(matches!(
+            d.decompress(Compression::Zstd, &frame),
+            Err(DecodeError::Decompress { codec: "zstd", .. })
+        ));
+        // The same frame with a 1 KiB window (descriptor 0) decodes.
+        let ok = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x01, 0x00, 0x00];
+        assert_eq!(d.decompress(Compression::Zstd, &ok).unwrap(), b"");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! * [`error::DecodeError`]: the one error type for malformed bytes.
 //! * [`ErrorCode`]: broker error codes with Kafka's retriable flag.
 //! * [`messages`]: request encoding and weir's own bounded response decoders.
+//! * [`record`]: zero-copy views of record batches (magic 2) and legacy message sets
+//!   (magic 0/1), borrowed [`Record`]s and headers, and a [`RecordBatchBuilder`].
+//! * [`compression`]: gzip, snappy, lz4 and zstd (pure Rust), with a bounded,
+//!   reusable [`Decompressor`].
+//! * [`control`] and [`txn`]: transaction markers and the read_committed filter.
 //! * [`frame`]: size-prefixed framing, request headers + kafka-protocol bodies
 //!   ([`encode_request`]), response headers ([`frame::parse_response`]).
 //! * [`versions`]: the per-broker [`ApiVersionTable`] and version negotiation

@@ -850,3 +850,31 @@ fn legacy_lz4_wrapper_with_kafka_3160_checksum() {
     let got = all_records(&blob);
     assert_eq!(got[0].value, Some(b"old".to_vec()));
 }
+
+#[test]
+fn sequences_wrap_at_i32_max() {
+    let mut b = RecordBatchBuilder::new(0).producer(1, 0, i32::MAX - 1);
+    for _ in 0..3 {
+        b.append(0, None, None);
+    }
+    let bytes = b.build();
+    let batch = RecordBatch::parse(&bytes).unwrap();
+    let seqs: Vec<i32> = batch
+        .records_uncompressed()
+        .unwrap()
+        .map(|r| r.unwrap().sequence())
+        .collect();
+    assert_eq!(seqs, [i32::MAX - 1, i32::MAX, 0]);
+}
+
+#[test]
+fn records_outlive_the_batch_value() {
+    // Records borrow the input (or the decompressor), not the `Batch` value.
+    let bytes = sample_batch(Compression::None);
+    let mut d = Decompressor::new();
+    let first = {
+        let batch = Batch::parse(&bytes).unwrap();
+        batch.records(&mut d).unwrap().next().unwrap().unwrap()
+    };
+    assert_eq!(first.value(), Some(&b"v0"[..]));
+}
