@@ -1179,6 +1179,18 @@ impl GroupMember {
             self.finish_close();
             return;
         }
+        // Passed retry timers are spent: what they delayed may go from now on.
+        if self.join_retry_at.is_some_and(|t| t <= now) {
+            self.join_retry_at = None;
+        }
+        if self.fetch_retry_at.is_some_and(|t| t <= now) {
+            self.fetch_retry_at = None;
+        }
+        for c in &mut self.commits {
+            if c.retry_at.is_some_and(|t| t <= now) {
+                c.retry_at = None;
+            }
+        }
         // Coordinator discovery.
         if self.coordinator.is_none() {
             let waiting = self.coord_retry_at.is_some_and(|t| t > now);
