@@ -3,7 +3,9 @@
 //! The public `Consumer` API, configuration and the `weir` binary live here once the
 //! fetch and coordinator crates land. Today this crate re-exports the protocol layer.
 
+pub mod cli;
 pub mod config;
+pub mod consume;
 pub mod format;
 pub mod metrics;
 pub mod sink;

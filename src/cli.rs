@@ -1,0 +1,573 @@
+//! The `weir` command line: clap definitions and their mapping to configuration.
+//!
+//! `weir consume` takes kcat's consumer flags with kcat's meanings (`-C` itself is
+//! accepted and ignored, so kcat command lines can be pasted). Everything is checked
+//! here, before anything connects; [`ConsumeOpts::plan`] returns a [`ConsumePlan`] or a
+//! [`CliError`] whose message is one line saying what to do.
+//!
+//! Configuration precedence, lowest first: Kafka's defaults, `--profile`, `-F FILE`,
+//! `-b` and `-G`, then `-X name=value` (so `-X` always wins).
+//!
+//! Exit codes: [`EXIT_OK`] (0) success, [`EXIT_RUNTIME`] (1) a failure while running,
+//! [`EXIT_USAGE`] (2) a usage or configuration error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigBuilder, ConfigError, ConsumerConfig, Mode, Profile, Source};
+use crate::format::{self, Style};
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// A failure while running (broker, file system, engine not available).
+pub const EXIT_RUNTIME: u8 = 1;
+/// A usage or configuration error, found before connecting.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The `weir` program.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "A Kafka consumer with a zero-copy fetch path", long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume records and print them (kcat -C compatible flags) or write them to a sink.
+    Consume(Box<ConsumeOpts>),
+    /// Inspect consumer groups.
+    Groups {
+        /// Which group operation.
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+}
+
+/// `weir groups ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List the cluster's consumer groups.
+    List {
+        /// Connection options.
+        #[command(flatten)]
+        conn: ConnOpts,
+    },
+    /// Show a group's state, members, assignments and lag.
+    Describe {
+        /// The group id.
+        group: String,
+        /// Connection options.
+        #[command(flatten)]
+        conn: ConnOpts,
+    },
+}
+
+/// Options every subcommand that talks to a cluster takes.
+#[derive(Debug, Args, Default)]
+pub struct ConnOpts {
+    /// Bootstrap brokers, host:port[,host:port...] (bootstrap.servers).
+    #[arg(short = 'b', value_name = "BROKERS")]
+    pub brokers: Option<String>,
+    /// Set a Kafka consumer property, e.g. -X fetch.min.bytes=1024 (repeatable; wins over everything else).
+    #[arg(short = 'X', value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+    /// Read properties from a Java .properties file.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub properties_file: Option<PathBuf>,
+    /// Start from a preset: high-throughput, low-latency, reliable or stream-processing.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// `weir consume` options.
+#[derive(Debug, Args, Default)]
+pub struct ConsumeOpts {
+    /// Connection and configuration options.
+    #[command(flatten)]
+    pub conn: ConnOpts,
+    /// Topic to consume (manual assignment).
+    #[arg(short = 't', value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Partition(s) to consume (repeatable or comma-separated).
+    #[arg(short = 'p', value_name = "PARTITION", value_delimiter = ',')]
+    pub partitions: Vec<i32>,
+    /// Start offset: beginning, end, stored, N (absolute), -N (N before the end), s@TIMESTAMP_MS.
+    #[arg(short = 'o', value_name = "OFFSET", allow_hyphen_values = true)]
+    pub offset: Option<String>,
+    /// Exit once every assigned partition has been read to its end.
+    #[arg(short = 'e')]
+    pub exit_at_end: bool,
+    /// Exit after COUNT records.
+    #[arg(short = 'c', value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Group mode: join GROUP and subscribe to the TOPIC arguments.
+    #[arg(short = 'G', value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Topics to subscribe to in group mode (-G GROUP TOPIC...).
+    #[arg(value_name = "TOPIC", requires = "group")]
+    pub topics: Vec<String>,
+    /// One JSON object per record (kcat's envelope).
+    #[arg(short = 'J', conflicts_with = "format")]
+    pub json: bool,
+    /// Output format with kcat's tokens: %t %p %o %k %K %s %S %R %T %h, \n \t.
+    #[arg(short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Print the key, then DELIM, before each value.
+    #[arg(short = 'K', value_name = "DELIM")]
+    pub key_delimiter: Option<String>,
+    /// Quiet: no progress line, warnings or summary.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Write records into segment files under DIR, exactly once across restarts.
+    #[arg(long, value_name = "DIR")]
+    pub sink: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// List every property weir accepts, with its default, and exit.
+    #[arg(long)]
+    pub help_properties: bool,
+    /// kcat's consumer-mode flag; accepted and ignored.
+    #[arg(short = 'C', hide = true)]
+    pub kcat_consumer: bool,
+}
+
+/// Where each partition starts (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOffset {
+    /// `beginning`: the log start.
+    Beginning,
+    /// `end`: the log end (the default, as kcat).
+    End,
+    /// `stored`: the group's committed offset (needs `group.id`).
+    Stored,
+    /// `N`: an absolute offset.
+    Absolute(i64),
+    /// `-N`: N records before the end.
+    FromEnd(i64),
+    /// `s@TS`: the first record with a timestamp at or after TS (ms).
+    Timestamp(i64),
+}
+
+impl StartOffset {
+    /// Parses kcat's `-o` syntax.
+    pub fn parse(s: &str) -> Result<Self, CliError> {
+        let bad = || {
+            CliError::usage(format!(
+                "invalid -o value `{s}`: expected beginning, end, stored, an offset N, -N (N records before the end) or s@TIMESTAMP_MS"
+            ))
+        };
+        match s {
+            "beginning" => Ok(StartOffset::Beginning),
+            "end" => Ok(StartOffset::End),
+            "stored" => Ok(StartOffset::Stored),
+            _ => {
+                if let Some(ts) = s.strip_prefix("s@") {
+                    return ts
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|t| *t >= 0)
+                        .map(StartOffset::Timestamp)
+                        .ok_or_else(bad);
+                }
+                if let Some(n) = s.strip_prefix('-') {
+                    return n
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .map(StartOffset::FromEnd)
+                        .ok_or_else(bad);
+                }
+                s.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .map(StartOffset::Absolute)
+                    .ok_or_else(bad)
+            }
+        }
+    }
+}
+
+/// A command-line failure: the message and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// [`EXIT_USAGE`] or [`EXIT_RUNTIME`].
+    pub code: u8,
+    /// One line saying what is wrong and what to do.
+    pub message: String,
+}
+
+impl CliError {
+    /// A usage or configuration error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// A runtime failure (exit 1).
+    pub fn runtime(message: impl Into<String>) -> Self {
+        CliError {
+            code: EXIT_RUNTIME,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+/// Everything `weir consume` needs, checked.
+#[derive(Debug, Clone)]
+pub struct ConsumePlan {
+    /// The validated configuration.
+    pub config: ConsumerConfig,
+    /// Manual assignment or group mode.
+    pub mode: Mode,
+    /// Topics (one in manual mode).
+    pub topics: Vec<String>,
+    /// Partitions (manual mode; empty means all).
+    pub partitions: Vec<i32>,
+    /// Where to start.
+    pub start: StartOffset,
+    /// `-e`.
+    pub exit_at_end: bool,
+    /// `-c`.
+    pub count: Option<u64>,
+    /// The output format.
+    pub style: Style,
+    /// `--sink`.
+    pub sink: Option<PathBuf>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `-q`.
+    pub quiet: bool,
+}
+
+impl ConnOpts {
+    /// The layered configuration: defaults, profile, file, `-b`, `extra` (such as
+    /// `-G`), then `-X`.
+    pub fn builder(&self, extra: &[(&str, &str, &'static str)]) -> Result<ConfigBuilder, CliError> {
+        let mut b = ConfigBuilder::new();
+        if let Some(p) = &self.profile {
+            b.profile(p.parse::<Profile>()?);
+        }
+        if let Some(f) = &self.properties_file {
+            b.properties_file(f)?;
+        }
+        if let Some(brokers) = &self.brokers {
+            b.set("bootstrap.servers", brokers, Source::Option("-b"))?;
+        }
+        for (k, v, opt) in extra {
+            b.set(k, v, Source::Option(opt))?;
+        }
+        for x in &self.properties {
+            b.flag(x)?;
+        }
+        Ok(b)
+    }
+}
+
+impl ConsumeOpts {
+    /// Checks the options and the configuration; nothing connects.
+    pub fn plan(&self) -> Result<ConsumePlan, CliError> {
+        let mut extra = Vec::new();
+        if let Some(g) = &self.group {
+            extra.push(("group.id", g.as_str(), "-G"));
+        }
+        let builder = self.conn.builder(&extra)?;
+        let mode = if self.group.is_some() {
+            Mode::Group
+        } else {
+            Mode::Assign
+        };
+        let start = match &self.offset {
+            Some(o) => StartOffset::parse(o)?,
+            None => StartOffset::End,
+        };
+        let mut config = builder.build(mode)?;
+        if start == StartOffset::Stored && config.group_id.is_none() {
+            return Err(CliError::usage(
+                "`group.id` is not set: -o stored reads the group's committed offsets; set -X group.id=NAME or choose another -o",
+            ));
+        }
+        let mut topics = self.topics.clone();
+        if let Some(t) = &self.topic {
+            topics.insert(0, t.clone());
+        }
+        match mode {
+            Mode::Assign => {
+                if topics.is_empty() {
+                    return Err(CliError::usage(
+                        "no topic: give -t TOPIC (or -G GROUP TOPIC... to consume as a group)",
+                    ));
+                }
+            }
+            Mode::Group => {
+                if topics.is_empty() {
+                    return Err(CliError::usage(
+                        "group mode needs topics: -G GROUP TOPIC [TOPIC...]",
+                    ));
+                }
+                if !self.partitions.is_empty() {
+                    return Err(CliError::usage(
+                        "-p cannot be used with -G: the group assigns partitions; drop -p, or drop -G to pick partitions yourself",
+                    ));
+                }
+            }
+        }
+        for t in &topics {
+            validate_topic(t)?;
+        }
+        if let Some(p) = self.partitions.iter().find(|p| **p < 0) {
+            return Err(CliError::usage(format!(
+                "invalid -p value {p}: partitions are numbered from 0"
+            )));
+        }
+        let style = if self.json {
+            Style::Json
+        } else if let Some(f) = &self.format {
+            Style::Format(format::compile(f).map_err(|e| CliError::usage(e.to_string()))?)
+        } else {
+            Style::ValuePerLine {
+                key_delimiter: self.key_delimiter.as_deref().map(unescape_delimiter),
+            }
+        };
+        let metrics_addr = match &self.metrics_addr {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                CliError::usage(format!(
+                    "invalid --metrics-addr `{a}`: expected IP:PORT, for example 127.0.0.1:9100"
+                ))
+            })?),
+            None => None,
+        };
+        if self.quiet {
+            config.warnings.clear();
+        }
+        Ok(ConsumePlan {
+            config,
+            mode,
+            topics,
+            partitions: self.partitions.clone(),
+            start,
+            exit_at_end: self.exit_at_end,
+            count: self.count,
+            style,
+            sink: self.sink.clone(),
+            metrics_addr,
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// Kafka's topic name rule: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic(t: &str) -> Result<(), CliError> {
+    let ok = !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "invalid topic name `{t}`: Kafka topic names are 1 to 249 characters of a-z, A-Z, 0-9, '.', '_' and '-'"
+        )))
+    }
+}
+
+/// Resolves `\n`, `\t`, `\r`, `\xHH` in a `-K` delimiter, as in `-f` literals.
+pub fn unescape_delimiter(s: &str) -> Vec<u8> {
+    match format::compile(&s.replace('%', "%%")) {
+        Ok(tokens) => tokens
+            .into_iter()
+            .flat_map(|t| match t {
+                format::Token::Literal(l) => l,
+                _ => Vec::new(),
+            })
+            .collect(),
+        Err(_) => s.as_bytes().to_vec(),
+    }
+}
+
+/// The `--help-properties` table.
+pub fn properties_help() -> String {
+    let mut out = String::from("Properties weir accepts (-X name=value, -F file):\n\n");
+    for spec in config::PROPERTIES {
+        let default = spec.default.unwrap_or("(none)");
+        let default = if default.is_empty() { "\"\"" } else { default };
+        let note = match spec.support {
+            config::Support::Yes => "",
+            config::Support::Ignored(_) => " [accepted, ignored]",
+            config::Support::Unsupported(_) => " [not supported yet]",
+        };
+        out.push_str(&format!(
+            "  {:<36} {:<24} {}{}\n",
+            spec.name, default, spec.doc, note
+        ));
+    }
+    out.push_str("\nProfiles (--profile NAME):\n");
+    for name in Profile::NAMES {
+        if let Ok(p) = name.parse::<Profile>() {
+            let vals: Vec<String> = p.values().iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("  {name:<18} {}\n", vals.join(" ")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ConsumePlan, CliError> {
+        let mut full = vec!["weir", "consume"];
+        full.extend_from_slice(args);
+        let cli = Cli::try_parse_from(full).map_err(|e| CliError::usage(e.to_string()))?;
+        match cli.command {
+            Command::Consume(o) => o.plan(),
+            Command::Groups { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn offsets() {
+        for (s, want) in [
+            ("beginning", StartOffset::Beginning),
+            ("end", StartOffset::End),
+            ("stored", StartOffset::Stored),
+            ("42", StartOffset::Absolute(42)),
+            ("-10", StartOffset::FromEnd(10)),
+            ("s@1700000000000", StartOffset::Timestamp(1_700_000_000_000)),
+        ] {
+            assert_eq!(StartOffset::parse(s).unwrap(), want);
+        }
+        for bad in ["", "begin", "-0", "--1", "s@", "s@x", "1.5", "e@5"] {
+            let e = StartOffset::parse(bad).unwrap_err();
+            assert_eq!(e.code, EXIT_USAGE);
+            assert!(
+                e.message.starts_with(&format!("invalid -o value `{bad}`")),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn kcat_command_lines() {
+        let p = parse(&[
+            "-C", "-b", "k:9092", "-t", "logs", "-p", "0,2", "-p", "5", "-o", "-5", "-e", "-c",
+            "10", "-J", "-q",
+        ])
+        .unwrap();
+        assert_eq!(p.topics, vec!["logs"]);
+        assert_eq!(p.partitions, vec![0, 2, 5]);
+        assert_eq!(p.start, StartOffset::FromEnd(5));
+        assert!(p.exit_at_end && p.quiet);
+        assert_eq!(p.count, Some(10));
+        assert_eq!(p.style, Style::Json);
+        assert_eq!(p.mode, Mode::Assign);
+
+        let p = parse(&["-b", "k:9092", "-G", "g1", "a", "b", "-f", "%k=%s\\n"]).unwrap();
+        assert_eq!(p.mode, Mode::Group);
+        assert_eq!(p.topics, vec!["a", "b"]);
+        assert_eq!(p.config.group_id.as_deref(), Some("g1"));
+        assert!(matches!(p.style, Style::Format(_)));
+
+        let p = parse(&["-b", "k:9092", "-t", "x", "-K", "\\t"]).unwrap();
+        assert_eq!(
+            p.style,
+            Style::ValuePerLine {
+                key_delimiter: Some(b"\t".to_vec())
+            }
+        );
+    }
+
+    #[test]
+    fn precedence_flags_win() {
+        let p = parse(&[
+            "-t",
+            "t",
+            "-b",
+            "a:1",
+            "--profile",
+            "low-latency",
+            "-X",
+            "fetch.max.wait.ms=77",
+            "-X",
+            "bootstrap.servers=b:2",
+        ])
+        .unwrap();
+        assert_eq!(p.config.fetch_max_wait_ms, 77);
+        assert_eq!(p.config.max_poll_records, 100);
+        assert_eq!(p.config.bootstrap_servers[0].host, "b");
+    }
+
+    #[test]
+    fn usage_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-b", "k:1"], "no topic: give -t TOPIC"),
+            (&["-b", "k:1", "-G", "g"], "group mode needs topics"),
+            (
+                &["-b", "k:1", "-G", "g", "t", "-p", "1"],
+                "-p cannot be used with -G",
+            ),
+            (
+                &["-b", "k:1", "-t", "bad/topic"],
+                "invalid topic name `bad/topic`",
+            ),
+            (
+                &["-b", "k:1", "-t", "t", "-o", "stored"],
+                "-o stored reads the group's committed offsets",
+            ),
+            (
+                &["-b", "k:1", "-t", "t", "-f", "%z"],
+                "unsupported format token %z",
+            ),
+            (
+                &["-b", "k:1", "-t", "t", "--metrics-addr", "nope"],
+                "invalid --metrics-addr `nope`",
+            ),
+            (
+                &["-b", "k:1", "-t", "t", "--profile", "fast"],
+                "unknown profile `fast`",
+            ),
+            (
+                &["-b", "k:1", "-G", "", "t"],
+                "`group.id` is not set: group mode needs a consumer group",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.code, EXIT_USAGE, "{args:?}");
+            assert!(e.message.contains(want), "{args:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn help_lists_every_property() {
+        let h = properties_help();
+        for spec in config::PROPERTIES {
+            assert!(h.contains(spec.name), "{}", spec.name);
+        }
+        assert!(h.contains("stream-processing"));
+    }
+}

@@ -1,0 +1,349 @@
+//! The `weir consume` loop: the fetch engine's records through a [`Formatter`] to
+//! stdout or the [`Sink`], with metrics, a progress line, `-e`/`-c` exits and graceful
+//! signal handling.
+//!
+//! Today it runs manual assignment (`-t TOPIC -p PARTITION...`) on the caller's
+//! thread with [`weir_fetch::Consumer::poll`]. Not available yet, each with an exit-1
+//! message saying so: group mode (`-G`, and `-o stored`), which needs the coordinator
+//! driven alongside the fetch engine; and `-t` without `-p`, which needs partition
+//! discovery from the fetch engine.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, StartAt};
+
+use crate::cli::{CliError, ConsumePlan, StartOffset};
+use crate::config::{ConsumerConfig, IsolationLevel, Mode, OffsetReset};
+use crate::format::{Formatter, RecordView, TimestampType};
+use crate::metrics::{Metrics, MetricsServer};
+use crate::sink::{Sink, SinkConfig};
+
+/// What a run did, for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Records written.
+    pub records: u64,
+    /// Key and value bytes of those records.
+    pub bytes: u64,
+    /// Partitions consumed.
+    pub partitions: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Why the run ended.
+    pub reason: StopReason,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StopReason {
+    /// `-e`: every partition was read to its end.
+    #[default]
+    EndOfPartitions,
+    /// `-c`: the count was reached.
+    Count,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The reader of stdout went away.
+    BrokenPipe,
+}
+
+impl Summary {
+    /// The one-line summary printed at exit.
+    pub fn line(&self) -> String {
+        let why = match self.reason {
+            StopReason::EndOfPartitions => "reached the end of every partition",
+            StopReason::Count => "reached the -c count",
+            StopReason::Signal => "stopped by signal",
+            StopReason::BrokenPipe => "output closed",
+        };
+        format!(
+            "weir: {} records ({} bytes) from {} partition(s) in {:.1}s; {why}",
+            self.records,
+            self.bytes,
+            self.partitions,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The fetch engine's settings from weir's configuration.
+pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
+    let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    FetchConfig {
+        bootstrap_servers: c
+            .bootstrap_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        client_id: c.client_id.clone(),
+        client_rack: c.client_rack.clone(),
+        fetch_min_bytes: clamp(c.fetch_min_bytes),
+        fetch_max_bytes: clamp(c.fetch_max_bytes),
+        fetch_max_wait_ms: clamp(c.fetch_max_wait_ms),
+        max_partition_fetch_bytes: clamp(c.max_partition_fetch_bytes),
+        isolation_level: match c.isolation_level {
+            IsolationLevel::ReadCommitted => weir_fetch::IsolationLevel::ReadCommitted,
+            IsolationLevel::ReadUncommitted => weir_fetch::IsolationLevel::ReadUncommitted,
+        },
+        auto_offset_reset: match c.auto_offset_reset {
+            OffsetReset::Earliest => weir_fetch::OffsetReset::Earliest,
+            OffsetReset::Latest => weir_fetch::OffsetReset::Latest,
+            OffsetReset::None => weir_fetch::OffsetReset::None,
+        },
+        check_crcs: c.check_crcs,
+        request_timeout_ms: u64::from(c.request_timeout_ms),
+        reconnect_backoff_ms: u64::from(c.reconnect_backoff_ms),
+        reconnect_backoff_max_ms: u64::from(c.reconnect_backoff_max_ms),
+        retry_backoff_ms: u64::from(c.retry_backoff_ms),
+        metadata_max_age_ms: u64::from(c.metadata_max_age_ms),
+        ring_bytes: usize::try_from(c.ring_bytes).unwrap_or(usize::MAX),
+        ..FetchConfig::default()
+    }
+}
+
+fn fetch_err(e: FetchError) -> CliError {
+    match e {
+        FetchError::Config(m) => CliError::usage(m),
+        other => CliError::runtime(format!("consumer failed: {other}")),
+    }
+}
+
+/// Runs `weir consume` until `-e`, `-c`, a signal (`stop`), or an error.
+pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
+    if plan.mode == Mode::Group || plan.start == StartOffset::Stored {
+        return Err(CliError::runtime(
+            "group mode (-G, -o stored) is not available yet: the group coordinator is not wired into the consumer; use -t TOPIC -p PARTITION with -o beginning|end|N|-N|s@TS",
+        ));
+    }
+    if plan.partitions.is_empty() {
+        return Err(CliError::runtime(
+            "-t without -p is not available yet: the fetch engine cannot list a topic's partitions; give the partitions with -p (repeatable or comma-separated, e.g. -p 0,1,2)",
+        ));
+    }
+    let started = Instant::now();
+    let metrics = Arc::new(Metrics::new());
+    let _server = match plan.metrics_addr {
+        Some(addr) => Some(
+            MetricsServer::start(&addr.to_string(), Arc::clone(&metrics))
+                .map_err(|e| CliError::runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut sink = match &plan.sink {
+        Some(dir) => Some(
+            Sink::open(SinkConfig::from_config(dir.clone(), &plan.config))
+                .map_err(|e| CliError::runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let resume = sink
+        .as_ref()
+        .map(Sink::resume_positions)
+        .unwrap_or_default();
+
+    let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
+    let topic = plan.topics.first().cloned().unwrap_or_default();
+    // Partitions whose -o -N start waits for the end offset.
+    let mut from_end: BTreeMap<i32, i64> = BTreeMap::new();
+    for &p in &plan.partitions {
+        let start = match resume.get(&(topic.clone(), p)) {
+            Some(&next) => StartAt::Offset(next),
+            None => match plan.start {
+                StartOffset::Beginning => StartAt::Earliest,
+                StartOffset::End | StartOffset::Stored => StartAt::Latest,
+                StartOffset::Absolute(o) => StartAt::Offset(o),
+                StartOffset::Timestamp(t) => StartAt::Timestamp(t),
+                StartOffset::FromEnd(n) => {
+                    from_end.insert(p, n);
+                    StartAt::Latest
+                }
+            },
+        };
+        consumer.assign(&topic, p, start);
+    }
+
+    let mut formatter = Formatter::new(plan.style.clone());
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let progress = (!plan.quiet && io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("connecting");
+        bar
+    });
+    let fetch_metrics = consumer.metrics_handle();
+    let (mut lat_sum, mut lat_count) = (0u64, 0u64);
+
+    let mut summary = Summary {
+        partitions: plan.partitions.len(),
+        ..Summary::default()
+    };
+    let mut failure: Option<CliError> = None;
+    let reason = loop {
+        if stop.load(Ordering::Acquire) {
+            break StopReason::Signal;
+        }
+        if plan.count.is_some_and(|c| summary.records >= c) {
+            break StopReason::Count;
+        }
+        let now = Instant::now();
+        let polled = consumer.poll(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
+            if failure.is_some()
+                || from_end.contains_key(&rec.partition)
+                || plan.count.is_some_and(|c| summary.records >= c)
+            {
+                return;
+            }
+            let headers = rec
+                .record
+                .headers()
+                .filter_map(Result::ok)
+                .map(|h| (h.key, h.value));
+            let view = RecordView {
+                topic: rec.topic,
+                partition: rec.partition,
+                offset: rec.offset(),
+                // The engine's record view carries no timestamp type (it is a batch
+                // attribute); a present timestamp is reported as create time.
+                timestamp_type: if rec.timestamp() >= 0 {
+                    TimestampType::CreateTime
+                } else {
+                    TimestampType::NotAvailable
+                },
+                timestamp: rec.timestamp(),
+                broker: -1,
+                key: rec.key(),
+                value: rec.value(),
+                headers,
+            };
+            let bytes = formatter.format(&view);
+            let written = match &mut sink {
+                Some(s) => s
+                    .write(rec.topic, rec.partition, rec.offset(), bytes, now)
+                    .map(|_| ())
+                    .map_err(|e| CliError::runtime(e.to_string())),
+                None => out.write_all(bytes).map_err(|e| {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        CliError {
+                            code: 0,
+                            message: String::new(),
+                        }
+                    } else {
+                        CliError::runtime(format!("cannot write to stdout: {e}"))
+                    }
+                }),
+            };
+            match written {
+                Ok(()) => {
+                    let n = rec.key().map_or(0, <[u8]>::len) + rec.value().map_or(0, <[u8]>::len);
+                    summary.records += 1;
+                    summary.bytes += n as u64;
+                    metrics.record_consumed(n);
+                }
+                Err(e) => {
+                    metrics.processing_errors.inc();
+                    failure = Some(e);
+                }
+            }
+        });
+        if let Err(e) = polled {
+            failure.get_or_insert(fetch_err(e));
+        }
+        if let Some(f) = failure.take() {
+            if f.code == 0 {
+                break StopReason::BrokenPipe;
+            }
+            if let Some(bar) = &progress {
+                bar.finish_and_clear();
+            }
+            return Err(f);
+        }
+        if sink.is_none() {
+            if let Err(e) = out.flush() {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    break StopReason::BrokenPipe;
+                }
+                return Err(CliError::runtime(format!("cannot write to stdout: {e}")));
+            }
+        }
+        // -o -N: once the end offset is known, seek N records back from it.
+        let ready: Vec<(i32, i64)> = from_end
+            .iter()
+            .filter_map(|(&p, &n)| {
+                consumer
+                    .position(&topic, p)
+                    .map(|end| (p, (end - n).max(0)))
+            })
+            .collect();
+        for (p, target) in ready {
+            consumer
+                .seek(&topic, p, StartAt::Offset(target))
+                .map_err(fetch_err)?;
+            from_end.remove(&p);
+        }
+        let mut all_at_end = from_end.is_empty();
+        for &p in &plan.partitions {
+            match consumer.lag(&topic, p) {
+                Some(lag) => {
+                    metrics.set_lag(&topic, p, lag);
+                    all_at_end &= lag <= 0;
+                }
+                None => all_at_end = false,
+            }
+            if let (Some(s), Some(pos)) = (&mut sink, consumer.position(&topic, p)) {
+                // Offsets stepped over (control batches, compaction) need no re-fetch.
+                s.advance(&topic, p, pos);
+            }
+        }
+        // The engine keeps a sum and a count of fetch latencies; observe the mean of
+        // the fetches completed since the last poll, once per fetch.
+        let sum = fetch_metrics.fetch_latency_us_sum.load(Ordering::Relaxed);
+        let count = fetch_metrics.fetch_latency_count.load(Ordering::Relaxed);
+        if count > lat_count {
+            let mean = (sum.saturating_sub(lat_sum)) / (count - lat_count);
+            for _ in lat_count..count {
+                metrics.observe_fetch(Duration::from_micros(mean));
+            }
+            (lat_sum, lat_count) = (sum, count);
+        }
+        if let Some(s) = &mut sink {
+            s.poll(Instant::now())
+                .map_err(|e| CliError::runtime(e.to_string()))?;
+        }
+        if let Some(bar) = &progress {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{} records, {:.0} records/s, lag {}",
+                summary.records,
+                summary.records as f64 / secs,
+                plan.partitions
+                    .iter()
+                    .filter_map(|&p| consumer.lag(&topic, p))
+                    .sum::<i64>()
+            ));
+            bar.tick();
+        }
+        if plan.exit_at_end && all_at_end {
+            break StopReason::EndOfPartitions;
+        }
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    if let Some(s) = sink {
+        s.close().map_err(|e| CliError::runtime(e.to_string()))?;
+    } else if reason != StopReason::BrokenPipe {
+        // A failed final flush is reported; a closed pipe is the reader's choice.
+        if let Err(e) = out.flush() {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(CliError::runtime(format!("cannot write to stdout: {e}")));
+            }
+        }
+    }
+    summary.elapsed = started.elapsed();
+    summary.reason = reason;
+    Ok(summary)
+}
