@@ -110,6 +110,7 @@ fn main() {
     let mut d = Decompressor::new();
     println!("record decoding ({RECORDS_PER_BATCH} records per batch)");
     for (label, key, value, headers) in [
+        ("tiny (no key, 10 B value), no headers", 0, 10, 0),
         ("small (8 B key, 64 B value), no headers", 8, 64, 0),
         ("small (8 B key, 64 B value), 1 header", 8, 64, 1),
     ] {
