@@ -41,7 +41,8 @@
 //!    * [`Event::PartitionsRevoked`]: stop fetching those partitions, let in-flight
 //!      records drain through the handlers, record their offsets, run the
 //!      application's revoke callback (it may commit), then call
-//!      [`GroupMember::ack_revoked`]. The machine neither rejoins nor leaves until
+//!      [`GroupMember::ack_revoked`] (a commit queued before the ack finishes
+//!      before the JoinGroup goes out). The machine neither rejoins nor leaves until
 //!      then; with `enable.auto.commit` it commits the processed offsets itself
 //!      after the ack and before the JoinGroup or LeaveGroup.
 //!    * [`Event::PartitionsAssigned`]: start the partitions once their

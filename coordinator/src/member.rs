@@ -731,6 +731,7 @@ impl GroupMember {
             State::Joining | State::AwaitingMetadata(_) | State::Syncing => {
                 Some(CommitError::RebalanceInProgress)
             }
+            State::Unjoined if self.generation >= 0 => Some(CommitError::RebalanceInProgress),
             _ => Some(CommitError::NotMember),
         };
         if let Some(err) = fail {
@@ -1226,6 +1227,9 @@ impl GroupMember {
             && (self.rejoin_needed || self.generation < 0)
             && !self.poll_expired
             && !self.subscription.is_empty()
+            // Commits of the old generation finish first (Java's revoke callback
+            // commits synchronously before the JoinGroup); each has a deadline.
+            && self.commits.is_empty()
             && self.join_retry_at.is_none_or(|t| t <= now)
             && !self.has_inflight(|k| *k == Kind::Join)
         {

@@ -1153,6 +1153,60 @@ fn sync_errors_rejoin() {
 }
 
 #[test]
+fn manual_commit_in_revoke_callback_finishes_before_join() {
+    let mut c = cfg();
+    c.enable_auto_commit = false;
+    let mut h = stable(c, 1);
+    let t0 = TopicPartition::new("t", 0);
+    h.m.record_processed(&t0, 10, None);
+    h.m.request_rejoin();
+    assert!(h.tx().is_empty());
+    assert_eq!(h.events(), vec![Event::PartitionsRevoked(vec![t0.clone()])]);
+    // The application's revoke callback commits, then the driver acks.
+    let id =
+        h.m.commit_processed(
+            h.now,
+            CommitMode::Sync {
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .expect("offsets to commit");
+    h.m.ack_revoked(h.now);
+    let c1 = h.one(8);
+    assert!(
+        h.tx().is_empty(),
+        "no JoinGroup while the commit is in flight"
+    );
+    h.m.handle_response(h.now, c1.id, commit_resp(&[("t", 0, ErrorCode::NONE)]));
+    assert_eq!(
+        h.events(),
+        vec![Event::CommitCompleted {
+            id,
+            offsets: vec![(t0, 11)],
+            result: Ok(())
+        }]
+    );
+    assert_eq!(h.one(11).request.api_key(), 11);
+    // Commits while rejoining report a rebalance in progress.
+    let id = h.m.commit_offsets(
+        h.now,
+        vec![(
+            TopicPartition::new("t", 0),
+            OffsetAndMetadata {
+                offset: 1,
+                leader_epoch: None,
+                metadata: String::new(),
+            },
+        )],
+        CommitMode::Async,
+    );
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::CommitCompleted { id: i, result: Err(CommitError::RebalanceInProgress), .. }] if *i == id
+    ));
+}
+
+#[test]
 fn config_is_validated() {
     let mut c = GroupConfig::new("");
     assert!(GroupMember::new(c.clone(), Instant::now()).is_err());
