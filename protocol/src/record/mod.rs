@@ -365,6 +365,10 @@ impl<'a> Batch<'a> {
 /// normally ([`is_truncated`](Self::is_truncated) then reports it). A negative or
 /// too-small length, or an unknown magic, yields one `Err`, then iteration ends: the
 /// blob cannot be resynchronised after a bad length.
+///
+/// When the very first entry is truncated nothing is yielded and
+/// [`consumed`](Self::consumed) stays 0: the fetch size is smaller than that batch,
+/// and the caller must fetch more bytes to make progress.
 #[derive(Debug, Clone)]
 pub struct Batches<'a> {
     buf: &'a [u8],

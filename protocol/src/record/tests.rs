@@ -478,7 +478,12 @@ fn every_truncation_is_handled() {
 #[test]
 fn every_single_byte_mutation_is_handled() {
     let mut blob = sample_batch(Compression::None);
-    blob.extend(sample_batch(Compression::Lz4));
+    for codec in CODECS.into_iter().skip(1) {
+        blob.extend(sample_batch(codec));
+    }
+    let mut l = LegacyMessageSetWriter::new(0);
+    l.append(3, 1, Some(b"a"), Some(b"b"));
+    blob.extend(l.build_compressed(Compression::Lz4, None));
     let mut l = LegacyMessageSetWriter::new(1);
     l.append(3, 1, Some(b"a"), Some(b"b"));
     blob.extend(l.build_compressed(Compression::Gzip, Some(9)));
