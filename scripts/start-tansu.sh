@@ -50,7 +50,7 @@ fi
 case "$storage" in
     memory) engine="memory://tansu/" ;;
     # tansu resolves a sqlite URL's path against its working directory (it runs in $dir).
-    sqlite) engine="sqlite://tansu.db" ;;
+    sqlite) engine="sqlite:///tansu.db" ;;
     *) echo "start-tansu: --storage takes memory or sqlite" >&2; exit 2 ;;
 esac
 
