@@ -157,7 +157,8 @@ impl<'a> Record<'a> {
     pub fn value(&self) -> Option<&'a [u8]> {
         self.value
     }
-    /// The headers, parsed as they are iterated.
+    /// The headers, parsed as they are iterated (malformed header bytes are found,
+    /// and reported as an `Err` item, only when iterated; the batch CRC covers them).
     #[inline]
     pub fn headers(&self) -> Headers<'a> {
         self.headers
