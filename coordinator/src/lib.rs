@@ -25,12 +25,13 @@
 //!    [`GroupMember::commit_offsets`], [`GroupMember::ack_revoked`],
 //!    [`GroupMember::update_metadata`], [`GroupMember::close`].
 //! 2. **Send**: `while let Some(out) = member.poll_transmit(now)`: encode
-//!    `out.request` with kafka-protocol at `out.version` and send it on
+//!    with [`Request::encode_frame`] at `out.version` and send it on
 //!    `out.target` ([`Target::AnyBroker`] for FindCoordinator, else the
 //!    coordinator connection, opened to the address given). Remember `out.id`
 //!    beside the correlation id.
-//! 3. **Receive**: decode each response with weir's group decoders at the version
-//!    sent, then [`GroupMember::handle_response`]`(now, id, Response::…)`. If a
+//! 3. **Receive**: decode each response body with [`Response::decode`] (weir's
+//!    bounded group decoders) at the version sent (the header is flexible when
+//!    [`Request::response_header_flexible`] says so), then [`GroupMember::handle_response`]`(now, id, Response::…)`. If a
 //!    request's connection fails, call [`GroupMember::handle_request_failed`]; if
 //!    the coordinator connection closes, [`GroupMember::handle_disconnect`].
 //! 4. **Timers**: sleep until [`GroupMember::poll_timeout`] (or I/O), then
@@ -58,7 +59,7 @@
 //!      close finished.
 //!
 //! Set the request versions once ApiVersions is known:
-//! [`GroupMember::set_versions`]`(`[`GroupVersions::negotiate`]`(…))`.
+//! [`GroupMember::set_versions`]`(`[`GroupVersions::from_table`]`(&table)?)`.
 
 pub mod assignor;
 pub mod config;

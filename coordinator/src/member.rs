@@ -31,17 +31,20 @@ use crate::TopicPartition;
 use crate::assignor::{AssignmentStrategy, MemberSubscription, RebalanceProtocol};
 use crate::config::{AutoOffsetReset, ConfigError, GroupConfig};
 use crate::consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION, Subscription};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
-use weir_protocol::ErrorCode;
+use weir_protocol::frame::{EncodeError, encode_request, response_header_flexible_by_key};
+use weir_protocol::messages::ResponseBody;
 use weir_protocol::messages::group::{
     FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
 };
+use weir_protocol::versions::{ApiVersionTable, VersionError};
+use weir_protocol::{DecodeError, ErrorCode};
 
 /// Identifies one outgoing request; hand it back with its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,6 +184,75 @@ impl GroupVersions {
             leave_group: pick(13, a.leave_group, b.leave_group)?,
             offset_commit: pick(8, a.offset_commit, b.offset_commit)?,
             offset_fetch: pick(9, a.offset_fetch, b.offset_fetch)?,
+        })
+    }
+}
+
+impl GroupVersions {
+    /// Negotiate against a broker's ApiVersions table.
+    pub fn from_table(table: &ApiVersionTable) -> Result<Self, VersionError> {
+        let (a, b) = (Self::MIN, Self::MAX);
+        Ok(Self {
+            find_coordinator: table.negotiate_key(
+                10,
+                "FindCoordinator",
+                a.find_coordinator,
+                b.find_coordinator,
+            )?,
+            join_group: table.negotiate_key(11, "JoinGroup", a.join_group, b.join_group)?,
+            sync_group: table.negotiate_key(14, "SyncGroup", a.sync_group, b.sync_group)?,
+            heartbeat: table.negotiate_key(12, "Heartbeat", a.heartbeat, b.heartbeat)?,
+            leave_group: table.negotiate_key(13, "LeaveGroup", a.leave_group, b.leave_group)?,
+            offset_commit: table.negotiate_key(
+                8,
+                "OffsetCommit",
+                a.offset_commit,
+                b.offset_commit,
+            )?,
+            offset_fetch: table.negotiate_key(9, "OffsetFetch", a.offset_fetch, b.offset_fetch)?,
+        })
+    }
+}
+
+impl Request {
+    /// Append the whole request frame (size, header, body) to `out`.
+    pub fn encode_frame(
+        &self,
+        out: &mut BytesMut,
+        correlation_id: i32,
+        client_id: Option<&str>,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        let (c, id) = (correlation_id, client_id);
+        match self {
+            Self::FindCoordinator(r) => encode_request(out, c, id, version, r),
+            Self::JoinGroup(r) => encode_request(out, c, id, version, r),
+            Self::SyncGroup(r) => encode_request(out, c, id, version, r),
+            Self::Heartbeat(r) => encode_request(out, c, id, version, r),
+            Self::LeaveGroup(r) => encode_request(out, c, id, version, r),
+            Self::OffsetCommit(r) => encode_request(out, c, id, version, r),
+            Self::OffsetFetch(r) => encode_request(out, c, id, version, r),
+        }
+    }
+
+    /// Whether the response to this request at `version` has a flexible header.
+    pub fn response_header_flexible(&self, version: i16) -> bool {
+        response_header_flexible_by_key(self.api_key(), version)
+    }
+}
+
+impl<'a> Response<'a> {
+    /// Decode a response body (after the header) for `api_key` at `version`.
+    pub fn decode(api_key: i16, version: i16, body: &'a [u8]) -> Result<Self, DecodeError> {
+        Ok(match api_key {
+            10 => Self::FindCoordinator(FindCoordinatorResponse::decode_body(body, version)?),
+            11 => Self::JoinGroup(JoinGroupResponse::decode_body(body, version)?),
+            14 => Self::SyncGroup(SyncGroupResponse::decode_body(body, version)?),
+            12 => Self::Heartbeat(HeartbeatResponse::decode_body(body, version)?),
+            13 => Self::LeaveGroup(LeaveGroupResponse::decode_body(body, version)?),
+            8 => Self::OffsetCommit(OffsetCommitResponse::decode_body(body, version)?),
+            9 => Self::OffsetFetch(OffsetFetchResponse::decode_body(body, version)?),
+            _ => return Err(DecodeError::UnsupportedVersion { api_key, version }),
         })
     }
 }

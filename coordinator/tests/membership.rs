@@ -2,7 +2,6 @@
 //! time, checking the requests that come out and the events.
 
 use bytes::BytesMut;
-use kafka_protocol::protocol::Encodable;
 use std::time::{Duration, Instant};
 use weir_coordinator::*;
 use weir_protocol::ErrorCode;
@@ -24,21 +23,16 @@ fn cfg() -> GroupConfig {
 
 fn encode_ok(o: &Outgoing) {
     let mut b = BytesMut::new();
-    let v = o.version;
-    let r = match &o.request {
-        Request::FindCoordinator(r) => r.encode(&mut b, v),
-        Request::JoinGroup(r) => r.encode(&mut b, v),
-        Request::SyncGroup(r) => r.encode(&mut b, v),
-        Request::Heartbeat(r) => r.encode(&mut b, v),
-        Request::LeaveGroup(r) => r.encode(&mut b, v),
-        Request::OffsetCommit(r) => r.encode(&mut b, v),
-        Request::OffsetFetch(r) => r.encode(&mut b, v),
-    };
+    let r = o.request.encode_frame(&mut b, 7, Some("weir"), o.version);
     assert!(
         r.is_ok(),
-        "request {:?} does not encode at v{v}: {r:?}",
-        o.request.api_key()
+        "request {:?} does not encode at v{}: {r:?}",
+        o.request.api_key(),
+        o.version
     );
+    // The frame's header names the API and version.
+    assert_eq!(i16::from_be_bytes([b[4], b[5]]), o.request.api_key());
+    assert_eq!(i16::from_be_bytes([b[6], b[7]]), o.version);
 }
 
 impl H {
@@ -1204,6 +1198,49 @@ fn manual_commit_in_revoke_callback_finishes_before_join() {
         h.events().as_slice(),
         [Event::CommitCompleted { id: i, result: Err(CommitError::RebalanceInProgress), .. }] if *i == id
     ));
+}
+
+#[test]
+fn responses_decode_by_api_key() {
+    use kafka_protocol::protocol::Encodable;
+    let mut b = BytesMut::new();
+    kafka_protocol::messages::HeartbeatResponse::default()
+        .with_error_code(27)
+        .encode(&mut b, 4)
+        .expect("encodes");
+    let r = Response::decode(12, 4, &b).expect("decodes");
+    assert!(
+        matches!(r, Response::Heartbeat(h) if h.error_code == ErrorCode::REBALANCE_IN_PROGRESS)
+    );
+    assert!(Response::decode(1, 4, &b).is_err(), "not a group API");
+    let table = weir_protocol::versions::ApiVersionTable::from_ranges(
+        [
+            (8, 0, 8),
+            (9, 0, 8),
+            (10, 0, 3),
+            (11, 0, 7),
+            (12, 0, 4),
+            (13, 0, 4),
+            (14, 0, 5),
+        ]
+        .map(
+            |(k, lo, hi)| weir_protocol::messages::api_versions::ApiVersionRange {
+                api_key: k,
+                min_version: lo,
+                max_version: hi,
+            },
+        ),
+    );
+    let v = GroupVersions::from_table(&table).expect("negotiates");
+    assert_eq!(
+        (
+            v.find_coordinator,
+            v.join_group,
+            v.offset_commit,
+            v.offset_fetch
+        ),
+        (3, 7, 8, 8)
+    );
 }
 
 #[test]
