@@ -7,6 +7,9 @@
 //! tests/fetch_scripted.rs. Setup once per machine:
 //! `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1168,8 +1168,20 @@ impl Reactor {
                     }
                 }
                 None => {
-                    let b = Broker::new(mb.node_id, mb.host.to_owned(), port, &self.cfg, now);
-                    self.brokers.push(b);
+                    // A bootstrap entry at the same address becomes this node, so its
+                    // connection is reused instead of opening a second one.
+                    match self
+                        .brokers
+                        .iter()
+                        .position(|b| b.node_id < 0 && b.host == mb.host && b.port == port)
+                    {
+                        Some(j) => self.brokers[j].node_id = mb.node_id,
+                        None => {
+                            let b =
+                                Broker::new(mb.node_id, mb.host.to_owned(), port, &self.cfg, now);
+                            self.brokers.push(b);
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,523 @@
+//! weir-fetch against the scripted fake broker: the faults a real broker will not
+//! produce on demand (offsets out of range, leader moves, fetch-session errors, real
+//! aborted-transaction lists, dropped connections, silent brokers, corrupt batches,
+//! backpressure from a small ring).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseKind};
+use support::scripted::{Action, ScriptedBroker};
+use weir_fetch::{Consumer, FetchConfig, FetchError, OffsetReset, OwnedRecord, StartAt};
+use weir_protocol::RecordBatchBuilder;
+use weir_protocol::control::ControlKind;
+
+const T: &str = "events";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn config(bootstrap: &str) -> FetchConfig {
+    FetchConfig {
+        fetch_max_bytes: 1 << 20,
+        ring_bytes: 4 << 20,
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 2000,
+        ..FetchConfig::new(bootstrap)
+    }
+}
+
+fn batch(base: i64, n: usize) -> Vec<u8> {
+    let mut b = RecordBatchBuilder::new(base);
+    for i in 0..n {
+        let v = format!("value-{}", base + i as i64);
+        b.append(
+            1_700_000_000_000 + base + i as i64,
+            Some(b"key"),
+            Some(v.as_bytes()),
+        );
+    }
+    b.build()
+}
+
+/// `n` batches of `per` records each on partition `p`, from offset `from`.
+fn fill(b: &ScriptedBroker, p: i32, from: i64, n: usize, per: usize) -> i64 {
+    let mut off = from;
+    for _ in 0..n {
+        b.append_batch(T, p, batch(off, per));
+        off += per as i64;
+    }
+    off
+}
+
+/// Poll until `want` records have arrived (or fail after DEADLINE).
+fn consume(c: &mut Consumer, want: usize) -> Vec<OwnedRecord> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < want {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out with {} of {want} records; metrics {:?}",
+            got.len(),
+            c.metrics()
+        );
+        if let Err(e) = c.poll(Duration::from_millis(100), |r| got.push(r.to_owned())) {
+            panic!("poll failed: {e}");
+        }
+    }
+    got
+}
+
+/// Keep polling (delivering nothing new) until `n` Fetch requests have arrived.
+fn fetches_after_polling(
+    c: &mut Consumer,
+    b: &ScriptedBroker,
+    n: usize,
+) -> Vec<support::scripted::Received> {
+    let start = Instant::now();
+    loop {
+        let f = b.requests_of(ApiKey::Fetch);
+        if f.len() >= n {
+            return f;
+        }
+        assert!(start.elapsed() < DEADLINE, "only {} fetches", f.len());
+        c.poll(Duration::from_millis(50), |_| {}).unwrap();
+    }
+}
+
+fn offsets(recs: &[OwnedRecord]) -> Vec<i64> {
+    recs.iter().map(|r| r.offset).collect()
+}
+
+fn poll_error(c: &mut Consumer) -> FetchError {
+    let start = Instant::now();
+    loop {
+        match c.poll(Duration::from_millis(100), |_| {}) {
+            Err(e) => return e,
+            Ok(_) => assert!(start.elapsed() < DEADLINE, "no error reported"),
+        }
+    }
+}
+
+#[test]
+fn reads_every_record_in_order_with_values_intact() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    let end0 = fill(&b, 0, 0, 20, 5);
+    let end1 = fill(&b, 1, 0, 7, 3);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    let got = consume(&mut c, (end0 + end1) as usize);
+    for p in 0..2 {
+        let mine: Vec<&OwnedRecord> = got.iter().filter(|r| r.partition == p).collect();
+        let want: Vec<i64> = (0..if p == 0 { end0 } else { end1 }).collect();
+        assert_eq!(mine.iter().map(|r| r.offset).collect::<Vec<_>>(), want);
+        for r in mine {
+            assert_eq!(
+                r.value.as_deref(),
+                Some(format!("value-{}", r.offset).as_bytes())
+            );
+            assert_eq!(r.key.as_deref(), Some(&b"key"[..]));
+            assert_eq!(r.timestamp, 1_700_000_000_000 + r.offset);
+        }
+    }
+    assert_eq!(c.position(T, 0), Some(end0));
+    assert_eq!(c.high_watermark(T, 1), Some(end1));
+    assert_eq!(c.lag(T, 0), Some(0));
+    // ApiVersions came first on the connection.
+    assert_eq!(b.requests()[0].api_key(), ApiKey::ApiVersions as i16);
+}
+
+#[test]
+fn offset_out_of_range_with_reset_none_names_the_partition_and_offset() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 2, 5);
+    let mut c = Consumer::new(FetchConfig {
+        auto_offset_reset: OffsetReset::None,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Offset(500));
+    let e = poll_error(&mut c);
+    assert!(
+        matches!(
+            &e,
+            FetchError::OffsetOutOfRange {
+                partition: 0,
+                offset: 500,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("events-0") && msg.contains("500") && msg.contains("auto.offset.reset"));
+    // Seeking to a valid offset and resuming recovers.
+    c.seek(T, 0, StartAt::Offset(3)).unwrap();
+    c.resume(T, 0).unwrap();
+    assert_eq!(offsets(&consume(&mut c, 7)), (3..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn offset_out_of_range_resets_to_earliest_or_latest() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    b.set_log_start_offset(T, 0, 10);
+    fill(&b, 0, 10, 2, 5);
+    fill(&b, 1, 0, 2, 5);
+    let mut c = Consumer::new(FetchConfig {
+        auto_offset_reset: OffsetReset::Earliest,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Offset(3)); // below the log start
+    assert_eq!(offsets(&consume(&mut c, 10)), (10..20).collect::<Vec<_>>());
+
+    let mut c = Consumer::new(FetchConfig {
+        auto_offset_reset: OffsetReset::Latest,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 1, StartAt::Offset(99));
+    let start = Instant::now();
+    while c.position(T, 1) != Some(10) {
+        assert!(start.elapsed() < DEADLINE, "no reset to latest");
+        c.poll(Duration::from_millis(50), |_| panic!("nothing to deliver"))
+            .unwrap();
+    }
+    fill(&b, 1, 10, 1, 2);
+    assert_eq!(offsets(&consume(&mut c, 2)), vec![10, 11]);
+}
+
+#[test]
+fn a_leader_move_is_followed_through_a_metadata_refresh() {
+    let b = ScriptedBroker::with_nodes(&[0, 1]);
+    b.add_topic(T, 1);
+    let end = fill(&b, 0, 0, 4, 5);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(consume(&mut c, end as usize).len(), end as usize);
+    let metadata_before = b.requests_of(ApiKey::Metadata).len();
+    b.set_leader(T, 0, 1);
+    let end2 = fill(&b, 0, end, 2, 5);
+    let got = consume(&mut c, (end2 - end) as usize);
+    assert_eq!(offsets(&got), (end..end2).collect::<Vec<_>>());
+    assert!(b.requests_of(ApiKey::Metadata).len() > metadata_before);
+    assert!(
+        b.requests_of(ApiKey::Fetch).iter().any(|r| r.node_id == 1),
+        "never fetched from the new leader"
+    );
+}
+
+#[test]
+fn read_committed_drops_aborted_transactions_from_the_broker_list() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    let mut aborted = RecordBatchBuilder::new(0)
+        .producer(42, 0, 0)
+        .transactional(true);
+    aborted
+        .append(1, None, Some(b"aborted-0"))
+        .append(1, None, Some(b"aborted-1"));
+    b.append_batch(T, 0, aborted.build());
+    b.append_batch(
+        T,
+        0,
+        RecordBatchBuilder::control_marker(2, 42, 0, ControlKind::Abort, 0, 1),
+    );
+    b.append_batch(T, 0, batch(3, 2));
+    let mut committed = RecordBatchBuilder::new(5)
+        .producer(42, 0, 2)
+        .transactional(true);
+    committed.append(1, None, Some(b"committed"));
+    b.append_batch(T, 0, committed.build());
+    b.append_batch(
+        T,
+        0,
+        RecordBatchBuilder::control_marker(6, 42, 0, ControlKind::Commit, 0, 1),
+    );
+    b.set_aborted(T, 0, vec![(42, 0)]);
+
+    let mut c = Consumer::new(FetchConfig {
+        isolation_level: weir_fetch::IsolationLevel::ReadCommitted,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let got = consume(&mut c, 3);
+    assert_eq!(offsets(&got), vec![3, 4, 5]);
+    // The position steps over the final commit marker.
+    let start = Instant::now();
+    while c.position(T, 0) != Some(7) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "position {:?}",
+            c.position(T, 0)
+        );
+        c.poll(Duration::from_millis(50), |r| {
+            panic!("unexpected {:?}", r.offset())
+        })
+        .unwrap();
+    }
+    assert_eq!(c.metrics().aborted_batches, 1);
+    // The request said read_committed.
+    let f = b.requests_of(ApiKey::Fetch);
+    assert!(
+        f.iter()
+            .all(|r| r.fetch().is_some_and(|f| f.isolation_level == 1))
+    );
+}
+
+#[test]
+fn fetch_sessions_go_incremental_and_reset_on_session_errors() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    fill(&b, 0, 0, 3, 2);
+    fill(&b, 1, 0, 1, 2);
+    // Grant session 77 on every answer (the default answer to an empty fetch is
+    // delayed, so look inside the delay too).
+    fn grant(a: Action) -> Action {
+        match a {
+            Action::Respond(ResponseKind::Fetch(mut r)) => {
+                r.session_id = 77;
+                Action::Respond(ResponseKind::Fetch(r))
+            }
+            Action::Delay(d, inner) => Action::Delay(d, Box::new(grant(*inner))),
+            other => other,
+        }
+    }
+    b.on(ApiKey::Fetch, |ctx, h, req| {
+        ctx.default_action(h, req).map(grant)
+    });
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    consume(&mut c, 8);
+    let fetches = fetches_after_polling(&mut c, &b, 4);
+    let f: Vec<_> = fetches.iter().filter_map(|r| r.fetch().cloned()).collect();
+    assert_eq!(
+        (f[0].session_id, f[0].session_epoch),
+        (0, 0),
+        "full fetch asks for a session"
+    );
+    assert_eq!(
+        f[0].topics
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum::<usize>(),
+        2
+    );
+    assert_eq!((f[1].session_id, f[1].session_epoch), (77, 1));
+    assert_eq!((f[2].session_id, f[2].session_epoch), (77, 2));
+    // Incremental requests restate only partitions whose fetch offset moved: after
+    // f[1] nothing moved (both partitions were at their end), so f[2] names none.
+    let restated = |x: &kafka_protocol::messages::FetchRequest| {
+        x.topics.iter().map(|t| t.partitions.len()).sum::<usize>()
+    };
+    assert_eq!(restated(&f[1]), 2);
+    assert_eq!(restated(&f[2]), 0);
+
+    // Pausing a partition forgets it in the session.
+    c.pause(T, 1).unwrap();
+    let n = b.requests_of(ApiKey::Fetch).len();
+    let start = Instant::now();
+    let forgot = loop {
+        c.poll(Duration::from_millis(50), |_| {}).unwrap();
+        let all = b.requests_of(ApiKey::Fetch);
+        if let Some(r) = all[n..]
+            .iter()
+            .filter_map(|r| r.fetch())
+            .find(|f| !f.forgotten_topics_data.is_empty())
+        {
+            break r.clone();
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "partition 1 was never forgotten"
+        );
+    };
+    assert_eq!(forgot.forgotten_topics_data[0].partitions, vec![1]);
+    c.resume(T, 1).unwrap();
+
+    // A session error: the next fetch is a full one again.
+    b.clear_handler(ApiKey::Fetch);
+    b.push(
+        ApiKey::Fetch,
+        Action::Respond(ResponseKind::Fetch(
+            FetchResponse::default().with_error_code(70),
+        )),
+    );
+    let n = b.requests_of(ApiKey::Fetch).len();
+    let start = Instant::now();
+    loop {
+        c.poll(Duration::from_millis(50), |_| {}).unwrap();
+        let all = b.requests_of(ApiKey::Fetch);
+        let after: Vec<_> = all[n..].iter().filter_map(|r| r.fetch()).collect();
+        if after.len() >= 2 {
+            assert_eq!(
+                after[0].session_id, 77,
+                "the failing request was incremental"
+            );
+            assert_eq!((after[1].session_id, after[1].session_epoch), (0, 0));
+            assert_eq!(
+                after[1]
+                    .topics
+                    .iter()
+                    .map(|t| t.partitions.len())
+                    .sum::<usize>(),
+                2
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no fetch after the session error"
+        );
+    }
+    assert!(c.metrics().session_resets >= 1);
+}
+
+#[test]
+fn a_broker_answering_session_id_zero_gets_full_fetches() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 3, 2);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    consume(&mut c, 6);
+    let f = fetches_after_polling(&mut c, &b, 3);
+    for r in f.iter().filter_map(|r| r.fetch()) {
+        assert_eq!((r.session_id, r.session_epoch), (0, 0));
+        assert_eq!(r.topics.len(), 1);
+    }
+}
+
+#[test]
+fn a_dropped_connection_and_a_silent_broker_are_survived() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    let end = fill(&b, 0, 0, 10, 3);
+    b.push(ApiKey::Fetch, Action::CloseConnection);
+    let mut c = Consumer::new(FetchConfig {
+        request_timeout_ms: 500,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(
+        offsets(&consume(&mut c, end as usize)),
+        (0..end).collect::<Vec<_>>()
+    );
+    assert!(c.metrics().disconnects >= 1);
+    // A fetch that is never answered times out after request.timeout.ms (+ the
+    // fetch wait) and the connection is replaced.
+    b.push(ApiKey::Fetch, Action::NoResponse);
+    let end2 = fill(&b, 0, end, 2, 3);
+    let got = consume(&mut c, (end2 - end) as usize);
+    assert_eq!(offsets(&got), (end..end2).collect::<Vec<_>>());
+    assert!(c.metrics().disconnects >= 2);
+}
+
+#[test]
+fn a_corrupt_batch_pauses_the_partition_with_an_error_at_that_offset() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    b.append_batch(T, 0, batch(0, 3));
+    let mut bad = batch(3, 3);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    b.append_batch(T, 0, bad);
+    b.append_batch(T, 0, batch(6, 3));
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let mut got = Vec::new();
+    let start = Instant::now();
+    let err = loop {
+        match c.poll(Duration::from_millis(100), |r| got.push(r.offset())) {
+            Err(e) => break e,
+            Ok(_) => assert!(start.elapsed() < DEADLINE, "no CRC error"),
+        }
+    };
+    assert!(
+        matches!(err, FetchError::Corrupt(ref e) if e.offset == 3),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("events-0 at offset 3"), "{err}");
+    assert_eq!(got, vec![0, 1, 2]);
+    assert_eq!(c.position(T, 0), Some(3));
+    // Skipping the batch is the application's decision.
+    c.seek(T, 0, StartAt::Offset(6)).unwrap();
+    c.resume(T, 0).unwrap();
+    assert_eq!(offsets(&consume(&mut c, 3)), vec![6, 7, 8]);
+}
+
+#[test]
+fn a_small_ring_applies_backpressure_without_losing_records() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    let value = vec![7u8; 4000];
+    for p in 0..2 {
+        for i in 0..100i64 {
+            let mut bb = RecordBatchBuilder::new(i * 4);
+            for _ in 0..4 {
+                bb.append(1, None, Some(&value));
+            }
+            b.append_batch(T, p, bb.build());
+        }
+    }
+    let cfg = FetchConfig {
+        fetch_max_bytes: 64 << 10,
+        max_partition_fetch_bytes: 32 << 10,
+        ring_bytes: (64 << 10) + weir_fetch::config::RESPONSE_OVERHEAD,
+        ..config(&b.bootstrap())
+    };
+    let mut c = Consumer::new(cfg).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let seen = Arc::clone(&seen);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while seen.lock().unwrap().len() < 800 && start.elapsed() < DEADLINE {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Release);
+        });
+    }
+    c.run_workers(
+        2,
+        false,
+        |_| {
+            let seen = Arc::clone(&seen);
+            move |r: &weir_fetch::ConsumerRecord<'_>| {
+                // A slow handler: the ring fills and reading stops.
+                std::thread::sleep(Duration::from_micros(300));
+                seen.lock().unwrap().push((r.partition, r.offset()));
+            }
+        },
+        &stop,
+    )
+    .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for p in 0..2 {
+        let mine: Vec<i64> = seen
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(mine, (0..400).collect::<Vec<_>>(), "partition {p}");
+    }
+    let m = c.metrics();
+    assert!(m.ring_stalls > 0, "the ring never filled: {m:?}");
+    let _ = Bytes::new();
+}
