@@ -956,12 +956,12 @@ mod tests {
                         continue;
                     }
                     // Occasionally replay an old record, as a re-fetch would.
-                    if next[i] > 0 && rng.next() % 10 == 0 {
+                    if next[i] > 0 && matches!(rng.next() % 10, 0) {
                         assert!(!s.write("t", parts[i], next[i] - 1, b"dup\n", now)?);
                     }
                     s.write("t", parts[i], next[i], &line("t", parts[i], next[i]), now)?;
                     next[i] += 1;
-                    if rng.next() % 8 == 0 {
+                    if matches!(rng.next() % 8, 0) {
                         s.checkpoint()?;
                     }
                 }
