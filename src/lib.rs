@@ -1,7 +1,21 @@
 //! weir: a Kafka consumer with a zero-copy fetch path.
 //!
-//! The public `Consumer` API, configuration and the `weir` binary live here once the
-//! fetch and coordinator crates land. Today this crate re-exports the protocol layer.
+//! This crate holds the `weir` binary and the pieces it is made of; the fetch engine
+//! (`weir_fetch`), the group state machine (`weir_coordinator`) and the wire protocol
+//! (`weir_protocol`) are re-exported.
+//!
+//! * [`config`]: Kafka's consumer properties (names, defaults, validation), `.properties`
+//!   files, `-X` pairs and the `--profile` presets, layered defaults < profile < file < -X.
+//! * [`format`](mod@format): kcat's output formats (`-f` tokens, `-J` envelope, value per line) over
+//!   a borrowed [`format::RecordView`], without per-record allocation.
+//! * [`sink`]: the exactly-once file sink of `--sink DIR` (segments plus a checkpoint
+//!   made durable with fsync and rename ordering; recovery after `kill -9`).
+//! * [`metrics`]: Prometheus metrics with the names `alerts/weir-alerts.yml` uses, served
+//!   at `/metrics`.
+//! * [`cli`] and [`consume`]: the command line (kcat's flags) and the consume loop.
+//!
+//! Not here yet: a public `Consumer` API combining fetch and group membership; group
+//! mode in the binary (`-G`, `-o stored`, `weir groups`) waits for it.
 
 pub mod cli;
 pub mod config;
