@@ -250,10 +250,18 @@ fn sticky(
         .filter(|(t, _)| subs.iter().any(|s| s.contains(t.as_str())))
         .flat_map(|(t, &n)| (0..n.max(0)).map(move |p| TopicPartition::new(t, p)))
         .collect();
-    let eligible = |tp: &TopicPartition| -> Vec<usize> {
-        (0..ordered.len())
-            .filter(|&i| subs[i].contains(tp.topic.as_str()))
-            .collect()
+    // Members subscribed to each topic, computed once per topic.
+    let by_topic: BTreeMap<&str, Vec<usize>> = counts
+        .keys()
+        .map(|t| {
+            let ms = (0..ordered.len())
+                .filter(|&i| subs[i].contains(t.as_str()))
+                .collect();
+            (t.as_str(), ms)
+        })
+        .collect();
+    let eligible = |tp: &TopicPartition| -> &[usize] {
+        by_topic.get(tp.topic.as_str()).map_or(&[], Vec::as_slice)
     };
 
     // 1. Previous owners: the claim with the highest generation wins a conflict.
@@ -290,7 +298,8 @@ fn sticky(
     unowned.sort();
     for (_, tp) in unowned {
         let best = eligible(&tp)
-            .into_iter()
+            .iter()
+            .copied()
             .min_by_key(|&i| (load[i].len(), i));
         if let Some(i) = best {
             load[i].insert(tp);
@@ -302,20 +311,24 @@ fn sticky(
     for _ in 0..bound {
         let mut by_load: Vec<usize> = (0..ordered.len()).collect();
         by_load.sort_by_key(|&i| (std::cmp::Reverse(load[i].len()), i));
+        let min_load = load.iter().map(BTreeSet::len).min().unwrap_or(0);
         let mut moved = false;
         'donors: for &d in &by_load {
-            // Prefer giving away partitions this member did not own before.
+            // A receiver needs at least two fewer partitions than the donor;
+            // donors come heaviest first, so once none can give, stop.
+            if load[d].len() <= min_load + 1 {
+                break;
+            }
+            // Prefer giving away partitions this member did not own before, then
+            // the highest-numbered.
             let mut candidates: Vec<&TopicPartition> = load[d].iter().collect();
-            candidates.sort_by_key(|tp| {
-                (
-                    prev_owner.get(*tp).map(|&(_, o)| o) == Some(d),
-                    std::cmp::Reverse((*tp).clone()),
-                )
-            });
+            let kept = |tp: &TopicPartition| prev_owner.get(tp).map(|&(_, o)| o) == Some(d);
+            candidates.sort_by(|a, b| kept(a).cmp(&kept(b)).then_with(|| b.cmp(a)));
             for tp in candidates {
-                let recv = (0..ordered.len())
-                    .filter(|&r| r != d && subs[r].contains(tp.topic.as_str()))
-                    .filter(|&r| load[r].len() + 1 < load[d].len())
+                let recv = eligible(tp)
+                    .iter()
+                    .copied()
+                    .filter(|&r| r != d && load[r].len() + 1 < load[d].len())
                     .min_by_key(|&r| (load[r].len(), r));
                 if let Some(r) = recv {
                     let tp = tp.clone();
@@ -614,6 +627,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn user_data_matches_java_layout() {
+        let tp = TopicPartition::new;
+        // Java StickyAssignorUserData v1: [{topic, [partitions]}], generation.
+        let java = vec![
+            0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4,
+        ];
+        assert_eq!(
+            AssignmentStrategy::Sticky.user_data(&[tp("t", 0), tp("t", 1)], 4),
+            Some(java.clone())
+        );
+        // Read back as an eager member's claim.
+        let mut m = member("a", &["t"], &[], -1);
+        m.subscription.user_data = Some(java);
+        assert_eq!(claimed(&m), (vec![tp("t", 0), tp("t", 1)], 4));
+        // CooperativeStickyAssignor user data: the generation as an i32.
+        assert_eq!(
+            AssignmentStrategy::CooperativeSticky.user_data(&[], 7),
+            Some(vec![0, 0, 0, 7])
+        );
+        assert_eq!(AssignmentStrategy::Range.user_data(&[], 7), None);
     }
 
     #[test]
