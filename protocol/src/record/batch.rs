@@ -308,16 +308,23 @@ fn uvarint(
     max: usize,
     what: &'static str,
 ) -> Result<u64, DecodeError> {
-    let Some(&b) = buf.get(*pos) else {
-        return Err(DecodeError::Truncated {
-            what,
-            needed: 1,
-            remaining: 0,
-        });
-    };
-    if b < 0x80 {
-        *pos += 1;
-        return Ok(u64::from(b));
+    // Fast paths, inlined: one byte (values < 128) and two bytes (< 16384) cover
+    // the lengths, deltas and counts of ordinary records (a 100-byte value's record
+    // has four two-byte varints). Everything else, errors included, goes to the slow
+    // path, which starts over at `*pos`.
+    let p = *pos;
+    if let Some(&b0) = buf.get(p) {
+        if b0 < 0x80 {
+            *pos = p + 1;
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = buf.get(p + 1)
+            && b1 < 0x80
+            && max >= 2
+        {
+            *pos = p + 2;
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+        }
     }
     uvarint_slow(buf, pos, max, what)
 }
