@@ -521,3 +521,77 @@ fn a_small_ring_applies_backpressure_without_losing_records() {
     assert!(m.ring_stalls > 0, "the ring never filled: {m:?}");
     let _ = Bytes::new();
 }
+
+#[test]
+fn a_side_connection_carries_coordinator_requests_and_reports_failures() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    use weir_fetch::SideEvent;
+    use weir_protocol::messages::ResponseBody;
+    use weir_protocol::messages::group::FindCoordinatorResponse;
+
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 2);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let addr = b.addr(0);
+    let side = c.reactor().open_side("127.0.0.1", addr.port());
+    let wait = |c: &mut Consumer, what: &str| -> SideEvent {
+        let start = Instant::now();
+        loop {
+            c.poll(Duration::from_millis(20), |_| {}).unwrap();
+            if let Some(e) = c.reactor().take_side_events().next() {
+                return e;
+            }
+            assert!(start.elapsed() < DEADLINE, "no side event ({what})");
+        }
+    };
+    assert!(matches!(wait(&mut c, "ready"), SideEvent::Ready { side: s } if s == side));
+    let v = c
+        .reactor()
+        .side_versions(side)
+        .unwrap()
+        .negotiate::<FindCoordinatorRequest, FindCoordinatorResponse<'static>>()
+        .unwrap();
+    let req = if v >= 4 {
+        FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+    } else {
+        FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+    };
+    let corr = c.reactor().side_send(side, v, &req).unwrap();
+    match wait(&mut c, "response") {
+        SideEvent::Response {
+            side: s,
+            req: r,
+            body_offset,
+            frame,
+        } => {
+            assert_eq!(s, side);
+            assert_eq!(r.correlation_id, corr);
+            let resp = FindCoordinatorResponse::decode_body(&frame[body_offset..], v).unwrap();
+            assert!(!resp.coordinators.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // A request the broker never answers fails when the connection dies.
+    b.push(ApiKey::FindCoordinator, Action::NoResponse);
+    let corr = c.reactor().side_send(side, v, &req).unwrap();
+    b.wait_for(ApiKey::FindCoordinator, 2, DEADLINE);
+    b.close_connections(0);
+    match wait(&mut c, "closed") {
+        SideEvent::Closed { side: s, failed } => {
+            assert_eq!(s, side);
+            assert_eq!(
+                failed.iter().map(|r| r.correlation_id).collect::<Vec<_>>(),
+                vec![corr]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        wait(&mut c, "ready again"),
+        SideEvent::Ready { .. }
+    ));
+}

@@ -221,6 +221,12 @@ impl Conn {
         self.in_flight.iter()
     }
 
+    /// The correlation id [`next_correlation_id`](Self::next_correlation_id) will
+    /// return next.
+    pub fn peek_correlation_id(&self) -> i32 {
+        self.next_correlation_id
+    }
+
     /// The correlation id to encode the next request with; pass the same id to
     /// [`send`](Self::send).
     pub fn next_correlation_id(&mut self) -> i32 {

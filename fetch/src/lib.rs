@@ -63,7 +63,7 @@ use weir_protocol::compression::Decompressor;
 pub use config::{FetchConfig, IsolationLevel, OffsetReset};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use process::{Chunk, ChunkError, ChunkOutcome, ConsumerRecord, OwnedRecord, process_chunk};
-pub use reactor::{FetchError, PartState, Reactor, StartAt};
+pub use reactor::{FetchError, PartState, Reactor, SideEvent, SideId, StartAt};
 pub use weir_protocol::record::{Header, Record};
 
 /// A consumer of manually assigned partitions. See the crate docs.

@@ -159,6 +159,39 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+/// A side connection (see [`Reactor::open_side`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SideId(usize);
+
+/// Something that happened on a side connection.
+#[derive(Debug)]
+pub enum SideEvent {
+    /// The connection is up and its versions are known (also after a reconnect).
+    Ready {
+        /// Which connection.
+        side: SideId,
+    },
+    /// A response to [`Reactor::side_send`].
+    Response {
+        /// Which connection.
+        side: SideId,
+        /// The request it answers (api key, version, correlation id).
+        req: InFlight,
+        /// Where the body starts in `frame` (after the response header).
+        body_offset: usize,
+        /// The whole frame, in the ring: release it promptly.
+        frame: crate::ring::Frame,
+    },
+    /// The connection died; these requests will never be answered. It reconnects
+    /// with backoff and reports `Ready` again.
+    Closed {
+        /// Which connection.
+        side: SideId,
+        /// The side requests that were in flight, oldest first.
+        failed: Vec<InFlight>,
+    },
+}
+
 /// Kinds of request, kept in the in-flight tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
@@ -167,6 +200,7 @@ enum Kind {
     Metadata = 2,
     ListOffsets = 3,
     Fetch = 4,
+    Side = 5,
 }
 
 impl Kind {
@@ -176,6 +210,7 @@ impl Kind {
             2 => Some(Self::Metadata),
             3 => Some(Self::ListOffsets),
             4 => Some(Self::Fetch),
+            5 => Some(Self::Side),
             _ => None,
         }
     }
@@ -235,6 +270,9 @@ struct Broker {
     /// Partition indexes whose ListOffsets is in flight here, with the timestamp asked.
     list_in_flight: Vec<(usize, i64)>,
     metadata_in_flight: bool,
+    /// A connection driven for another layer (see [`SideId`]): never used for
+    /// metadata, offsets or fetches.
+    side: bool,
 }
 
 impl Broker {
@@ -252,6 +290,7 @@ impl Broker {
             session: Session::default(),
             list_in_flight: Vec::new(),
             metadata_in_flight: false,
+            side: false,
         }
     }
 
@@ -342,6 +381,7 @@ pub struct Reactor {
     responses: Vec<Response>,
     rng: u64,
     workers: usize,
+    side_events: VecDeque<SideEvent>,
 }
 
 impl fmt::Debug for Reactor {
@@ -395,6 +435,7 @@ impl Reactor {
             responses: Vec::new(),
             rng: 0x2545_f491_4f6c_dd1d ^ (now.elapsed().as_nanos() as u64 | 1),
             workers: 1,
+            side_events: VecDeque::new(),
         })
     }
 
@@ -669,6 +710,9 @@ impl Reactor {
     }
 
     fn broker_needed(&self, b: &Broker) -> bool {
+        if b.side {
+            return true;
+        }
         let leads = self
             .parts
             .iter()
@@ -679,17 +723,12 @@ impl Reactor {
     /// The broker to ask for metadata: a ready one if any, else the first that can be
     /// (re)connected.
     fn metadata_broker(&self) -> Option<i32> {
-        self.brokers
-            .iter()
+        let fetchers = || self.brokers.iter().filter(|b| !b.side);
+        fetchers()
             .find(|b| matches!(b.phase, Phase::Ready(_)))
+            .or_else(|| fetchers().find(|b| matches!(b.phase, Phase::Handshake)))
             .or_else(|| {
-                self.brokers
-                    .iter()
-                    .find(|b| matches!(b.phase, Phase::Handshake))
-            })
-            .or_else(|| {
-                self.brokers
-                    .iter()
+                fetchers()
                     .filter(|b| matches!(b.phase, Phase::Down { .. }))
                     .min_by_key(|b| match b.phase {
                         Phase::Down { retry_at } => retry_at,
@@ -714,13 +753,13 @@ impl Reactor {
             && let Some(i) = self
                 .brokers
                 .iter()
-                .position(|b| matches!(b.phase, Phase::Ready(_)))
+                .position(|b| !b.side && matches!(b.phase, Phase::Ready(_)))
         {
             self.send_metadata(i, now);
         }
         // Offsets and fetches.
         for i in 0..self.brokers.len() {
-            if self.brokers[i].versions().is_none() {
+            if self.brokers[i].side || self.brokers[i].versions().is_none() {
                 continue;
             }
             self.send_list_offsets(i, now);
@@ -1038,13 +1077,12 @@ impl Reactor {
         for resp in out.drain(..) {
             if let Err(e) = self.on_response(i, resp, now) {
                 self.errors.push_back(e);
-                if let Some(c) = self.brokers[i].conn.as_mut() {
-                    let _ = c.check_timeouts(now);
-                }
                 self.conn_died(i, ConnError::Closed, now);
                 break;
             }
         }
+        // Responses after a fatal one belong to the dead connection.
+        out.clear();
         self.responses = out;
         if let Err(e) = res {
             if let ConnError::Ring(r) = &e {
@@ -1071,12 +1109,19 @@ impl Reactor {
         b.fetch_in_flight = false;
         b.session.reset();
         b.list_in_flight.clear();
-        for r in failed {
-            if Kind::from_tag(r.tag) == Some(Kind::Metadata) {
-                b.metadata_in_flight = false;
-            }
-        }
         b.metadata_in_flight = false;
+        if b.side {
+            // Fetch-path requests are retried from the state they left behind; side
+            // requests belong to their owner, who hears about each one.
+            let failed: Vec<InFlight> = failed
+                .into_iter()
+                .filter(|r| Kind::from_tag(r.tag) == Some(Kind::Side))
+                .collect();
+            self.side_events.push_back(SideEvent::Closed {
+                side: SideId(i),
+                failed,
+            });
+        }
         self.metrics.disconnects.fetch_add(1, Ordering::Relaxed);
         // The leader may have moved.
         self.meta.needed = true;
@@ -1091,6 +1136,7 @@ impl Reactor {
             Some(Kind::Metadata) => "Metadata",
             Some(Kind::ListOffsets) => "ListOffsets",
             Some(Kind::Fetch) => "Fetch",
+            Some(Kind::Side) => "side",
             None => "unknown",
         };
         let dec = |error| FetchError::Decode { api, error };
@@ -1123,6 +1169,10 @@ impl Reactor {
                     let b = &mut self.brokers[i];
                     b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
                     b.backoff.reset();
+                    if b.side {
+                        self.side_events
+                            .push_back(SideEvent::Ready { side: SideId(i) });
+                    }
                 }
             }
             Some(Kind::Metadata) => {
@@ -1144,6 +1194,15 @@ impl Reactor {
                 }
                 let r = FetchResponse::decode_body(body, req.api_version).map_err(dec)?;
                 self.on_fetch(i, &frame, &r, req.api_version, now);
+            }
+            Some(Kind::Side) => {
+                let body_offset = frame.len() - body.len();
+                self.side_events.push_back(SideEvent::Response {
+                    side: SideId(i),
+                    req,
+                    body_offset,
+                    frame,
+                });
             }
             None => {}
         }
@@ -1170,11 +1229,9 @@ impl Reactor {
                 None => {
                     // A bootstrap entry at the same address becomes this node, so its
                     // connection is reused instead of opening a second one.
-                    match self
-                        .brokers
-                        .iter()
-                        .position(|b| b.node_id < 0 && b.host == mb.host && b.port == port)
-                    {
+                    match self.brokers.iter().position(|b| {
+                        !b.side && b.node_id < 0 && b.host == mb.host && b.port == port
+                    }) {
                         Some(j) => self.brokers[j].node_id = mb.node_id,
                         None => {
                             let b =
@@ -1476,6 +1533,65 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// Open a side connection to `host:port`, driven by this reactor but owned by
+    /// another layer (the group coordinator's connection). It is kept connected with
+    /// the usual backoff, does its own ApiVersions handshake, and is never used for
+    /// fetches, so a long-polling fetch cannot delay a heartbeat on it. Its events
+    /// come out of [`take_side_events`](Self::take_side_events).
+    pub fn open_side(&mut self, host: &str, port: u16) -> SideId {
+        let now = Instant::now();
+        let id = i32::MIN + self.brokers.iter().filter(|b| b.side).count() as i32;
+        let mut b = Broker::new(id, host.to_owned(), port, &self.cfg, now);
+        b.side = true;
+        self.brokers.push(b);
+        SideId(self.brokers.len() - 1)
+    }
+
+    /// The negotiated versions of a side connection, once it is ready.
+    pub fn side_versions(&self, side: SideId) -> Option<&ApiVersionTable> {
+        self.brokers.get(side.0).filter(|b| b.side)?.versions()
+    }
+
+    /// Send a request on a side connection (it must be ready: see
+    /// [`SideEvent::Ready`]). Returns the correlation id; the response comes back
+    /// as a [`SideEvent::Response`], or the request is listed in
+    /// [`SideEvent::Closed`] if the connection dies first.
+    pub fn side_send<R: ApiRequest>(
+        &mut self,
+        side: SideId,
+        version: i16,
+        req: &R,
+    ) -> Result<i32, FetchError> {
+        let ready = self
+            .brokers
+            .get(side.0)
+            .is_some_and(|b| b.side && b.versions().is_some());
+        if !ready {
+            return Err(FetchError::Config(
+                "the side connection is not ready yet: wait for SideEvent::Ready".into(),
+            ));
+        }
+        let now = Instant::now();
+        let corr = self.brokers[side.0]
+            .conn
+            .as_ref()
+            .map(Conn::peek_correlation_id)
+            .unwrap_or(0);
+        if self.send(side.0, Kind::Side, version, req, now) {
+            Ok(corr)
+        } else {
+            Err(FetchError::Config(format!(
+                "could not send {} on the side connection",
+                R::NAME
+            )))
+        }
+    }
+
+    /// Events of side connections since the last call.
+    pub fn take_side_events(&mut self) -> impl Iterator<Item = SideEvent> + '_ {
+        self.side_events.drain(..)
     }
 
     /// The address of the broker with `node_id` (for the coordinator's own
