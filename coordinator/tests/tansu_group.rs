@@ -1,0 +1,350 @@
+//! Two weir group members against a real broker (tansu), driven by a small
+//! std::net driver: discovery, joins, a rebalance when the second member arrives,
+//! heartbeats, commits, OffsetFetch, and LeaveGroup on close.
+//!
+//! Ignored by default (it needs a broker):
+//! `WEIR_TANSU_BOOTSTRAP=127.0.0.1:PORT cargo test -p weir-coordinator --test tansu_group -- --ignored`
+//! It creates its topic with `tansu topic create`.
+
+use bytes::BytesMut;
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use weir_coordinator::*;
+use weir_protocol::frame::{encode_request, parse_response, split_frame};
+use weir_protocol::messages::api_versions::{ApiVersionsResponse, build_api_versions_request};
+use weir_protocol::versions::ApiVersionTable;
+
+struct Conn {
+    s: TcpStream,
+    rbuf: Vec<u8>,
+    next_corr: i32,
+    // correlation id, request id, api key, version
+    inflight: VecDeque<(i32, RequestId, i16, i16)>,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect to the broker");
+        s.set_nodelay(true).expect("nodelay");
+        Conn {
+            s,
+            rbuf: Vec::new(),
+            next_corr: 1,
+            inflight: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, o: &Outgoing) {
+        let mut b = BytesMut::new();
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        o.request
+            .encode_frame(&mut b, corr, Some("weir-test"), o.version)
+            .expect("encodes");
+        self.s.set_nonblocking(false).expect("blocking");
+        self.s.write_all(&b).expect("write");
+        self.inflight
+            .push_back((corr, o.id, o.request.api_key(), o.version));
+    }
+
+    /// Complete frames read so far: (request id, api key, version, frame).
+    fn read(&mut self) -> Vec<(RequestId, i16, i16, Vec<u8>)> {
+        self.s.set_nonblocking(true).expect("nonblocking");
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!("broker closed the connection"),
+                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        let mut out = Vec::new();
+        while let Some((frame, used)) = split_frame(&self.rbuf, 64 << 20).expect("frame") {
+            let frame = frame.to_vec();
+            self.rbuf.drain(..used);
+            let (corr, id, api, v) = self.inflight.pop_front().expect("a request in flight");
+            assert_eq!(
+                weir_protocol::frame::peek_correlation_id(&frame).expect("corr"),
+                corr
+            );
+            out.push((id, api, v, frame));
+        }
+        out
+    }
+}
+
+fn api_versions(addr: &str) -> ApiVersionTable {
+    let mut c = Conn::open(addr);
+    let mut b = BytesMut::new();
+    encode_request(
+        &mut b,
+        1,
+        Some("weir-test"),
+        3,
+        &build_api_versions_request(),
+    )
+    .expect("encode");
+    c.s.write_all(&b).expect("write");
+    c.s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    loop {
+        let mut chunk = [0u8; 65536];
+        let n = c.s.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed");
+        c.rbuf.extend_from_slice(&chunk[..n]);
+        if let Some((frame, _)) = split_frame(&c.rbuf, 1 << 20).expect("frame") {
+            let f = parse_response(frame, false).expect("header");
+            let r = ApiVersionsResponse::decode_with_fallback(f.body, 3).expect("ApiVersions");
+            return ApiVersionTable::from_response(&r);
+        }
+    }
+}
+
+/// One member with its bootstrap and coordinator connections.
+struct Node {
+    m: GroupMember,
+    bootstrap: Conn,
+    coordinator: Option<(CoordinatorAddr, Conn)>,
+    events: Vec<Event>,
+    unacked: bool,
+}
+
+impl Node {
+    fn new(addr: &str, cfg: GroupConfig, versions: GroupVersions, now: Instant) -> Node {
+        let mut m = GroupMember::new(cfg, now).expect("config");
+        m.set_versions(versions);
+        Node {
+            m,
+            bootstrap: Conn::open(addr),
+            coordinator: None,
+            events: Vec::new(),
+            unacked: false,
+        }
+    }
+
+    fn turn(&mut self, now: Instant) {
+        self.m.poll(now);
+        self.m.handle_timeout(now);
+        while let Some(o) = self.m.poll_transmit(now) {
+            match &o.target {
+                Target::AnyBroker => self.bootstrap.send(&o),
+                Target::Coordinator(addr) => {
+                    if self.coordinator.as_ref().is_none_or(|(a, _)| a != addr) {
+                        let c = Conn::open(&format!("{}:{}", addr.host, addr.port));
+                        self.coordinator = Some((addr.clone(), c));
+                    }
+                    if let Some((_, c)) = self.coordinator.as_mut() {
+                        c.send(&o);
+                    }
+                }
+            }
+        }
+        let mut frames = self.bootstrap.read();
+        if let Some((_, c)) = self.coordinator.as_mut() {
+            frames.extend(c.read());
+        }
+        for (id, api, v, frame) in frames {
+            let flexible = weir_protocol::frame::response_header_flexible_by_key(api, v);
+            let f = parse_response(&frame, flexible).expect("header");
+            let r = Response::decode(api, v, f.body).expect("decodes");
+            self.m.handle_response(now, id, r);
+        }
+        while let Some(e) = self.m.poll_event() {
+            match &e {
+                Event::PartitionsRevoked(_) => self.unacked = true,
+                Event::MetadataNeeded(topics) => {
+                    let counts: Vec<(String, i32)> =
+                        topics.iter().map(|t| (t.clone(), 4)).collect();
+                    self.m.update_metadata(now, counts);
+                }
+                Event::CoordinatorLost => self.coordinator = None,
+                _ => {}
+            }
+            self.events.push(e);
+        }
+        if self.unacked {
+            // The "application" drains instantly.
+            self.unacked = false;
+            self.m.ack_revoked(now);
+        }
+    }
+}
+
+fn run_until(nodes: &mut [&mut Node], limit: Duration, mut done: impl FnMut(&[&mut Node]) -> bool) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        let now = Instant::now();
+        for n in nodes.iter_mut() {
+            n.turn(now);
+        }
+        if done(nodes) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let states: Vec<_> = nodes
+        .iter()
+        .map(|n| (n.m.phase(), n.m.assignment().len(), n.events.clone()))
+        .collect();
+    panic!("timed out; states: {states:#?}");
+}
+
+#[test]
+#[ignore = "needs a tansu broker: WEIR_TANSU_BOOTSTRAP=host:port"]
+fn two_members_share_a_topic_eager() {
+    two_members(
+        vec![
+            AssignmentStrategy::Range,
+            AssignmentStrategy::CooperativeSticky,
+        ],
+        "e",
+    );
+}
+
+#[test]
+#[ignore = "needs a tansu broker: WEIR_TANSU_BOOTSTRAP=host:port"]
+fn two_members_share_a_topic_cooperative() {
+    two_members(vec![AssignmentStrategy::CooperativeSticky], "c");
+}
+
+fn two_members(strategies: Vec<AssignmentStrategy>, tag: &str) {
+    let cooperative =
+        AssignmentStrategy::protocol_for(&strategies) == RebalanceProtocol::Cooperative;
+    let Ok(addr) = std::env::var("WEIR_TANSU_BOOTSTRAP") else {
+        panic!("set WEIR_TANSU_BOOTSTRAP=host:port");
+    };
+    let topic = format!("weir-group-{tag}-{}", std::process::id());
+    let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+        format!(
+            "{}/.cargo/bin/tansu",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let st = std::process::Command::new(tansu)
+        .args([
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "4",
+            "--broker",
+            &format!("tcp://{addr}"),
+        ])
+        .status()
+        .expect("run tansu topic create");
+    assert!(st.success(), "topic create failed");
+
+    let table = api_versions(&addr);
+    let versions = GroupVersions::from_table(&table).expect("group APIs supported");
+    eprintln!("negotiated {versions:?}");
+    let group = format!("weir-g-{tag}-{}", std::process::id());
+    let mk = |id: &str| {
+        let mut c = GroupConfig::new(group.clone());
+        c.session_timeout = Duration::from_secs(6);
+        c.heartbeat_interval = Duration::from_secs(1);
+        c.client_id = id.into();
+        c.assignment_strategies = strategies.clone();
+        c.rng_seed = id.len() as u64;
+        c
+    };
+    let start = Instant::now();
+    let mut a = Node::new(&addr, mk("a"), versions, start);
+    a.m.subscribe(start, [topic.clone()]);
+    run_until(&mut [&mut a], Duration::from_secs(30), |n| {
+        n[0].m.phase() == Phase::Stable && n[0].m.assignment().len() == 4
+    });
+    eprintln!(
+        "a alone: {:?} after {:?}",
+        a.m.assignment(),
+        start.elapsed()
+    );
+
+    // Commit an offset and read it back through a second member's OffsetFetch.
+    let t0 = TopicPartition::new(topic.clone(), 0);
+    a.m.record_processed(&t0, 41, None);
+    let cid =
+        a.m.commit_processed(
+            Instant::now(),
+            CommitMode::Sync {
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .expect("commit");
+    run_until(&mut [&mut a], Duration::from_secs(10), |n| {
+        n[0].events
+            .iter()
+            .any(|e| matches!(e, Event::CommitCompleted { id, .. } if *id == cid))
+    });
+    assert!(
+        a.events
+            .iter()
+            .any(|e| matches!(e, Event::CommitCompleted { id, result: Ok(()), .. } if *id == cid)),
+        "{:?}",
+        a.events
+    );
+
+    let mut b = Node::new(&addr, mk("bb"), versions, Instant::now());
+    b.m.subscribe(Instant::now(), [topic.clone()]);
+    run_until(&mut [&mut a, &mut b], Duration::from_secs(60), |n| {
+        n.iter()
+            .all(|x| x.m.phase() == Phase::Stable && x.m.assignment().len() == 2)
+    });
+    let all: BTreeSet<_> = a.m.assignment().union(b.m.assignment()).cloned().collect();
+    assert_eq!(all.len(), 4, "every partition owned exactly once");
+    eprintln!(
+        "split: a={:?} b={:?} after {:?}",
+        a.m.assignment(),
+        b.m.assignment(),
+        start.elapsed()
+    );
+    let revoked: Vec<usize> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PartitionsRevoked(p) => Some(p.len()),
+            _ => None,
+        })
+        .collect();
+    if cooperative {
+        // KIP-429: only the two partitions that moved were revoked.
+        assert_eq!(revoked, [2], "{:?}", a.events);
+    } else {
+        assert_eq!(revoked, [4], "eager revokes everything: {:?}", a.events);
+    }
+    // Whoever received t0 in this rebalance starts from the committed offset 42
+    // (in the cooperative case a may simply have kept it).
+    let saw_42 = |n: &Node| {
+        n.events.iter().any(|e| {
+            matches!(e, Event::StartPositions(p) if p.iter().any(|(tp, pos)| *tp == t0
+                && matches!(pos, StartPosition::Committed { offset: 42, .. })))
+        })
+    };
+    let b_owns = b.m.assignment().contains(&t0);
+    if b_owns || !cooperative {
+        let idx = usize::from(b_owns);
+        run_until(&mut [&mut a, &mut b], Duration::from_secs(10), |n| {
+            saw_42(&*n[idx])
+        });
+    } else {
+        assert!(a.m.assignment().contains(&t0) && a.m.committed(&t0) == Some(42));
+    }
+
+    // b closes (LeaveGroup): a gets everything back without waiting for a session
+    // timeout.
+    let closed_at = Instant::now();
+    b.m.close(closed_at, Duration::from_secs(5));
+    run_until(&mut [&mut a, &mut b], Duration::from_secs(30), |n| {
+        n[1].m.phase() == Phase::Closed
+            && n[0].m.phase() == Phase::Stable
+            && n[0].m.assignment().len() == 4
+    });
+    eprintln!("a alone again {:?} after b's close", closed_at.elapsed());
+    assert!(
+        closed_at.elapsed() < Duration::from_secs(6),
+        "LeaveGroup, not session expiry"
+    );
+}
