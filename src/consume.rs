@@ -2,11 +2,12 @@
 //! stdout or the [`Sink`], with metrics, a progress line, `-e`/`-c` exits and graceful
 //! signal handling.
 //!
-//! Today it runs manual assignment (`-t TOPIC -p PARTITION...`) on the caller's
-//! thread with [`weir_fetch::Consumer::poll`]. Not available yet, each with an exit-1
-//! message saying so: group mode (`-G`, and `-o stored`), which needs the coordinator
-//! driven alongside the fetch engine; and `-t` without `-p`, which needs partition
-//! discovery from the fetch engine.
+//! Today it runs manual assignment (`-t TOPIC [-p PARTITION...]`; without `-p`, every
+//! partition the topic has when weir starts, found with a Metadata request on a side
+//! connection of the reactor) on the caller's thread with
+//! [`weir_fetch::Consumer::poll`]. Not available yet, with an exit-1 message saying
+//! so: group mode (`-G`, and `-o stored`), which needs the coordinator driven
+//! alongside the fetch engine.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
@@ -119,11 +120,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             "group mode (-G, -o stored) is not available yet: the group coordinator is not wired into the consumer; use -t TOPIC -p PARTITION with -o beginning|end|N|-N|s@TS",
         ));
     }
-    if plan.partitions.is_empty() {
-        return Err(CliError::runtime(
-            "-t without -p is not available yet: the fetch engine cannot list a topic's partitions; give the partitions with -p (repeatable or comma-separated, e.g. -p 0,1,2)",
-        ));
-    }
     let started = Instant::now();
     let metrics = Arc::new(Metrics::new());
     let _server = match plan.metrics_addr {
@@ -147,9 +143,16 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
 
     let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
     let topic = plan.topics.first().cloned().unwrap_or_default();
+    let partitions = if plan.partitions.is_empty() {
+        // kcat's default: every partition of the topic.
+        let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
+        discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
+    } else {
+        plan.partitions.clone()
+    };
     // Partitions whose -o -N start waits for the end offset.
     let mut from_end: BTreeMap<i32, i64> = BTreeMap::new();
-    for &p in &plan.partitions {
+    for &p in &partitions {
         let start = match resume.get(&(topic.clone(), p)) {
             Some(&next) => StartAt::Offset(next),
             None => match plan.start {
@@ -178,7 +181,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let (mut lat_sum, mut lat_count) = (0u64, 0u64);
 
     let mut summary = Summary {
-        partitions: plan.partitions.len(),
+        partitions: partitions.len(),
         ..Summary::default()
     };
     let mut failure: Option<CliError> = None;
@@ -285,7 +288,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             from_end.remove(&p);
         }
         let mut all_at_end = from_end.is_empty();
-        for &p in &plan.partitions {
+        for &p in &partitions {
             match consumer.lag(&topic, p) {
                 Some(lag) => {
                     metrics.set_lag(&topic, p, lag);
@@ -319,7 +322,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 "{} records, {:.0} records/s, lag {}",
                 summary.records,
                 summary.records as f64 / secs,
-                plan.partitions
+                partitions
                     .iter()
                     .filter_map(|&p| consumer.lag(&topic, p))
                     .sum::<i64>()
@@ -346,4 +349,116 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     summary.elapsed = started.elapsed();
     summary.reason = reason;
     Ok(summary)
+}
+
+/// Lists `topic`'s partitions with a Metadata request on a side connection to the
+/// first bootstrap broker, retrying retriable errors until `timeout`.
+fn discover_partitions(
+    consumer: &mut Consumer,
+    cfg: &ConsumerConfig,
+    topic: &str,
+    stop: &AtomicBool,
+    timeout: Duration,
+) -> Result<Vec<i32>, CliError> {
+    use weir_fetch::reactor::SideEvent;
+    use weir_protocol::ResponseBody;
+    use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
+
+    let Some(broker) = cfg.bootstrap_servers.first() else {
+        return Err(CliError::usage("bootstrap.servers is empty"));
+    };
+    let reactor = consumer.reactor();
+    let side = reactor.open_side(&broker.host, broker.port);
+    let deadline = Instant::now() + timeout;
+    let mut last_problem = format!("no answer from {broker}");
+    let mut in_flight = false;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Err(CliError::runtime(
+                "stopped while listing the topic's partitions",
+            ));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(CliError::runtime(format!(
+                "could not list the partitions of `{topic}` within default.api.timeout.ms ({} ms): {last_problem}; check -b, or give the partitions with -p",
+                timeout.as_millis()
+            )));
+        }
+        let ready = reactor.side_versions(side).is_some();
+        if ready && !in_flight && retry_at.is_none_or(|t| now >= t) {
+            let version = reactor
+                .side_versions(side)
+                .map(|t| t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>())
+                .transpose()
+                .map_err(|e| CliError::runtime(format!("cannot list partitions: {e}")))?
+                .unwrap_or(0);
+            let req = build_metadata_request(version, Some(&[topic]), false);
+            reactor.side_send(side, version, &req).map_err(fetch_err)?;
+            in_flight = true;
+        }
+        reactor
+            .run_once(Duration::from_millis(50).min(deadline - now))
+            .map_err(fetch_err)?;
+        let events: Vec<SideEvent> = reactor.take_side_events().collect();
+        for ev in events {
+            match ev {
+                SideEvent::Response {
+                    side: s,
+                    req,
+                    body_offset,
+                    frame,
+                } if s == side => {
+                    in_flight = false;
+                    let body = frame.bytes().get(body_offset..).unwrap_or_default();
+                    let resp =
+                        MetadataResponse::decode_body(body, req.api_version).map_err(|e| {
+                            CliError::runtime(format!("bad Metadata response from {broker}: {e}"))
+                        })?;
+                    let Some(t) = resp.topics.iter().find(|t| t.name == Some(topic)) else {
+                        last_problem = "the broker did not list the topic".to_owned();
+                        retry_at = Some(
+                            Instant::now() + Duration::from_millis(u64::from(cfg.retry_backoff_ms)),
+                        );
+                        continue;
+                    };
+                    if t.error_code == weir_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
+                        return Err(CliError::runtime(format!(
+                            "topic `{topic}` does not exist on the cluster at {broker}; check the name (-t)"
+                        )));
+                    }
+                    if !t.error_code.is_ok() {
+                        if t.error_code.is_retriable() {
+                            last_problem = format!("the broker answered {}", t.error_code);
+                            retry_at = Some(
+                                Instant::now()
+                                    + Duration::from_millis(u64::from(cfg.retry_backoff_ms)),
+                            );
+                            continue;
+                        }
+                        return Err(CliError::runtime(format!(
+                            "cannot list the partitions of `{topic}`: the broker answered {}",
+                            t.error_code
+                        )));
+                    }
+                    let mut parts: Vec<i32> =
+                        t.partitions.iter().map(|p| p.partition_index).collect();
+                    parts.sort_unstable();
+                    parts.dedup();
+                    if parts.is_empty() {
+                        return Err(CliError::runtime(format!(
+                            "topic `{topic}` has no partitions"
+                        )));
+                    }
+                    return Ok(parts);
+                }
+                SideEvent::Closed { side: s, .. } if s == side => {
+                    in_flight = false;
+                    last_problem = format!("the connection to {broker} closed");
+                }
+                _ => {}
+            }
+        }
+    }
 }

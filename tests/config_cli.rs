@@ -329,8 +329,26 @@ fn not_yet_available_paths_exit_1_with_a_reason() {
     );
     // Configuration is still checked first.
     expect(&["groups", "list", "-b", "broker"], 2);
-    let err = expect(&["consume", "-b", "broker:9092", "-t", "t"], 1);
-    assert!(err.contains("-t without -p is not available yet"), "{err}");
+    // Without -p weir lists the topic's partitions first; an unreachable broker is a
+    // runtime failure once default.api.timeout.ms has passed.
+    let err = expect(
+        &[
+            "consume",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-X",
+            "default.api.timeout.ms=500",
+            "-X",
+            "reconnect.backoff.max.ms=50",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("could not list the partitions of `t` within default.api.timeout.ms (500 ms)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -359,7 +377,8 @@ fn profiles_are_accepted_and_x_overrides_them() {
             "consume",
             "-b",
             "broker:9092",
-            "-t",
+            "-G",
+            "g",
             "t",
             "--profile",
             "low-latency",
@@ -368,5 +387,8 @@ fn profiles_are_accepted_and_x_overrides_them() {
         ],
         1,
     );
-    assert!(err.contains("-t without -p"), "{err}");
+    assert!(
+        err.contains("group mode (-G, -o stored) is not available yet"),
+        "{err}"
+    );
 }

@@ -73,13 +73,11 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
         &bootstrap,
         "-t",
         &topic,
-        "-p",
-        "0,1",
+        // No -p: every partition of the topic, as kcat.
         "-o",
         "beginning",
         "-e",
         "-J",
-        "-q",
     ]);
     let out = wait_bounded(child, Duration::from_secs(60), "weir consume -e -J");
     assert!(
@@ -87,8 +85,25 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
         "weir failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A topic that does not exist: one clear line, exit 1.
+    let missing = support::unique_topic("weir-missing");
+    let missing_out = wait_bounded(
+        weir(&["consume", "-b", &bootstrap, "-t", &missing, "-e", "-q"]),
+        Duration::from_secs(60),
+        "weir consume of a missing topic",
+    );
+    let err = String::from_utf8_lossy(&missing_out.stderr);
+    assert_eq!(missing_out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("topic `{missing}` does not exist")),
+        "{err}"
+    );
+
     let mut got: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).expect("utf-8 output").lines() {
+    for line in String::from_utf8(out.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+    {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
         // kcat's key order (serde_json's map sorts keys, so check the raw line).
@@ -117,7 +132,13 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
             .push(v);
     }
     for (p, produced) in &manifest.records {
-        let lines = &got[&i64::from(*p)];
+        let lines = got.get(&i64::from(*p)).unwrap_or_else(|| {
+            panic!(
+                "no records of partition {p} (got partitions {:?}); weir said: {}",
+                got.keys().collect::<Vec<_>>(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
         assert_eq!(lines.len(), produced.len(), "partition {p}: record count");
         for (v, want) in lines.iter().zip(produced) {
             let r = &want.rec;
