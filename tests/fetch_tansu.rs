@@ -261,3 +261,99 @@ fn seek_pause_and_resume() {
     assert_eq!(got.first().map(|r| r.offset), Some(10));
     assert_eq!(got.len() as i64, end - 10);
 }
+
+/// Not a pass/fail test: prints consumption rates against tansu. Run with
+/// `cargo test --release --test fetch_tansu throughput_report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_report() {
+    let broker = Tansu::start(Storage::Memory);
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("throughput");
+    let per_partition = 100_000;
+    let t0 = Instant::now();
+    let m = Producer::new(&bootstrap, &topic)
+        .partitions(4)
+        .count(per_partition)
+        .value_size(100)
+        .compression(Codec::None)
+        .linger_ms(20)
+        .batch_num_messages(1000)
+        .omit_values()
+        .run();
+    eprintln!("produced {} records in {:?}", m.count(), t0.elapsed());
+    let total = m.count() as u64;
+
+    // Poll mode, on this thread.
+    let mut c = Consumer::new(FetchConfig {
+        fetch_max_wait_ms: 100,
+        ..FetchConfig::new(&bootstrap)
+    })
+    .unwrap();
+    for p in 0..m.partitions {
+        c.assign(&topic, p, StartAt::Earliest);
+    }
+    let t = Instant::now();
+    let mut n = 0u64;
+    let mut sum = 0u64;
+    while n < total {
+        assert!(t.elapsed() < Duration::from_secs(300), "stuck at {n}");
+        n += c
+            .poll(Duration::from_millis(100), |r| {
+                sum += r.value().map_or(0, |v| v.len() as u64);
+            })
+            .unwrap() as u64;
+    }
+    let dt = t.elapsed();
+    eprintln!(
+        "poll mode: {n} records, {sum} value bytes in {dt:?}: {:.0} records/s, {:.1} MB/s; {:?}",
+        n as f64 / dt.as_secs_f64(),
+        sum as f64 / dt.as_secs_f64() / 1e6,
+        c.metrics()
+    );
+
+    // Worker mode, two pinned workers.
+    let mut c = Consumer::new(FetchConfig {
+        fetch_max_wait_ms: 100,
+        ..FetchConfig::new(&bootstrap)
+    })
+    .unwrap();
+    for p in 0..m.partitions {
+        c.assign(&topic, p, StartAt::Earliest);
+    }
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let counter = Arc::clone(&counter);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while counter.load(Ordering::Relaxed) < total
+                && start.elapsed() < Duration::from_secs(300)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            stop.store(true, Ordering::Release);
+        });
+    }
+    let t = Instant::now();
+    c.run_workers(
+        2,
+        true,
+        |_| {
+            let counter = Arc::clone(&counter);
+            move |_r: &weir_fetch::ConsumerRecord<'_>| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        &stop,
+    )
+    .unwrap();
+    let dt = t.elapsed();
+    let n = counter.load(Ordering::Relaxed);
+    eprintln!(
+        "worker mode (2 workers): {n} records in {dt:?}: {:.0} records/s",
+        n as f64 / dt.as_secs_f64()
+    );
+    assert_eq!(n, total);
+}
