@@ -348,3 +348,152 @@ fn two_members(strategies: Vec<AssignmentStrategy>, tag: &str) {
         "LeaveGroup, not session expiry"
     );
 }
+
+/// A librdkafka group member (confluent-kafka in the repo's .venv) that prints its
+/// assignment as a JSON list of partitions each time it changes, then "closed".
+const PEER: &str = r#"
+import json, sys, time
+from confluent_kafka import Consumer
+bootstrap, group, topic, strategy, seconds = sys.argv[1:6]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+              "partition.assignment.strategy": strategy, "session.timeout.ms": 6000,
+              "heartbeat.interval.ms": 1000, "enable.auto.commit": False,
+              "auto.offset.reset": "earliest"})
+c.subscribe([topic])
+end = time.time() + float(seconds)
+last = None
+while time.time() < end:
+    c.poll(0.05)
+    a = sorted(p.partition for p in c.assignment())
+    if a != last:
+        print(json.dumps(a), flush=True)
+        last = a
+c.close()
+print("closed", flush=True)
+"#;
+
+fn mixed_group(strategy: AssignmentStrategy, weir_first: bool, tag: &str) {
+    use std::io::BufRead;
+    let Ok(addr) = std::env::var("WEIR_TANSU_BOOTSTRAP") else {
+        panic!("set WEIR_TANSU_BOOTSTRAP=host:port");
+    };
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let topic = format!("weir-mixed-{tag}-{}", std::process::id());
+    let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+        format!(
+            "{}/.cargo/bin/tansu",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let st = std::process::Command::new(tansu)
+        .args([
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "4",
+            "--broker",
+            &format!("tcp://{addr}"),
+        ])
+        .status()
+        .expect("run tansu topic create");
+    assert!(st.success());
+    let versions = GroupVersions::from_table(&api_versions(&addr)).expect("versions");
+    let group = format!("weir-mixed-g-{tag}-{}", std::process::id());
+    let mut cfg = GroupConfig::new(group.clone());
+    cfg.session_timeout = Duration::from_secs(6);
+    cfg.heartbeat_interval = Duration::from_secs(1);
+    cfg.assignment_strategies = vec![strategy];
+    let now = Instant::now();
+    let mut w = Node::new(&addr, cfg, versions, now);
+    w.m.subscribe(now, [topic.clone()]);
+    if weir_first {
+        run_until(&mut [&mut w], Duration::from_secs(30), |n| {
+            n[0].m.assignment().len() == 4
+        });
+        assert!(w.m.is_leader());
+    }
+    let mut peer = std::process::Command::new(python)
+        .args(["-c", PEER, &addr, &group, &topic, strategy.name(), "12"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the librdkafka peer (scripts/setup-python.sh makes .venv)");
+    let out = peer.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut peer_lines: Vec<String> = Vec::new();
+    if !weir_first {
+        // Let librdkafka take everything (and lead) before weir joins.
+        let end = Instant::now() + Duration::from_secs(20);
+        while !peer_lines.iter().any(|l| l == "[0, 1, 2, 3]") {
+            assert!(
+                Instant::now() < end,
+                "peer never got the topic: {peer_lines:?}"
+            );
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+                peer_lines.push(l);
+            }
+        }
+    }
+    // Shared: two partitions each, disjoint.
+    run_until(&mut [&mut w], Duration::from_secs(30), |n| {
+        while let Ok(l) = rx.try_recv() {
+            peer_lines.push(l);
+        }
+        let peer_has: Option<Vec<i32>> = peer_lines.last().and_then(|l| {
+            l.trim_matches(['[', ']'])
+                .split(", ")
+                .map(|x| x.parse().ok())
+                .collect()
+        });
+        let mine: Vec<i32> = n[0].m.assignment().iter().map(|tp| tp.partition).collect();
+        n[0].m.phase() == Phase::Stable
+            && mine.len() == 2
+            && peer_has.is_some_and(|p| p.len() == 2 && p.iter().all(|x| !mine.contains(x)))
+    });
+    eprintln!(
+        "{tag}: weir leader={} has {:?}; librdkafka said {:?}",
+        w.m.is_leader(),
+        w.m.assignment()
+            .iter()
+            .map(|tp| tp.partition)
+            .collect::<Vec<_>>(),
+        peer_lines
+    );
+    // The peer leaves after its run time; weir takes everything back.
+    run_until(&mut [&mut w], Duration::from_secs(40), |n| {
+        while let Ok(l) = rx.try_recv() {
+            peer_lines.push(l);
+        }
+        peer_lines.iter().any(|l| l == "closed") && n[0].m.assignment().len() == 4
+    });
+    let _ = peer.wait();
+}
+
+#[test]
+#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+fn mixed_group_librdkafka_leads_range() {
+    mixed_group(AssignmentStrategy::Range, false, "rk-range");
+}
+
+#[test]
+#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+fn mixed_group_weir_leads_cooperative() {
+    mixed_group(AssignmentStrategy::CooperativeSticky, true, "weir-coop");
+}
+
+#[test]
+#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+fn mixed_group_librdkafka_leads_cooperative() {
+    mixed_group(AssignmentStrategy::CooperativeSticky, false, "rk-coop");
+}
+
+#[test]
+#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+fn mixed_group_weir_leads_roundrobin() {
+    mixed_group(AssignmentStrategy::RoundRobin, true, "weir-rr");
+}
