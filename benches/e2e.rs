@@ -739,6 +739,9 @@ fn replay_main(o: &Opts) -> Res<()> {
     let pin = o.str("pin", "true") == "true";
 
     let server = Server::spawn(partitions, batch_records)?;
+    if mode == "raw" {
+        return raw_main(&server, partitions, part_kib, fetch_max_mib, target);
+    }
     let mut cfg = FetchConfig::new(&format!("127.0.0.1:{}", server.port));
     cfg.ring_bytes = ring_mib << 20;
     cfg.fetch_max_bytes = i32::try_from(fetch_max_mib << 20)?;
@@ -859,6 +862,77 @@ fn replay_main(o: &Opts) -> Res<()> {
     if gaps != 0 {
         return Err(format!("{gaps} offset gaps or repeats: the consumer is wrong").into());
     }
+    Ok(())
+}
+
+/// The socket ceiling: the same Fetch exchange read into one reused buffer with plain
+/// blocking reads and nothing else (no decoding, no CRC, no records), to compare
+/// weir's CPU per byte against.
+fn raw_main(
+    server: &Server,
+    partitions: i32,
+    part_kib: i32,
+    fetch_max_mib: usize,
+    target_records: u64,
+) -> Res<()> {
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let version = 12;
+    let mut req = FetchRequest::default();
+    req.max_bytes = i32::try_from(fetch_max_mib << 20)?;
+    req.max_wait_ms = 500;
+    req.replica_id = BrokerId(-1);
+    let mut t = FetchTopic::default();
+    t.topic = TopicName(StrBytes::from_static_str(TOPIC));
+    for p in 0..partitions {
+        let mut fp = FetchPartition::default();
+        fp.partition = p;
+        fp.partition_max_bytes = part_kib << 10;
+        t.partitions.push(fp);
+    }
+    req.topics.push(t);
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&[0; 4]);
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .encode(&mut frame, ApiKey::Fetch.request_header_version(version))?;
+    req.encode(&mut frame, version)?;
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    // 100-byte records take about 111 bytes in a batch; read that many bytes.
+    let target = target_records * 111;
+    let mut s = TcpStream::connect(("127.0.0.1", server.port))?;
+    s.set_nodelay(true)?;
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    let cpu0 = cpu_self();
+    let t0 = Instant::now();
+    while total < target {
+        s.write_all(&frame)?;
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size)?;
+        let n = usize::try_from(i32::from_be_bytes(size))?;
+        buf.resize(n, 0);
+        s.read_exact(&mut buf)?;
+        total += n as u64 + 4;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu1 = cpu_self();
+    let cpu = (cpu1.user - cpu0.user) + (cpu1.sys - cpu0.sys);
+    let out = serde_json::json!({
+        "mode": "raw",
+        "socket_bytes": total,
+        "seconds": secs,
+        "gb_per_s": total as f64 / secs / 1e9,
+        "cpu_user_s": cpu1.user - cpu0.user,
+        "cpu_sys_s": cpu1.sys - cpu0.sys,
+        "cpu_s_per_gb": cpu / (total as f64 / 1e9),
+        "server_cpu_s": server.cpu(),
+        "peak_rss_mib": status_kib("VmHWM:") as f64 / 1024.0,
+    });
+    println!("{out}");
     Ok(())
 }
 
@@ -985,6 +1059,7 @@ fn broker_main(o: &Opts) -> Res<()> {
         }
     }
     let cpu1 = cpu_self();
+    let m = c.metrics();
     // The first batch's arrival is the start (as consume_rdkafka.py measures).
     let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
     let out = serde_json::json!({"summary": {
@@ -997,6 +1072,10 @@ fn broker_main(o: &Opts) -> Res<()> {
         "cpu_s": (cpu1.user - cpu0.user) + (cpu1.sys - cpu0.sys),
         "peak_rss_mib": status_kib("VmHWM:") as f64 / 1024.0,
         "gaps": touch.gaps,
+        "fetch_requests": m.fetch_requests,
+        "fetch_latency_us_avg": m.fetch_latency_us_avg,
+        "fetch_latency_us_max": m.fetch_latency_us_max,
+        "batch_bytes": m.bytes,
     }});
     println!("{out}");
     if touch.gaps != 0 {
