@@ -595,3 +595,121 @@ fn a_side_connection_carries_coordinator_requests_and_reports_failures() {
         SideEvent::Ready { .. }
     ));
 }
+
+#[test]
+fn start_at_latest_and_at_a_timestamp() {
+    use kafka_protocol::messages::RequestKind;
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 3);
+    for p in 0..3 {
+        fill(&b, p, 0, 4, 2);
+    }
+    // Timestamp 1234 maps to offset 5; any later timestamp has no record (-1).
+    b.on(ApiKey::ListOffsets, |ctx, h, req| {
+        let RequestKind::ListOffsets(lr) = req else {
+            return None;
+        };
+        let asked: Vec<(i32, i64)> = lr
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| (p.partition_index, p.timestamp))
+            .collect();
+        match ctx.default_action(h, req)? {
+            Action::Respond(ResponseKind::ListOffsets(mut r)) => {
+                for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    let ts = asked
+                        .iter()
+                        .find(|(i, _)| *i == p.partition_index)
+                        .map_or(-1, |(_, ts)| *ts);
+                    if ts >= 0 {
+                        p.offset = if ts == 1234 { 5 } else { -1 };
+                    }
+                }
+                Some(Action::Respond(ResponseKind::ListOffsets(r)))
+            }
+            other => Some(other),
+        }
+    });
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Latest);
+    c.assign(T, 1, StartAt::Timestamp(1234));
+    c.assign(T, 2, StartAt::Timestamp(99_999));
+    let got = consume(&mut c, 3);
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>(),
+        vec![(1, 5), (1, 6), (1, 7)]
+    );
+    let start = Instant::now();
+    while c.position(T, 0) != Some(8) || c.position(T, 2) != Some(8) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "latest/timestamp fallback not resolved"
+        );
+        c.poll(Duration::from_millis(20), |r| {
+            panic!("unexpected {}", r.offset())
+        })
+        .unwrap();
+    }
+    fill(&b, 0, 8, 1, 1);
+    fill(&b, 2, 8, 1, 1);
+    let got = consume(&mut c, 2);
+    let mut seen: Vec<(i32, i64)> = got.iter().map(|r| (r.partition, r.offset)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(0, 8), (2, 8)]);
+}
+
+#[test]
+fn a_batch_larger_than_max_partition_fetch_bytes_is_not_a_hang() {
+    use kafka_protocol::messages::RequestKind;
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    let mut big = RecordBatchBuilder::new(0);
+    for _ in 0..3 {
+        big.append(1, None, Some(&[1u8; 3000]));
+    }
+    let big = big.build();
+    let len = big.len();
+    b.append_batch(T, 0, big);
+    // A broker that cuts the answer at partition_max_bytes (as pre-v3 brokers did),
+    // so the only batch never arrives whole at the configured size.
+    b.on(ApiKey::Fetch, move |ctx, h, req| {
+        let RequestKind::Fetch(fr) = req else {
+            return None;
+        };
+        let limit = fr.topics[0].partitions[0].partition_max_bytes as usize;
+        match ctx.default_action(h, req)? {
+            Action::Respond(ResponseKind::Fetch(mut r)) => {
+                for t in &mut r.responses {
+                    for p in &mut t.partitions {
+                        if let Some(rec) = &p.records
+                            && rec.len() > limit
+                        {
+                            p.records = Some(rec.slice(..limit));
+                        }
+                    }
+                }
+                Some(Action::Respond(ResponseKind::Fetch(r)))
+            }
+            other => Some(other),
+        }
+    });
+    let mut c = Consumer::new(FetchConfig {
+        max_partition_fetch_bytes: 1024,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(offsets(&consume(&mut c, 3)), vec![0, 1, 2]);
+    let sizes: Vec<i32> = b
+        .requests_of(ApiKey::Fetch)
+        .iter()
+        .filter_map(|r| r.fetch())
+        .flat_map(|f| f.topics.iter().flat_map(|t| t.partitions.iter()))
+        .map(|p| p.partition_max_bytes)
+        .collect();
+    assert_eq!(sizes[0], 1024);
+    assert!(sizes.iter().any(|&s| s as usize >= len), "{sizes:?}");
+}
