@@ -13,13 +13,14 @@ TANSU_FEATURES="dynostore,libsql"
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 tansu="$cargo_bin/tansu"
 
-installed_version() {
-    # `cargo install --list` prints "tansu v0.6.0:" for an installed crate; it is the
-    # record cargo keeps, so it also catches a binary left by an interrupted install.
-    cargo install --list 2>/dev/null | sed -n 's/^tansu v\([0-9][0-9.]*\):$/\1/p'
+installed() {
+    [ -x "$tansu" ] || return 1
+    # The binary says "tansu 0.6.0"; `cargo install --list` says "tansu v0.6.0:".
+    [ "$("$tansu" --version 2>/dev/null)" = "tansu $TANSU_VERSION" ] && return 0
+    cargo install --list 2>/dev/null | grep -qx "tansu v$TANSU_VERSION:"
 }
 
-if [ -x "$tansu" ] && [ "$(installed_version)" = "$TANSU_VERSION" ]; then
+if installed; then
     exit 0
 fi
 
