@@ -713,3 +713,68 @@ fn a_batch_larger_than_max_partition_fetch_bytes_is_not_a_hang() {
     assert_eq!(sizes[0], 1024);
     assert!(sizes.iter().any(|&s| s as usize >= len), "{sizes:?}");
 }
+
+#[test]
+fn a_paused_partition_does_not_stall_the_others_and_resumes_without_gaps() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    let value = vec![3u8; 2000];
+    for p in 0..2 {
+        for i in 0..60i64 {
+            let mut bb = RecordBatchBuilder::new(i * 4);
+            for _ in 0..4 {
+                bb.append(1, None, Some(&value));
+            }
+            b.append_batch(T, p, bb.build());
+        }
+    }
+    let mut c = Consumer::new(FetchConfig {
+        fetch_max_bytes: 32 << 10,
+        max_partition_fetch_bytes: 16 << 10,
+        ring_bytes: (32 << 10) + weir_fetch::config::RESPONSE_OVERHEAD,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    let mut got: Vec<(i32, i64)> = Vec::new();
+    while !got.iter().any(|(p, _)| *p == 0) {
+        c.poll(Duration::from_millis(100), |r| {
+            got.push((r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    c.pause(T, 0).unwrap();
+    let paused_at = c.position(T, 0).unwrap();
+    // Partition 1 is drained completely: many laps of the small ring.
+    let start = Instant::now();
+    while c.position(T, 1) != Some(240) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "partition 1 stalled at {:?}",
+            c.position(T, 1)
+        );
+        c.poll(Duration::from_millis(100), |r| {
+            assert_eq!(r.partition, 1, "a paused partition delivered");
+            got.push((r.partition, r.offset()));
+        })
+        .unwrap();
+    }
+    assert_eq!(c.position(T, 0), Some(paused_at));
+    c.resume(T, 0).unwrap();
+    while c.position(T, 0) != Some(240) {
+        assert!(start.elapsed() < DEADLINE, "partition 0 did not resume");
+        c.poll(Duration::from_millis(100), |r| {
+            got.push((r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    for p in 0..2 {
+        let mine: Vec<i64> = got
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(mine, (0..240).collect::<Vec<_>>(), "partition {p}");
+    }
+}

@@ -143,9 +143,9 @@ impl fmt::Display for FetchError {
                 partition,
                 code,
             } => match (topic, partition) {
-                (Some(t), Some(p)) => write!(f, "{api} for {t}-{p} failed: {code:?}"),
-                (Some(t), None) => write!(f, "{api} for topic {t} failed: {code:?}"),
-                _ => write!(f, "{api} failed: {code:?}"),
+                (Some(t), Some(p)) => write!(f, "{api} for {t}-{p} failed: {code}"),
+                (Some(t), None) => write!(f, "{api} for topic {t} failed: {code}"),
+                _ => write!(f, "{api} failed: {code}"),
             },
             Self::Decode { api, error } => {
                 write!(
@@ -396,8 +396,20 @@ impl fmt::Debug for Reactor {
 
 impl Reactor {
     /// A reactor for `cfg`. Nothing connects until [`run_once`](Self::run_once).
-    pub fn new(cfg: FetchConfig) -> Result<Self, FetchError> {
+    pub fn new(mut cfg: FetchConfig) -> Result<Self, FetchError> {
         cfg.validate().map_err(FetchError::Config)?;
+        // Clamp durations so `Instant + Duration` can never overflow (Kafka's own
+        // limit for most of these is i32::MAX milliseconds, about 24 days).
+        let cap = i32::MAX as u64;
+        for ms in [
+            &mut cfg.request_timeout_ms,
+            &mut cfg.reconnect_backoff_ms,
+            &mut cfg.reconnect_backoff_max_ms,
+            &mut cfg.retry_backoff_ms,
+            &mut cfg.metadata_max_age_ms,
+        ] {
+            *ms = (*ms).min(cap);
+        }
         let poll = Poll::new().map_err(FetchError::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(FetchError::Io)?);
         let ring = Ring::new(cfg.ring_bytes);
@@ -522,10 +534,25 @@ impl Reactor {
     }
 
     /// Stop (`true`) or restart fetching partition `i`.
+    ///
+    /// Pausing drops the partition's fetched-but-undelivered data and rewinds its
+    /// fetch offset to its position: held data would pin its ring region, and since
+    /// regions are reused in order, one paused partition would then stall all the
+    /// others once the ring wrapped around to it. Resuming fetches it again.
     pub fn set_paused(&mut self, i: usize, paused: bool) {
-        if let Some(p) = self.parts.get_mut(i) {
-            p.paused = paused;
+        let Some(p) = self.parts.get_mut(i) else {
+            return;
+        };
+        if paused && !p.paused {
+            p.generation.fetch_add(1, Ordering::AcqRel);
+            if p.reset.is_none()
+                && let Some(pos) = p.position
+            {
+                p.fetch_offset = Some(pos);
+            }
+            self.chunks.retain(|c| c.part_idx != i);
         }
+        p.paused = paused;
     }
 
     /// Take the chunks fetched so far, in arrival order.
@@ -614,7 +641,7 @@ impl Reactor {
         if let Some(t) = self.next_timer() {
             wait = wait.min(t.saturating_duration_since(Instant::now()));
         }
-        if !self.chunks.is_empty() || !self.errors.is_empty() {
+        if self.has_deliverable() || !self.errors.is_empty() {
             wait = Duration::ZERO;
         }
         match self.poll.poll(&mut self.events, Some(wait)) {
