@@ -275,7 +275,7 @@ fn bytes_field(v: &Value, what: &str) -> Option<Vec<u8>> {
 
 /// Decodes lowercase or uppercase hex (panics on anything else: test input).
 pub fn from_hex(hex: &str) -> Vec<u8> {
-    assert!(hex.len() % 2 == 0, "odd-length hex {hex:?}");
+    assert!(hex.len().is_multiple_of(2), "odd-length hex {hex:?}");
     (0..hex.len())
         .step_by(2)
         .map(|i| {
