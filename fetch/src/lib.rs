@@ -13,7 +13,32 @@
 //! Uncompressed records are never copied after the socket read; compressed ones are
 //! copied once, by the decompressor. A ring region is reused only after every view
 //! into it is gone; when the ring is full the reactor stops reading and TCP pushes
-//! back on the broker, so memory is `weir.ring.bytes` plus small fixed overheads.
+//! back on the broker, so memory is `weir.ring.bytes` plus small fixed overheads: the
+//! per-partition and per-connection bookkeeping, and one decompression scratch per
+//! worker (one per consumer in poll mode) that grows to the largest decompressed
+//! batch seen (capped at 64 MiB by the protocol crate's `Decompressor`).
+//!
+//! # Files
+//!
+//! | file | what |
+//! |---|---|
+//! | `ring.rs` | the receive ring: one contiguous region per frame, FIFO reuse, release on last drop |
+//! | `conn.rs` | one broker connection: nonblocking IO, write queue, in-flight table, deadlines, backoff |
+//! | `reactor.rs` | the loop: handshake, metadata, offsets, fetch sessions, errors, side connections |
+//! | `process.rs` | a partition's chunk to records: position skipping, CRC, read_committed, handler |
+//! | `workers.rs` | pinned worker threads with fixed partition routing |
+//! | `config.rs`, `metrics.rs` | Kafka-named settings; counters |
+//!
+//! # Non-obvious
+//!
+//! * The fetch offset runs ahead of the position: the reactor walks batch headers to
+//!   send the next fetch at once, while records are still being handled.
+//! * Every seek, pause and corrupt batch bumps the partition's generation; chunks
+//!   fetched before it are dropped unprocessed, also those already queued to a worker.
+//! * Pausing drops buffered data (it would pin its ring region and, regions being
+//!   reused in order, stall every other partition); resuming fetches it again.
+//! * A bootstrap connection is adopted as the node with the same address, so a
+//!   one-broker cluster uses one fetch connection.
 //!
 //! # Two ways to consume
 //!
