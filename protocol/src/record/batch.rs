@@ -326,41 +326,73 @@ fn uvarint(
             return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
         }
     }
-    uvarint_slow(buf, pos, max, what)
+    let (v, next) = uvarint_slow(buf, p, max, what)?;
+    *pos = next;
+    Ok(v)
 }
 
 #[cold]
 #[inline(never)]
+/// The general varint reader at `pos`: returns the value and the position after it.
+/// Takes and returns the position by value so that callers' positions can live in
+/// registers (a `&mut usize` passed out of line forces them into memory).
 fn uvarint_slow(
     buf: &[u8],
-    pos: &mut usize,
+    pos: usize,
     max: usize,
     what: &'static str,
-) -> Result<u64, DecodeError> {
+) -> Result<(u64, usize), DecodeError> {
     let mut value = 0u64;
     for i in 0..max {
-        let Some(&b) = buf.get(*pos + i) else {
+        let Some(&b) = buf.get(pos + i) else {
             return Err(DecodeError::Truncated {
                 what,
                 needed: i + 1,
-                remaining: buf.len().saturating_sub(*pos),
+                remaining: buf.len().saturating_sub(pos),
             });
         };
         value |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {
-            *pos += i + 1;
-            return Ok(value);
+            return Ok((value, pos + i + 1));
         }
     }
     Err(DecodeError::VarintTooLong { what })
 }
 
+#[inline(always)]
+fn unzigzag32(v: u32) -> i32 {
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
 /// A zig-zag varint (32-bit).
 #[inline(always)]
 pub(crate) fn varint(buf: &[u8], pos: &mut usize, what: &'static str) -> Result<i32, DecodeError> {
-    let v = uvarint(buf, pos, 5, what)?;
+    // The one- and two-byte forms always fit 32 bits: decode them here without the
+    // range check the general path needs.
+    let p = *pos;
+    if let Some(&b0) = buf.get(p) {
+        if b0 < 0x80 {
+            *pos = p + 1;
+            return Ok(unzigzag32(u32::from(b0)));
+        }
+        if let Some(&b1) = buf.get(p + 1)
+            && b1 < 0x80
+        {
+            *pos = p + 2;
+            return Ok(unzigzag32(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)));
+        }
+    }
+    let (v, next) = varint_slow(buf, p, what)?;
+    *pos = next;
+    Ok(v)
+}
+
+#[cold]
+#[inline(never)]
+fn varint_slow(buf: &[u8], pos: usize, what: &'static str) -> Result<(i32, usize), DecodeError> {
+    let (v, next) = uvarint_slow(buf, pos, 5, what)?;
     let v = u32::try_from(v).map_err(|_| DecodeError::VarintTooLong { what })?;
-    Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+    Ok((unzigzag32(v), next))
 }
 
 /// A zig-zag varlong (64-bit).
