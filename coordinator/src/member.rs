@@ -1295,6 +1295,14 @@ impl GroupMember {
                 _ => {}
             }
         }
+        // Unsubscribed from everything: leave the group, as Java's unsubscribe().
+        if matches!(self.state, State::Unjoined)
+            && self.subscription.is_empty()
+            && !self.member_id.is_empty()
+        {
+            self.lose_partitions();
+            self.leave(now, "the consumer unsubscribed from all topics");
+        }
         if matches!(self.state, State::Unjoined)
             && (self.rejoin_needed || self.generation < 0)
             && !self.poll_expired

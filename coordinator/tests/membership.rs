@@ -1244,6 +1244,43 @@ fn responses_decode_by_api_key() {
 }
 
 #[test]
+fn unsubscribing_revokes_and_leaves() {
+    let mut h = stable(cfg(), 2);
+    h.m.subscribe(h.now, Vec::<String>::new());
+    assert!(h.tx().is_empty());
+    assert_eq!(
+        h.events(),
+        vec![Event::PartitionsRevoked(tps(&[("t", 0), ("t", 1)]))]
+    );
+    h.m.ack_revoked(h.now);
+    let l = h.one(13);
+    let Request::LeaveGroup(req) = &l.request else {
+        unreachable!()
+    };
+    assert_eq!(&*req.members[0].member_id, "m1");
+    h.m.handle_response(
+        h.now,
+        l.id,
+        Response::LeaveGroup(LeaveGroupResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            members: vec![],
+        }),
+    );
+    assert!(h.events().is_empty());
+    assert_eq!(h.m.phase(), Phase::Unjoined);
+    h.advance(Duration::from_secs(60));
+    assert!(h.tx().is_empty(), "no join without a subscription");
+    // Subscribing again joins afresh.
+    h.m.subscribe(h.now, ["t".to_string()]);
+    let j = h.one(11);
+    let Request::JoinGroup(req) = &j.request else {
+        unreachable!()
+    };
+    assert_eq!(&*req.member_id, "");
+}
+
+#[test]
 fn config_is_validated() {
     let mut c = GroupConfig::new("");
     assert!(GroupMember::new(c.clone(), Instant::now()).is_err());

@@ -294,7 +294,12 @@ fn random_operation_sequences() {
                     if step > 350 && rng.below(10) == 0 {
                         m.close(now, Duration::from_secs(5));
                     } else if rng.below(10) == 0 {
-                        m.subscribe(now, ["a".to_string()]);
+                        let topics: &[&str] = match rng.below(3) {
+                            0 => &["a"],
+                            1 => &[],
+                            _ => &["a", "b"],
+                        };
+                        m.subscribe(now, topics.iter().map(|t| t.to_string()));
                     }
                 }
             }
