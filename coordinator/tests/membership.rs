@@ -1281,6 +1281,113 @@ fn unsubscribing_revokes_and_leaves() {
 }
 
 #[test]
+fn leader_rebalances_when_partition_count_changes() {
+    let mut h = stable(cfg(), 2);
+    assert!(h.m.is_leader());
+    h.m.update_metadata(h.now, [("t".to_string(), 2), ("other".to_string(), 9)]);
+    assert!(h.tx().is_empty(), "unchanged counts: no rebalance");
+    h.m.update_metadata(h.now, [("t".to_string(), 3)]);
+    assert!(h.tx().is_empty());
+    assert_eq!(
+        h.events(),
+        vec![Event::PartitionsRevoked(tps(&[("t", 0), ("t", 1)]))]
+    );
+}
+
+#[test]
+fn join_errors_that_need_the_user_are_fatal() {
+    for code in [
+        ErrorCode::GROUP_AUTHORIZATION_FAILED,
+        ErrorCode::INVALID_SESSION_TIMEOUT,
+        ErrorCode::INCONSISTENT_GROUP_PROTOCOL,
+        ErrorCode::GROUP_MAX_SIZE_REACHED,
+        ErrorCode::FENCED_INSTANCE_ID,
+    ] {
+        let mut h = H::new(cfg());
+        h.m.subscribe(h.now, ["t".to_string()]);
+        h.find_coordinator();
+        let j = h.one(11);
+        h.m.handle_response(
+            h.now,
+            j.id,
+            Response::JoinGroup(join_resp(code, -1, "", "")),
+        );
+        let ev = h.events();
+        assert!(matches!(ev.as_slice(), [Event::Fatal(_)]), "{code}: {ev:?}");
+        let Event::Fatal(e) = &ev[0] else {
+            unreachable!()
+        };
+        assert!(!e.to_string().is_empty());
+        h.advance(Duration::from_secs(10));
+        assert!(h.tx().is_empty(), "{code}: nothing after a fatal error");
+    }
+    // Retriable join errors retry.
+    for code in [
+        ErrorCode::REBALANCE_IN_PROGRESS,
+        ErrorCode::UNKNOWN_SERVER_ERROR,
+    ] {
+        let mut h = H::new(cfg());
+        h.m.subscribe(h.now, ["t".to_string()]);
+        h.find_coordinator();
+        let j = h.one(11);
+        h.m.handle_response(
+            h.now,
+            j.id,
+            Response::JoinGroup(join_resp(code, -1, "", "")),
+        );
+        assert!(h.events().is_empty());
+        h.advance(Duration::from_secs(2));
+        assert_eq!(h.one(11).request.api_key(), 11, "{code} retried");
+    }
+}
+
+#[test]
+fn offset_fetch_and_heartbeat_retry_transient_errors() {
+    let mut h = H::new(cfg());
+    h.m.subscribe(h.now, ["t".to_string()]);
+    h.find_coordinator();
+    h.join_alone(1, 1);
+    h.events();
+    let f = h.one(9);
+    h.m.handle_response(
+        h.now,
+        f.id,
+        fetch_resp(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS, &[]),
+    );
+    assert!(h.tx().is_empty());
+    h.advance(100 * MS);
+    let f = h.one(9);
+    h.m.handle_response(h.now, f.id, fetch_resp(ErrorCode::NOT_COORDINATOR, &[]));
+    assert_eq!(h.events(), vec![Event::CoordinatorLost]);
+    h.advance(300 * MS);
+    h.find_coordinator();
+    // After rediscovery: a prompt heartbeat and the OffsetFetch again.
+    let sent = h.tx();
+    let apis: Vec<i16> = sent.iter().map(|o| o.request.api_key()).collect();
+    assert_eq!(apis, [12, 9]);
+    h.m.handle_response(
+        h.now,
+        sent[1].id,
+        fetch_resp(ErrorCode::NONE, &[("t", 0, 5, ErrorCode::NONE)]),
+    );
+    assert!(matches!(h.events().as_slice(), [Event::StartPositions(p)] if p.len() == 1));
+    h.m.handle_response(
+        h.now,
+        sent[0].id,
+        hb(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS),
+    );
+    assert!(h.events().is_empty());
+    h.advance(99 * MS);
+    assert!(h.tx().is_empty());
+    h.advance(MS);
+    assert_eq!(
+        h.one(12).request.api_key(),
+        12,
+        "heartbeat retried after retry.backoff.ms"
+    );
+}
+
+#[test]
 fn config_is_validated() {
     let mut c = GroupConfig::new("");
     assert!(GroupMember::new(c.clone(), Instant::now()).is_err());
