@@ -81,7 +81,10 @@ if [ "$mode" = libfuzzer ]; then
         rc=0
         # -malloc_limit_mb works through ASan's hooks (cargo-fuzz's default
         # sanitizer); the targets' own allocator also aborts above 32 MiB.
-        cargo +nightly fuzz run "$t" "$corpus" -- \
+        # Saved regressions are replayed first (an extra, read-only corpus dir).
+        extra=()
+        [ -d "fuzz/regressions/$t" ] && extra=("fuzz/regressions/$t")
+        cargo +nightly fuzz run "$t" "$corpus" "${extra[@]}" -- \
             -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
             -rss_limit_mb=1024 -malloc_limit_mb=256 -print_final_stats=1 \
             >"$log" 2>&1 || rc=$?
@@ -105,9 +108,10 @@ else
     fi
     echo "== cargo afl build --release (fuzz/afl)"
     build_start=$SECONDS
-    cargo afl build --release --manifest-path fuzz/afl/Cargo.toml
+    # A target dir of its own, so it never waits on (or for) cargo-fuzz's builds.
+    cargo afl build --release --manifest-path fuzz/afl/Cargo.toml --target-dir fuzz/target/afl
     echo "   built in $((SECONDS - build_start)) s"
-    bin="fuzz/target/release/weir-afl"
+    bin="fuzz/target/afl/release/weir-afl"
     export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
     # The machine is shared: do not insist on a free core of our own.
     export AFL_NO_AFFINITY=1

@@ -153,6 +153,34 @@ pub(crate) fn decode_by_key(api_key: i16, version: i16, body: &[u8], t: &mut Tou
     }
 }
 
+/// Whether `body` decodes at `version` with the decoder for `api_key` (for checking
+/// that seeds are valid messages, not just bytes).
+pub fn decodes(api_key: i16, version: i16, body: &[u8]) -> bool {
+    macro_rules! ok {
+        ($t:ty) => {
+            <$t>::decode_body(body, version).is_ok()
+        };
+    }
+    match api_key {
+        18 => ok!(ApiVersionsResponse),
+        3 => ok!(MetadataResponse<'_>),
+        2 => ok!(ListOffsetsResponse<'_>),
+        17 => ok!(SaslHandshakeResponse<'_>),
+        36 => ok!(SaslAuthenticateResponse<'_>),
+        10 => ok!(FindCoordinatorResponse<'_>),
+        11 => ok!(JoinGroupResponse<'_>),
+        14 => ok!(SyncGroupResponse<'_>),
+        12 => ok!(HeartbeatResponse),
+        13 => ok!(LeaveGroupResponse<'_>),
+        8 => ok!(OffsetCommitResponse<'_>),
+        9 => ok!(OffsetFetchResponse<'_>),
+        15 => ok!(DescribeGroupsResponse<'_>),
+        16 => ok!(ListGroupsResponse<'_>),
+        1 => ok!(FetchResponse<'_>),
+        _ => false,
+    }
+}
+
 fn api_versions_extras(resp: &ApiVersionsResponse, t: &mut Touch) {
     t.debug(&resp.retry_version());
     let table = ApiVersionTable::from_response(resp);

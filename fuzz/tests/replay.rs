@@ -30,3 +30,49 @@ fn seeds_and_regressions_pass() {
     }
     assert!(ran >= 30, "only {ran} inputs replayed");
 }
+
+/// The seeds are valid messages (so the fuzzers start deep, not at the first check).
+#[test]
+fn seeds_are_valid() {
+    use weir_fuzz::responses::{KEYS, decodes, range};
+    use weir_protocol::{Batches, Decompressor};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let files = |t: &str| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(root.join(t))
+            .expect("seed dir")
+            .map(|e| {
+                let p = e.expect("dir entry").path();
+                let name = p.file_name().expect("name").to_string_lossy().into_owned();
+                (name, std::fs::read(&p).expect("read seed"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut d = Decompressor::new();
+    for (name, data) in files("record_batches") {
+        let mut it = Batches::new(&data);
+        let mut n = 0;
+        for b in &mut it {
+            let b = b.unwrap_or_else(|e| panic!("{name}: {e}"));
+            b.verify_crc().unwrap_or_else(|e| panic!("{name}: {e}"));
+            for r in b.records(&mut d).unwrap_or_else(|e| panic!("{name}: {e}")) {
+                r.unwrap_or_else(|e| panic!("{name}: {e}"));
+                n += 1;
+            }
+        }
+        assert_eq!(it.is_truncated(), name.contains("truncated"), "{name}");
+        assert!(n > 0 || name.contains("empty"), "{name}: no records");
+    }
+    for (name, data) in files("fetch_response") {
+        assert!(decodes(1, 4 + i16::from(data[0]), &data[1..]), "{name}");
+    }
+    for (name, data) in files("responses") {
+        let key = KEYS[usize::from(data[0])];
+        let version = range(key).0 + i16::from(data[1]);
+        assert!(
+            decodes(key, version, &data[2..]),
+            "{name}: key {key} v{version}"
+        );
+    }
+}
