@@ -263,7 +263,11 @@ fn seek_pause_and_resume() {
 }
 
 /// Not a pass/fail test: prints consumption rates against tansu. Run with
-/// `cargo test --release --test fetch_tansu throughput_report -- --ignored --nocapture`.
+/// `cargo test --release --test fetch_tansu throughput_report -- --ignored --nocapture`
+/// (`WAIT_MS` sets fetch.max.wait.ms, default 100; `PER_PARTITION` the records per
+/// partition, default 100000). tansu 0.6.0 holds every fetch for about
+/// fetch.max.wait.ms even when data is there, so with few, large fetches the wait
+/// dominates: use a small `WAIT_MS` to see the client's own cost.
 #[test]
 #[ignore]
 fn throughput_report() {
@@ -274,7 +278,12 @@ fn throughput_report() {
     let t0 = Instant::now();
     let m = Producer::new(&bootstrap, &topic)
         .partitions(4)
-        .count(per_partition)
+        .count(
+            std::env::var("PER_PARTITION")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(per_partition),
+        )
         .value_size(100)
         .compression(Codec::None)
         .linger_ms(20)
@@ -286,7 +295,10 @@ fn throughput_report() {
 
     // Poll mode, on this thread.
     let mut c = Consumer::new(FetchConfig {
-        fetch_max_wait_ms: 100,
+        fetch_max_wait_ms: std::env::var("WAIT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
         ..FetchConfig::new(&bootstrap)
     })
     .unwrap();
@@ -314,7 +326,10 @@ fn throughput_report() {
 
     // Worker mode, two pinned workers.
     let mut c = Consumer::new(FetchConfig {
-        fetch_max_wait_ms: 100,
+        fetch_max_wait_ms: std::env::var("WAIT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
         ..FetchConfig::new(&bootstrap)
     })
     .unwrap();
