@@ -778,3 +778,39 @@ fn a_paused_partition_does_not_stall_the_others_and_resumes_without_gaps() {
         assert_eq!(mine, (0..240).collect::<Vec<_>>(), "partition {p}");
     }
 }
+
+#[test]
+fn throttled_and_idle_fetches_do_not_busy_loop() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 2);
+    // Every answer asks the client to hold off for 300 ms.
+    fn throttle(a: Action) -> Action {
+        match a {
+            Action::Respond(ResponseKind::Fetch(mut r)) => {
+                r.throttle_time_ms = 300;
+                Action::Respond(ResponseKind::Fetch(r))
+            }
+            Action::Delay(d, inner) => Action::Delay(d, Box::new(throttle(*inner))),
+            other => other,
+        }
+    }
+    b.on(ApiKey::Fetch, |ctx, h, req| {
+        ctx.default_action(h, req).map(throttle)
+    });
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    consume(&mut c, 2);
+    let turns = c.metrics().reactor_turns;
+    let fetches = b.requests_of(ApiKey::Fetch).len();
+    // One long poll: the consumer waits out the throttle, fetches, waits again.
+    let n = c.poll(Duration::from_millis(1500), |_| {}).unwrap();
+    assert_eq!(n, 0);
+    let turns = c.metrics().reactor_turns - turns;
+    let fetched = b.requests_of(ApiKey::Fetch).len() - fetches;
+    assert!(turns < 100, "{turns} reactor turns in 1.5 s: a busy loop");
+    assert!(
+        (2..=8).contains(&fetched),
+        "{fetched} fetches in 1.5 s with a 300 ms throttle"
+    );
+}

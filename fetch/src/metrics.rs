@@ -35,6 +35,8 @@ pub struct Metrics {
     pub metadata_refreshes: AtomicU64,
     /// Fetch sessions reset after a session error.
     pub session_resets: AtomicU64,
+    /// Turns of the reactor loop (one `poll` each): a busy loop shows up here.
+    pub reactor_turns: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -66,6 +68,8 @@ pub struct MetricsSnapshot {
     pub metadata_refreshes: u64,
     /// See [`Metrics::session_resets`].
     pub session_resets: u64,
+    /// See [`Metrics::reactor_turns`].
+    pub reactor_turns: u64,
 }
 
 impl Metrics {
@@ -95,6 +99,7 @@ impl Metrics {
             disconnects: r(&self.disconnects),
             metadata_refreshes: r(&self.metadata_refreshes),
             session_resets: r(&self.session_resets),
+            reactor_turns: r(&self.reactor_turns),
         }
     }
 }

@@ -644,6 +644,7 @@ impl Reactor {
         if self.has_deliverable() || !self.errors.is_empty() {
             wait = Duration::ZERO;
         }
+        self.metrics.reactor_turns.fetch_add(1, Ordering::Relaxed);
         match self.poll.poll(&mut self.events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -683,9 +684,17 @@ impl Reactor {
         Ok(())
     }
 
+    /// The earliest future moment a timer needs attention. Moments already past are
+    /// left out: their work was done (or is waiting for IO) in `plan`, and counting
+    /// them would turn `poll` into a busy loop.
     fn next_timer(&self) -> Option<Instant> {
+        let now = Instant::now();
         let mut t: Option<Instant> = None;
-        let mut min = |x: Instant| t = Some(t.map_or(x, |y| y.min(x)));
+        let mut min = |x: Instant| {
+            if x > now {
+                t = Some(t.map_or(x, |y| y.min(x)));
+            }
+        };
         for b in &self.brokers {
             if let Some(c) = &b.conn
                 && let Some(d) = c.next_deadline()
