@@ -70,7 +70,7 @@ pub use assignor::{AssignmentStrategy, GroupAssignment, MemberSubscription, Reba
 pub use config::{AutoOffsetReset, ConfigError, GroupConfig};
 pub use consumer_protocol::{Assignment, Subscription};
 pub use member::{
-    CommitError, CommitId, CommitMode, CoordinatorAddr, Event, GroupError, GroupMember,
+    CommitError, CommitId, CommitMode, CoordinatorAddr, Event, GroupError, GroupMember, GroupStats,
     GroupVersions, OffsetAndMetadata, Outgoing, Phase, Request, RequestId, Response, StartPosition,
     Target,
 };

@@ -384,6 +384,19 @@ impl fmt::Display for GroupError {
 
 impl std::error::Error for GroupError {}
 
+/// Counters for metrics (rebalance count and duration, commit outcomes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Completed rebalances (successful SyncGroups).
+    pub rebalances: u64,
+    /// How long the last rebalance took, from its first JoinGroup to the assignment.
+    pub last_rebalance: Option<Duration>,
+    /// Commits that succeeded.
+    pub commits_ok: u64,
+    /// Commits that failed (after their retries).
+    pub commits_failed: u64,
+}
+
 /// Where to start reading an assigned partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartPosition {
@@ -541,6 +554,9 @@ pub struct GroupMember {
     group_topics: BTreeSet<String>,
     is_leader: bool,
     rejoin_needed: bool,
+    rejoin_reason: &'static str,
+    rebalance_started: Option<Instant>,
+    stats: GroupStats,
     join_retry_at: Option<Instant>,
     join_attempts: u32,
 
@@ -594,6 +610,9 @@ impl GroupMember {
             group_topics: BTreeSet::new(),
             is_leader: false,
             rejoin_needed: false,
+            rejoin_reason: "joining the group",
+            rebalance_started: None,
+            stats: GroupStats::default(),
             join_retry_at: None,
             join_attempts: 0,
             last_poll: now,
@@ -665,6 +684,10 @@ impl GroupMember {
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
         self.offsets.get(tp).and_then(|o| o.committed)
     }
+    /// Counters for metrics.
+    pub fn stats(&self) -> &GroupStats {
+        &self.stats
+    }
     /// Set the request versions (after ApiVersions).
     pub fn set_versions(&mut self, versions: GroupVersions) {
         self.versions = versions;
@@ -694,7 +717,7 @@ impl GroupMember {
                 return;
             }
         }
-        self.rejoin_needed = true;
+        self.rejoin("the subscription changed");
     }
 
     /// The application polled: resets the `max.poll.interval.ms` timer, and
@@ -703,13 +726,13 @@ impl GroupMember {
         self.last_poll = now;
         if self.poll_expired {
             self.poll_expired = false;
-            self.rejoin_needed = true;
+            self.rejoin("rejoining after the poll interval expired");
         }
     }
 
     /// Ask for a rebalance (Java's `enforceRebalance`).
     pub fn request_rejoin(&mut self) {
-        self.rejoin_needed = true;
+        self.rejoin("the application asked for a rebalance");
     }
 
     /// The application finished revoking the partitions of the last
@@ -807,14 +830,7 @@ impl GroupMember {
             _ => Some(CommitError::NotMember),
         };
         if let Some(err) = fail {
-            self.events.push_back(Event::CommitCompleted {
-                id,
-                offsets: offsets
-                    .iter()
-                    .map(|(tp, o)| (tp.clone(), o.offset))
-                    .collect(),
-                result: Err(err),
-            });
+            self.commit_event(id, &offsets, Err(err));
             return id;
         }
         let (timeout, retriable) = match mode {
@@ -857,7 +873,7 @@ impl GroupMember {
                     !self.assigned_metadata.contains_key(t) && self.metadata.contains_key(t)
                 });
             if changed {
-                self.rejoin_needed = true;
+                self.rejoin("the partition count of a subscribed topic changed");
             }
         }
     }
@@ -1082,6 +1098,34 @@ impl GroupMember {
 
     // ------------------------------------------------------------------ internals
 
+    fn commit_event(
+        &mut self,
+        id: CommitId,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+        result: Result<(), CommitError>,
+    ) {
+        if result.is_ok() {
+            self.stats.commits_ok += 1;
+        } else {
+            self.stats.commits_failed += 1;
+        }
+        self.events.push_back(Event::CommitCompleted {
+            id,
+            offsets: offsets
+                .iter()
+                .map(|(tp, o)| (tp.clone(), o.offset))
+                .collect(),
+            result,
+        });
+    }
+
+    fn rejoin(&mut self, reason: &'static str) {
+        if !self.rejoin_needed {
+            self.rejoin_reason = reason;
+        }
+        self.rejoin_needed = true;
+    }
+
     fn in_group(&self) -> bool {
         matches!(
             self.state,
@@ -1170,15 +1214,7 @@ impl GroupMember {
         self.events.push_back(Event::Fatal(err));
         let commits = std::mem::take(&mut self.commits);
         for c in commits {
-            self.events.push_back(Event::CommitCompleted {
-                id: c.id,
-                offsets: c
-                    .offsets
-                    .iter()
-                    .map(|(tp, o)| (tp.clone(), o.offset))
-                    .collect(),
-                result: Err(CommitError::Closed),
-            });
+            self.commit_event(c.id, &c.offsets, Err(CommitError::Closed));
         }
         self.queue.clear();
     }
@@ -1375,7 +1411,9 @@ impl GroupMember {
         match after {
             AfterRevoke::Rejoin => {
                 self.state = State::Unjoined;
-                self.rejoin_needed = true;
+                if !self.rejoin_needed {
+                    self.rejoin("partitions were revoked and must be reassigned");
+                }
             }
             AfterRevoke::Close => self.leave(now, "the consumer is being closed"),
         }
@@ -1393,15 +1431,11 @@ impl GroupMember {
         // Pending commits of this generation can no longer succeed.
         let commits = std::mem::take(&mut self.commits);
         for c in commits {
-            self.events.push_back(Event::CommitCompleted {
-                id: c.id,
-                offsets: c
-                    .offsets
-                    .iter()
-                    .map(|(tp, o)| (tp.clone(), o.offset))
-                    .collect(),
-                result: Err(CommitError::CommitFailed(ErrorCode::ILLEGAL_GENERATION)),
-            });
+            self.commit_event(
+                c.id,
+                &c.offsets,
+                Err(CommitError::CommitFailed(ErrorCode::ILLEGAL_GENERATION)),
+            );
         }
         self.inflight
             .retain(|_, f| !matches!(f.kind, Kind::Commit(_) | Kind::OffsetFetch(_)));
@@ -1472,15 +1506,7 @@ impl GroupMember {
         }
         let commits = std::mem::take(&mut self.commits);
         for c in commits {
-            self.events.push_back(Event::CommitCompleted {
-                id: c.id,
-                offsets: c
-                    .offsets
-                    .iter()
-                    .map(|(tp, o)| (tp.clone(), o.offset))
-                    .collect(),
-                result: Err(CommitError::Closed),
-            });
+            self.commit_event(c.id, &c.offsets, Err(CommitError::Closed));
         }
         self.state = State::Closed;
         self.inflight.clear();
@@ -1535,7 +1561,10 @@ impl GroupMember {
             req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
         }
         if v >= 8 {
-            req = req.with_reason(Some(sb("rebalance")));
+            req = req.with_reason(Some(sb(self.rejoin_reason)));
+        }
+        if self.rebalance_started.is_none() {
+            self.rebalance_started = Some(now);
         }
         self.state = State::Joining;
         self.rejoin_needed = false;
@@ -1931,6 +1960,12 @@ impl GroupMember {
             self.fetch_pending.insert(tp.clone());
         }
         self.state = State::Stable;
+        self.stats.rebalances += 1;
+        self.stats.last_rebalance = self
+            .rebalance_started
+            .take()
+            .map(|t| now.saturating_duration_since(t));
+        self.rejoin_reason = "joining the group";
         self.last_heartbeat_ok = now;
         self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
         if self.cfg.enable_auto_commit && self.next_auto_commit.is_none() {
@@ -1955,7 +1990,7 @@ impl GroupMember {
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 self.last_heartbeat_ok = now;
                 self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
-                self.rejoin_needed = true;
+                self.rejoin("the group is rebalancing");
             }
             ErrorCode::UNKNOWN_MEMBER_ID => self.reset_generation(true),
             ErrorCode::ILLEGAL_GENERATION => self.reset_generation(false),
@@ -1992,15 +2027,7 @@ impl GroupMember {
     }
 
     fn complete_commit(&mut self, now: Instant, c: PendingCommit, result: Result<(), CommitError>) {
-        self.events.push_back(Event::CommitCompleted {
-            id: c.id,
-            offsets: c
-                .offsets
-                .iter()
-                .map(|(tp, o)| (tp.clone(), o.offset))
-                .collect(),
-            result,
-        });
+        self.commit_event(c.id, &c.offsets, result);
         // A revoke or close waiting for its final commit proceeds either way.
         if let State::Revoking {
             after,
@@ -2044,7 +2071,7 @@ impl GroupMember {
                 Some(CommitError::Retriable(first_err))
             }
             ErrorCode::REBALANCE_IN_PROGRESS => {
-                self.rejoin_needed = true;
+                self.rejoin("the group is rebalancing");
                 Some(CommitError::RebalanceInProgress)
             }
             ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION => {

@@ -501,6 +501,9 @@ fn eager_rebalance_waits_for_revoke_ack_and_commits_first() {
         unreachable!()
     };
     assert_eq!(&*req.member_id, "m1", "keeps its member id");
+    assert_eq!(req.reason.as_deref(), Some("the group is rebalancing"));
+    assert_eq!(h.m.stats().rebalances, 1);
+    assert_eq!(h.m.stats().commits_ok, 1);
     let sub = Subscription::decode(&req.protocols[0].metadata).expect("sub");
     assert!(
         sub.owned_partitions.is_empty(),
