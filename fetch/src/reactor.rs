@@ -903,6 +903,10 @@ impl Reactor {
     }
 
     fn send_list_offsets(&mut self, i: usize, now: Instant) {
+        // One lookup in flight per broker: its response is matched to this list.
+        if !self.brokers[i].list_in_flight.is_empty() {
+            return;
+        }
         let node = self.brokers[i].node_id;
         let want: Vec<(usize, i64)> = self
             .parts
@@ -1380,8 +1384,14 @@ impl Reactor {
                 continue;
             }
             if lp.offset < 0 {
-                // No record at or after the timestamp: start at the end.
-                p.reset = Some(StartAt::Latest);
+                if ts >= 0 {
+                    // No record at or after the timestamp: start at the end.
+                    p.reset = Some(StartAt::Latest);
+                } else {
+                    // A broker that answers no offset for earliest/latest: ask again
+                    // later rather than in a tight loop.
+                    p.reset_not_before = Some(retry_at);
+                }
                 continue;
             }
             p.reset = None;
