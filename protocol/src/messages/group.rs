@@ -639,7 +639,7 @@ impl<'a> ResponseBody<'a> for DescribeGroupsResponse<'a> {
         } else {
             0
         };
-        let (gmin, mmin) = if flex { (7, 7) } else { (14, 16) };
+        let (gmin, mmin) = if flex { (7, 7) } else { (14, 14) };
         let n = r.array_len_v(flex, gmin, "groups")?;
         let mut groups = Vec::with_capacity(n);
         for _ in 0..n {
@@ -1268,6 +1268,82 @@ mod tests {
                 }
             }
             fuzz!(ListGroupsResponse, bytes, v);
+        }
+    }
+
+    #[test]
+    fn minimal_elements_fit_their_count_checks() {
+        // Every element as small as the protocol allows (empty strings and bytes,
+        // last in the frame): the count checks must not reject valid input.
+        for v in 0..=6i16 {
+            let msg = kp::DescribeGroupsResponse::default().with_groups(vec![
+                kp::describe_groups_response::DescribedGroup::default()
+                    .with_authorized_operations(if v >= 3 { 0 } else { i32::MIN })
+                    .with_members(vec![
+                        kp::describe_groups_response::DescribedGroupMember::default(),
+                    ]),
+            ]);
+            let bytes = encode(&msg, v);
+            let o = DescribeGroupsResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.groups[0].members.len(), 1, "v{v}");
+        }
+        for v in 0..=9i16 {
+            let msg = kp::JoinGroupResponse::default()
+                .with_protocol_name(Some(s("")))
+                .with_members(vec![
+                    kp::join_group_response::JoinGroupResponseMember::default(),
+                ]);
+            let bytes = encode(&msg, v);
+            let o = JoinGroupResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.members.len(), 1, "v{v}");
+        }
+        for v in 3..=5i16 {
+            let msg = kp::LeaveGroupResponse::default().with_members(vec![
+                kp::leave_group_response::MemberResponse::default().with_group_instance_id(None),
+            ]);
+            let bytes = encode(&msg, v);
+            let o = LeaveGroupResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.members.len(), 1, "v{v}");
+        }
+        for v in 2..=9i16 {
+            let msg = kp::OffsetCommitResponse::default().with_topics(vec![
+                kp::offset_commit_response::OffsetCommitResponseTopic::default().with_partitions(
+                    vec![kp::offset_commit_response::OffsetCommitResponsePartition::default()],
+                ),
+            ]);
+            let bytes = encode(&msg, v);
+            let o = OffsetCommitResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.topics[0].partitions.len(), 1, "v{v}");
+        }
+        for v in 1..=7i16 {
+            let msg = kp::OffsetFetchResponse::default().with_topics(vec![
+                kp::offset_fetch_response::OffsetFetchResponseTopic::default().with_partitions(
+                    vec![
+                        kp::offset_fetch_response::OffsetFetchResponsePartition::default()
+                            .with_metadata(None),
+                    ],
+                ),
+            ]);
+            let bytes = encode(&msg, v);
+            let o = OffsetFetchResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.groups[0].topics[0].partitions.len(), 1, "v{v}");
+        }
+        for v in 0..=5i16 {
+            let msg = kp::ListGroupsResponse::default()
+                .with_groups(vec![kp::list_groups_response::ListedGroup::default()]);
+            let bytes = encode(&msg, v);
+            let o = ListGroupsResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.groups.len(), 1, "v{v}");
+        }
+        for v in 4..=6i16 {
+            let msg = kp::FindCoordinatorResponse::default()
+                .with_error_message(None)
+                .with_coordinators(vec![
+                    kp::find_coordinator_response::Coordinator::default().with_error_message(None),
+                ]);
+            let bytes = encode(&msg, v);
+            let o = FindCoordinatorResponse::decode_body(&bytes, v).expect("minimal decodes");
+            assert_eq!(o.coordinators.len(), 1, "v{v}");
         }
     }
 
