@@ -814,3 +814,29 @@ fn throttled_and_idle_fetches_do_not_busy_loop() {
         "{fetched} fetches in 1.5 s with a 300 ms throttle"
     );
 }
+
+#[test]
+fn a_response_larger_than_the_ring_is_a_clear_error() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    // Kafka returns the first batch whole even when it is larger than
+    // fetch.max.bytes, so one huge batch can outgrow the ring.
+    let mut big = RecordBatchBuilder::new(0);
+    big.append(1, None, Some(&vec![9u8; 300 << 10]));
+    b.append_batch(T, 0, big.build());
+    let mut c = Consumer::new(FetchConfig {
+        fetch_max_bytes: 64 << 10,
+        max_partition_fetch_bytes: 64 << 10,
+        ring_bytes: (64 << 10) + weir_fetch::config::RESPONSE_OVERHEAD,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let e = poll_error(&mut c);
+    assert!(matches!(e, FetchError::Ring(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("weir.ring.bytes") && msg.contains("fetch.max.bytes"),
+        "{msg}"
+    );
+}

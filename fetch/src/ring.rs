@@ -72,8 +72,9 @@ impl fmt::Display for RingError {
             Self::FrameTooLarge { frame, capacity } => write!(
                 f,
                 "a {frame}-byte response does not fit in the {capacity}-byte ring: \
-                 fetch.max.bytes exceeds the ring budget; raise weir.ring.bytes or lower \
-                 fetch.max.bytes (and max.partition.fetch.bytes)"
+                 fetch.max.bytes exceeds the ring budget, or one record batch is larger \
+                 than it (brokers return a first batch whole even past fetch.max.bytes); \
+                 raise weir.ring.bytes above both, or lower fetch.max.bytes"
             ),
         }
     }
