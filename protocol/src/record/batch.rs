@@ -331,11 +331,11 @@ fn uvarint(
     Ok(v)
 }
 
-#[cold]
-#[inline(never)]
 /// The general varint reader at `pos`: returns the value and the position after it.
 /// Takes and returns the position by value so that callers' positions can live in
 /// registers (a `&mut usize` passed out of line forces them into memory).
+#[cold]
+#[inline(never)]
 fn uvarint_slow(
     buf: &[u8],
     pos: usize,
@@ -364,35 +364,41 @@ fn unzigzag32(v: u32) -> i32 {
     ((v >> 1) as i32) ^ -((v & 1) as i32)
 }
 
-/// A zig-zag varint (32-bit).
+/// A 32-bit varint still zig-zag encoded (even: `v >> 1`; odd: negative).
 #[inline(always)]
-pub(crate) fn varint(buf: &[u8], pos: &mut usize, what: &'static str) -> Result<i32, DecodeError> {
+fn zigzag_varint32(buf: &[u8], pos: &mut usize, what: &'static str) -> Result<u32, DecodeError> {
     // The one- and two-byte forms always fit 32 bits: decode them here without the
     // range check the general path needs.
     let p = *pos;
     if let Some(&b0) = buf.get(p) {
         if b0 < 0x80 {
             *pos = p + 1;
-            return Ok(unzigzag32(u32::from(b0)));
+            return Ok(u32::from(b0));
         }
         if let Some(&b1) = buf.get(p + 1)
             && b1 < 0x80
         {
             *pos = p + 2;
-            return Ok(unzigzag32(u32::from(b0 & 0x7f) | (u32::from(b1) << 7)));
+            return Ok(u32::from(b0 & 0x7f) | (u32::from(b1) << 7));
         }
     }
-    let (v, next) = varint_slow(buf, p, what)?;
+    let (v, next) = varint32_slow(buf, p, what)?;
     *pos = next;
     Ok(v)
 }
 
 #[cold]
 #[inline(never)]
-fn varint_slow(buf: &[u8], pos: usize, what: &'static str) -> Result<(i32, usize), DecodeError> {
+fn varint32_slow(buf: &[u8], pos: usize, what: &'static str) -> Result<(u32, usize), DecodeError> {
     let (v, next) = uvarint_slow(buf, pos, 5, what)?;
     let v = u32::try_from(v).map_err(|_| DecodeError::VarintTooLong { what })?;
-    Ok((unzigzag32(v), next))
+    Ok((v, next))
+}
+
+/// A zig-zag varint (32-bit).
+#[inline(always)]
+pub(crate) fn varint(buf: &[u8], pos: &mut usize, what: &'static str) -> Result<i32, DecodeError> {
+    zigzag_varint32(buf, pos, what).map(unzigzag32)
 }
 
 /// A zig-zag varlong (64-bit).
@@ -409,20 +415,23 @@ pub(crate) fn var_bytes<'a>(
     pos: &mut usize,
     what: &'static str,
 ) -> Result<Option<&'a [u8]>, DecodeError> {
-    let len = varint(buf, pos, what)?;
-    if len < 0 {
-        if len == -1 {
+    // Zig-zag: an even encoding is a length of `z >> 1`, 1 is -1 (null), any other
+    // odd value a negative length. Testing the low bit skips the sign decoding.
+    let z = zigzag_varint32(buf, pos, what)?;
+    if z & 1 != 0 {
+        if z == 1 {
             return Ok(None);
         }
         return Err(DecodeError::NegativeLength {
             what,
-            length: i64::from(len),
+            length: i64::from(unzigzag32(z)),
         });
     }
+    let len = (z >> 1) as usize;
     let start = *pos;
-    match buf.get(start..start + len as usize) {
+    match buf.get(start..start + len) {
         Some(b) => {
-            *pos = start + len as usize;
+            *pos = start + len;
             Ok(Some(b))
         }
         None => Err(DecodeError::LengthTooLarge {
@@ -609,5 +618,126 @@ impl<'a> Headers<'a> {
         let value = var_bytes(buf, &mut p, "header value")?;
         self.buf = &buf[p..];
         Ok(Header { key, value })
+    }
+}
+
+#[cfg(test)]
+mod varint_tests {
+    use super::*;
+
+    fn encode_u(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn zz32(v: i32) -> u64 {
+        u64::from(((v << 1) ^ (v >> 31)) as u32)
+    }
+
+    /// The fast paths agree with the general reader on every length class, at the
+    /// end of the buffer and before more bytes.
+    #[test]
+    fn varint_fast_paths_match_the_general_reader() {
+        let values = [
+            0,
+            1,
+            -1,
+            -2,
+            63,
+            -64,
+            64,
+            -65,
+            8191,
+            -8192,
+            8192,
+            1 << 20,
+            -(1 << 20),
+            i32::MAX,
+            i32::MIN,
+        ];
+        for v in values {
+            for tail in [0usize, 3] {
+                let mut buf = vec![0xaa];
+                encode_u(zz32(v), &mut buf);
+                let end = buf.len();
+                buf.extend(std::iter::repeat_n(0x01, tail));
+                let mut pos = 1;
+                assert_eq!(varint(&buf, &mut pos, "v").unwrap(), v, "{v}");
+                assert_eq!(pos, end, "{v}");
+                let (z, next) = uvarint_slow(&buf, 1, 5, "v").unwrap();
+                assert_eq!((z, next), (zz32(v), end), "{v}");
+                let mut pos = 1;
+                assert_eq!(varlong(&buf, &mut pos, "v").unwrap(), i64::from(v));
+            }
+        }
+    }
+
+    #[test]
+    fn varint_errors_are_unchanged() {
+        // Truncated after a continuation byte: one and two bytes in.
+        for buf in [&[0x80u8][..], &[0x80, 0x80]] {
+            let mut pos = 0;
+            assert!(matches!(
+                varint(buf, &mut pos, "v"),
+                Err(DecodeError::Truncated { remaining, .. }) if remaining == buf.len()
+            ));
+            assert_eq!(pos, 0);
+        }
+        let mut pos = 0;
+        assert!(matches!(
+            varint(&[], &mut pos, "v"),
+            Err(DecodeError::Truncated {
+                needed: 1,
+                remaining: 0,
+                ..
+            })
+        ));
+        // Six bytes, and a five-byte value above u32::MAX.
+        let mut pos = 0;
+        assert!(matches!(
+            varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &mut pos, "v"),
+            Err(DecodeError::VarintTooLong { .. })
+        ));
+        let mut pos = 0;
+        assert!(matches!(
+            varint(&[0xff, 0xff, 0xff, 0xff, 0x7f], &mut pos, "v"),
+            Err(DecodeError::VarintTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn var_bytes_lengths() {
+        for (len, want) in [(-1i32, None), (0, Some(&b""[..])), (3, Some(&b"abc"[..]))] {
+            let mut buf = Vec::new();
+            encode_u(zz32(len), &mut buf);
+            buf.extend_from_slice(b"abcd");
+            let mut pos = 0;
+            assert_eq!(var_bytes(&buf, &mut pos, "b").unwrap(), want);
+        }
+        for len in [-2i32, -3, -200, i32::MIN] {
+            let mut buf = Vec::new();
+            encode_u(zz32(len), &mut buf);
+            let mut pos = 0;
+            assert!(matches!(
+                var_bytes(&buf, &mut pos, "b"),
+                Err(DecodeError::NegativeLength { length, .. }) if length == i64::from(len)
+            ));
+        }
+        // 200 bytes claimed (a two-byte length), 4 present.
+        let mut buf = Vec::new();
+        encode_u(zz32(200), &mut buf);
+        buf.extend_from_slice(b"abcd");
+        let mut pos = 0;
+        assert!(matches!(
+            var_bytes(&buf, &mut pos, "b"),
+            Err(DecodeError::LengthTooLarge {
+                length: 200,
+                remaining: 4,
+                ..
+            })
+        ));
     }
 }
