@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod consume;
 pub mod format;
+pub mod group;
 pub mod metrics;
 pub mod sink;
 

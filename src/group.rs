@@ -1,0 +1,718 @@
+//! Group mode: a [`GroupConsumer`] joins the fetch reactor (weir-fetch) and the group
+//! membership state machine (weir-coordinator) on the caller's thread.
+//!
+//! One thread, no hidden threads: [`GroupConsumer::poll`] runs the reactor and the
+//! member together, so heartbeats, commits and rebalances progress while `poll` runs
+//! and the handler is not running. Each `poll` also counts as the application's poll
+//! for `max.poll.interval.ms`.
+//!
+//! The group's requests go over the reactor's side connections (one to the first
+//! bootstrap broker for FindCoordinator and Metadata, one per coordinator address),
+//! never over fetch connections, so a long-polling Fetch cannot delay a heartbeat.
+//!
+//! Offsets: a record counts as processed when the handler returned for it; commits
+//! (`enable.auto.commit`, [`GroupConsumer::commit_sync`],
+//! [`GroupConsumer::commit_async`], and the final commit on revoke and close) only
+//! ever commit processed offsets, so delivery is at least once, and exactly once
+//! across a clean close and restart.
+//!
+//! Rebalances: revoked partitions stop fetching at once (fetched but undelivered data
+//! is dropped; it is fetched again by the next owner from the committed offset), the
+//! [`RebalanceListener`] runs, the processed offsets are committed, and only then is
+//! the revocation acknowledged to the group. Assigned partitions start at the
+//! committed offset, or per `auto.offset.reset` when there is none.
+//!
+//! Not supported yet: worker mode (`run_workers`) in group mode: the fetch crate's
+//! worker loop owns the thread and has no hook to drive the coordinator; topic
+//! patterns; periodic metadata refresh for the leader (partition counts are read once
+//! per rebalance the leader runs).
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use weir_coordinator::{
+    AutoOffsetReset, CommitError, CommitId, CommitMode, CoordinatorAddr, Event, GroupConfig,
+    GroupError, GroupMember, GroupVersions, Outgoing, Phase, Request, RequestId, Response,
+    StartPosition, Target, TopicPartition,
+};
+use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, SideEvent, SideId, StartAt};
+use weir_protocol::ResponseBody;
+use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
+
+/// The application's view of rebalances. Every method defaults to doing nothing.
+///
+/// Called on the thread that calls [`GroupConsumer::poll`] (or `commit_sync`,
+/// `close`), between handler calls, never during one.
+pub trait RebalanceListener {
+    /// These partitions are being taken away; their processed offsets are committed
+    /// right after this returns.
+    fn on_partitions_revoked(&mut self, _partitions: &[TopicPartition]) {}
+    /// These partitions are now this member's (with cooperative rebalancing, only the
+    /// newly added ones).
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {}
+    /// These partitions were lost (session or poll timeout, fenced generation): another
+    /// member may own them already, so nothing is committed for them.
+    fn on_partitions_lost(&mut self, _partitions: &[TopicPartition]) {}
+}
+
+/// A listener that does nothing.
+#[derive(Debug, Default)]
+pub struct NoopListener;
+
+impl RebalanceListener for NoopListener {}
+
+/// Errors of group mode.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GroupConsumerError {
+    /// The fetch layer failed (see [`FetchError`]).
+    Fetch(FetchError),
+    /// The member failed and stopped (fenced, refused by the broker, bad config).
+    Group(GroupError),
+    /// A commit failed.
+    Commit(CommitError),
+    /// The configuration is unusable; the message says what to change.
+    Config(String),
+    /// `auto.offset.reset=none` and the group has no committed offset for this
+    /// partition.
+    NoOffset(TopicPartition),
+    /// The consumer was closed.
+    Closed,
+}
+
+impl fmt::Display for GroupConsumerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fetch(e) => write!(f, "{e}"),
+            Self::Group(e) => write!(f, "group membership failed: {e}"),
+            Self::Commit(e) => write!(f, "commit failed: {e}"),
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::NoOffset(tp) => write!(
+                f,
+                "no committed offset for {tp} and auto.offset.reset is none: commit an offset \
+                 for the group or set auto.offset.reset to earliest or latest"
+            ),
+            Self::Closed => write!(f, "the consumer is closed"),
+        }
+    }
+}
+
+impl std::error::Error for GroupConsumerError {}
+
+impl From<FetchError> for GroupConsumerError {
+    fn from(e: FetchError) -> Self {
+        Self::Fetch(e)
+    }
+}
+
+type CommitCallback = Box<dyn FnOnce(Result<(), CommitError>)>;
+
+/// Where a request went: its side connection and correlation id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Sent {
+    side: SideId,
+    corr: i32,
+}
+
+/// What a request on a side connection was for.
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Group(RequestId),
+    Metadata,
+}
+
+/// A consumer-group member that fetches what the group assigns it. See the module docs.
+pub struct GroupConsumer {
+    consumer: Consumer,
+    member: GroupMember,
+    group_cfg: GroupConfig,
+    bootstrap: SideId,
+    /// Side connections to coordinators, by address (reused after rediscovery).
+    coord_sides: HashMap<(String, u16), SideId>,
+    coordinator: Option<(CoordinatorAddr, SideId)>,
+    ready: HashSet<SideId>,
+    /// Requests waiting for their connection to become ready.
+    waiting: VecDeque<Outgoing>,
+    in_flight: HashMap<Sent, Purpose>,
+    versions_set: bool,
+    metadata_wanted: Option<Vec<String>>,
+    metadata_in_flight: bool,
+    listener: Box<dyn RebalanceListener>,
+    callbacks: HashMap<CommitId, CommitCallback>,
+    completed: HashMap<CommitId, Result<(), CommitError>>,
+    /// Every sync commit in flight (their results are kept for the waiter).
+    sync_waiting: BTreeSet<CommitId>,
+    errors: VecDeque<GroupConsumerError>,
+    closed: bool,
+    /// Per poll: the highest offset handled per partition (topic, partition, offset).
+    processed: Vec<(String, i32, i64)>,
+}
+
+impl fmt::Debug for GroupConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupConsumer")
+            .field("group_id", &self.group_cfg.group_id)
+            .field("phase", &self.member.phase())
+            .field("assignment", &self.member.assignment())
+            .finish()
+    }
+}
+
+impl GroupConsumer {
+    /// A member of `group.group_id` fetching with `fetch`. Nothing connects until the
+    /// first [`poll`](Self::poll). The fetch config's `client.id` is used for the
+    /// group when the group config has none.
+    pub fn new(fetch: FetchConfig, mut group: GroupConfig) -> Result<Self, GroupConsumerError> {
+        if group.client_id.is_empty() {
+            group.client_id = fetch.client_id.clone();
+        }
+        group
+            .validate()
+            .map_err(|e| GroupConsumerError::Config(e.to_string()))?;
+        let Some(first) = fetch.bootstrap_servers.first().cloned() else {
+            return Err(GroupConsumerError::Config(
+                "bootstrap.servers is empty: give at least one host:port".into(),
+            ));
+        };
+        let (host, port) = weir_fetch::config::split_host_port(&first).ok_or_else(|| {
+            GroupConsumerError::Config(format!(
+                "bad bootstrap server {first:?}: expected host:port"
+            ))
+        })?;
+        let mut consumer = Consumer::new(fetch)?;
+        let bootstrap = consumer.reactor().open_side(&host, port);
+        let member = GroupMember::new(group.clone(), Instant::now())
+            .map_err(|e| GroupConsumerError::Config(e.to_string()))?;
+        Ok(Self {
+            consumer,
+            member,
+            group_cfg: group,
+            bootstrap,
+            coord_sides: HashMap::new(),
+            coordinator: None,
+            ready: HashSet::new(),
+            waiting: VecDeque::new(),
+            in_flight: HashMap::new(),
+            versions_set: false,
+            metadata_wanted: None,
+            metadata_in_flight: false,
+            listener: Box::new(NoopListener),
+            callbacks: HashMap::new(),
+            completed: HashMap::new(),
+            sync_waiting: BTreeSet::new(),
+            errors: VecDeque::new(),
+            closed: false,
+            processed: Vec::new(),
+        })
+    }
+
+    /// Set the rebalance listener (replaces the previous one).
+    pub fn set_listener(&mut self, listener: impl RebalanceListener + 'static) {
+        self.listener = Box::new(listener);
+    }
+
+    /// Subscribe to exactly these topics (replacing the previous subscription); the
+    /// group rebalances.
+    pub fn subscribe<I, S>(&mut self, topics: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.member.subscribe(Instant::now(), topics);
+    }
+
+    /// The partitions this member owns now.
+    pub fn assignment(&self) -> &BTreeSet<TopicPartition> {
+        self.member.assignment()
+    }
+
+    /// The member's phase (joining, stable, revoking...).
+    pub fn phase(&self) -> Phase {
+        self.member.phase()
+    }
+
+    /// The member id the broker gave (empty before the first join).
+    pub fn member_id(&self) -> &str {
+        self.member.member_id()
+    }
+
+    /// The current generation (-1 outside a generation).
+    pub fn generation(&self) -> i32 {
+        self.member.generation()
+    }
+
+    /// The last committed offset this member knows for `tp`.
+    pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
+        self.member.committed(tp)
+    }
+
+    /// The offset of the next record the handler will see for an owned partition.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        let tp = TopicPartition::new(topic, partition);
+        if !self.member.assignment().contains(&tp) {
+            return None;
+        }
+        self.consumer.position(topic, partition)
+    }
+
+    /// The fetch consumer underneath (metrics, lag).
+    pub fn fetch_consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    /// Drive the group and the fetcher for at most `timeout`, handing fetched records
+    /// of owned partitions to `handler` in order per partition. Returns the number of
+    /// records handled; returns as soon as some were.
+    pub fn poll<F>(
+        &mut self,
+        timeout: Duration,
+        mut handler: F,
+    ) -> Result<usize, GroupConsumerError>
+    where
+        F: FnMut(&ConsumerRecord<'_>),
+    {
+        if self.closed {
+            return Err(GroupConsumerError::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        self.member.poll(Instant::now());
+        loop {
+            self.drive()?;
+            if let Some(e) = self.errors.pop_front() {
+                return Err(e);
+            }
+            if self.consumer.reactor().has_deliverable() {
+                let processed = &mut self.processed;
+                processed.clear();
+                let n = self.consumer.poll(Duration::ZERO, |rec| {
+                    handler(rec);
+                    note_processed(processed, rec);
+                });
+                self.flush_processed();
+                let n = n?;
+                if n > 0 {
+                    // Commits and heartbeats due now go out before returning.
+                    self.drive()?;
+                    return Ok(n);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(0);
+            }
+            self.turn(deadline)?;
+        }
+    }
+
+    /// Commit the processed offsets and wait for the outcome (retrying retriable
+    /// errors) for at most `default.api.timeout.ms`-like `timeout`.
+    pub fn commit_sync(&mut self, timeout: Duration) -> Result<(), GroupConsumerError> {
+        let now = Instant::now();
+        let Some(id) = self
+            .member
+            .commit_processed(now, CommitMode::Sync { timeout })
+        else {
+            return Ok(());
+        };
+        self.wait_commit(id, now + timeout + Duration::from_secs(1))
+    }
+
+    /// Commit the processed offsets without waiting; `callback` gets the outcome
+    /// during a later `poll`, `commit_sync` or `close`. With nothing new to commit it
+    /// is called at once with `Ok`.
+    pub fn commit_async(&mut self, callback: impl FnOnce(Result<(), CommitError>) + 'static) {
+        match self
+            .member
+            .commit_processed(Instant::now(), CommitMode::Async)
+        {
+            Some(id) => {
+                self.callbacks.insert(id, Box::new(callback));
+            }
+            None => callback(Ok(())),
+        }
+    }
+
+    fn wait_commit(&mut self, id: CommitId, until: Instant) -> Result<(), GroupConsumerError> {
+        self.sync_waiting.insert(id);
+        let res = loop {
+            if let Some(r) = self.completed.remove(&id) {
+                break r.map_err(GroupConsumerError::Commit);
+            }
+            if let Some(e) = self.errors.pop_front() {
+                break Err(e);
+            }
+            if Instant::now() >= until {
+                break Err(GroupConsumerError::Commit(CommitError::TimedOut));
+            }
+            if let Err(e) = self.drive().and_then(|()| self.turn(until)) {
+                break Err(e);
+            }
+        };
+        self.sync_waiting.remove(&id);
+        self.completed.remove(&id);
+        res
+    }
+
+    /// Leave the group: revoke (listener, final commit of processed offsets), send
+    /// LeaveGroup (not for static members, as in Java), and stop. Returns within
+    /// `timeout` (plus one reactor turn) whatever the broker does.
+    pub fn close(&mut self, timeout: Duration) -> Result<(), GroupConsumerError> {
+        if self.closed {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let until = start + timeout;
+        self.member.close(start, timeout);
+        let mut first_err = None;
+        while !self.closed && Instant::now() < until {
+            if let Err(e) = self.drive().and_then(|()| self.turn(until)) {
+                first_err.get_or_insert(e);
+                // Keep going: close must still end the membership if it can.
+                if matches!(self.member.phase(), Phase::Closed | Phase::Failed) {
+                    break;
+                }
+            }
+        }
+        self.closed = true;
+        // Commit callbacks that will never complete now.
+        for (_, cb) in self.callbacks.drain() {
+            cb(Err(CommitError::Closed));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One reactor turn, waiting until I/O, the member's next timer, or `until`.
+    fn turn(&mut self, until: Instant) -> Result<(), GroupConsumerError> {
+        let now = Instant::now();
+        let mut wake = until.min(now + Duration::from_millis(100));
+        if let Some(t) = self.member.poll_timeout() {
+            wake = wake.min(t);
+        }
+        let wait = wake.saturating_duration_since(now);
+        self.consumer.reactor().run_once(wait)?;
+        self.side_events();
+        Ok(())
+    }
+
+    fn flush_processed(&mut self) {
+        for (topic, partition, offset) in self.processed.drain(..) {
+            let tp = TopicPartition::new(topic, partition);
+            self.member.record_processed(&tp, offset, None);
+        }
+    }
+
+    /// Timers, outgoing requests and events of the member, until nothing changes.
+    fn drive(&mut self) -> Result<(), GroupConsumerError> {
+        for _ in 0..16 {
+            let now = Instant::now();
+            self.side_events();
+            self.member.handle_timeout(now);
+            let sent = self.transmit(now)?;
+            let handled = self.events(now)?;
+            if !sent && !handled {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self, now: Instant) -> Result<bool, GroupConsumerError> {
+        if !self.versions_set {
+            let Some(table) = self.consumer.reactor().side_versions(self.bootstrap) else {
+                return Ok(false);
+            };
+            let v = GroupVersions::from_table(table)
+                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?;
+            self.member.set_versions(v);
+            self.versions_set = true;
+        }
+        let mut any = false;
+        // Requests held for a connection that was not ready, oldest first.
+        let held: Vec<Outgoing> = self.waiting.drain(..).collect();
+        for o in held {
+            any |= self.send(o)?;
+        }
+        while let Some(o) = self.member.poll_transmit(now) {
+            self.send(o)?;
+            any = true;
+        }
+        if let Some(topics) = self.metadata_wanted.clone()
+            && !self.metadata_in_flight
+            && self.is_ready(self.bootstrap)
+        {
+            let reactor = self.consumer.reactor();
+            let version = reactor
+                .side_versions(self.bootstrap)
+                .map(|t| {
+                    t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
+                })
+                .transpose()
+                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
+                .unwrap_or(0);
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let req = build_metadata_request(version, Some(&names), false);
+            let corr = reactor.side_send(self.bootstrap, version, &req)?;
+            self.in_flight.insert(
+                Sent {
+                    side: self.bootstrap,
+                    corr,
+                },
+                Purpose::Metadata,
+            );
+            self.metadata_in_flight = true;
+            any = true;
+        }
+        Ok(any)
+    }
+
+    fn is_ready(&self, side: SideId) -> bool {
+        self.ready.contains(&side)
+    }
+
+    /// Send `o` on its connection, or hold it until the connection is ready. Returns
+    /// whether it went out.
+    fn send(&mut self, o: Outgoing) -> Result<bool, GroupConsumerError> {
+        let side = match &o.target {
+            Target::AnyBroker => self.bootstrap,
+            Target::Coordinator(addr) => self.coordinator_side(addr),
+        };
+        if !self.is_ready(side) {
+            self.waiting.push_back(o);
+            return Ok(false);
+        }
+        let reactor = self.consumer.reactor();
+        let v = o.version;
+        let res = match &o.request {
+            Request::FindCoordinator(r) => reactor.side_send(side, v, r),
+            Request::JoinGroup(r) => reactor.side_send(side, v, r),
+            Request::SyncGroup(r) => reactor.side_send(side, v, r),
+            Request::Heartbeat(r) => reactor.side_send(side, v, r),
+            Request::LeaveGroup(r) => reactor.side_send(side, v, r),
+            Request::OffsetCommit(r) => reactor.side_send(side, v, r),
+            Request::OffsetFetch(r) => reactor.side_send(side, v, r),
+        };
+        match res {
+            Ok(corr) => {
+                self.in_flight
+                    .insert(Sent { side, corr }, Purpose::Group(o.id));
+                Ok(true)
+            }
+            Err(_) => {
+                // The connection went down between the readiness check and the send
+                // (or the send queue refused): the machine retries after a failure.
+                self.member.handle_request_failed(Instant::now(), o.id);
+                Ok(false)
+            }
+        }
+    }
+
+    fn coordinator_side(&mut self, addr: &CoordinatorAddr) -> SideId {
+        if let Some((a, s)) = &self.coordinator
+            && a == addr
+        {
+            return *s;
+        }
+        let key = (addr.host.clone(), u16::try_from(addr.port).unwrap_or(0));
+        let side = match self.coord_sides.get(&key) {
+            Some(s) => *s,
+            None => {
+                let s = self.consumer.reactor().open_side(&key.0, key.1);
+                self.coord_sides.insert(key, s);
+                s
+            }
+        };
+        self.coordinator = Some((addr.clone(), side));
+        side
+    }
+
+    fn side_events(&mut self) {
+        let events: Vec<SideEvent> = self.consumer.reactor().take_side_events().collect();
+        let now = Instant::now();
+        for ev in events {
+            match ev {
+                SideEvent::Ready { side } => {
+                    self.ready.insert(side);
+                }
+                SideEvent::Response {
+                    side,
+                    req,
+                    body_offset,
+                    frame,
+                } => {
+                    let Some(purpose) = self.in_flight.remove(&Sent {
+                        side,
+                        corr: req.correlation_id,
+                    }) else {
+                        continue;
+                    };
+                    let body = frame.bytes().get(body_offset..).unwrap_or_default();
+                    match purpose {
+                        Purpose::Group(id) => {
+                            match Response::decode(req.api_key, req.api_version, body) {
+                                Ok(r) => self.member.handle_response(now, id, r),
+                                // An undecodable answer is a failed request: the
+                                // machine retries or rediscovers.
+                                Err(_) => self.member.handle_request_failed(now, id),
+                            }
+                        }
+                        Purpose::Metadata => {
+                            self.metadata_in_flight = false;
+                            self.on_metadata(now, body, req.api_version);
+                        }
+                    }
+                }
+                SideEvent::Closed { side, failed } => {
+                    self.ready.remove(&side);
+                    let is_coord = self.coordinator.as_ref().is_some_and(|(_, s)| *s == side);
+                    for f in failed {
+                        let Some(p) = self.in_flight.remove(&Sent {
+                            side,
+                            corr: f.correlation_id,
+                        }) else {
+                            continue;
+                        };
+                        match p {
+                            Purpose::Group(id) if !is_coord => {
+                                self.member.handle_request_failed(now, id);
+                            }
+                            Purpose::Group(_) => {}
+                            Purpose::Metadata => self.metadata_in_flight = false,
+                        }
+                    }
+                    // Requests that never made it out are dropped with the rest.
+                    self.in_flight.retain(|s, _| s.side != side);
+                    if is_coord {
+                        self.member.handle_disconnect(now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_metadata(&mut self, now: Instant, body: &[u8], version: i16) {
+        let Some(wanted) = self.metadata_wanted.clone() else {
+            return;
+        };
+        let Ok(resp) = MetadataResponse::decode_body(body, version) else {
+            return; // asked again on the next drive
+        };
+        let mut counts = Vec::new();
+        let mut retry = false;
+        for t in &resp.topics {
+            let Some(name) = t.name else { continue };
+            if !wanted.iter().any(|w| w == name) {
+                continue;
+            }
+            if t.error_code.is_ok() {
+                counts.push((name.to_owned(), t.partitions.len() as i32));
+            } else if t.error_code.is_retriable()
+                && t.error_code != weir_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            {
+                retry = true;
+            }
+        }
+        if retry {
+            return;
+        }
+        self.metadata_wanted = None;
+        self.member.update_metadata(now, counts);
+    }
+
+    /// Handle the member's events. Returns whether there were any.
+    fn events(&mut self, now: Instant) -> Result<bool, GroupConsumerError> {
+        let mut any = false;
+        while let Some(ev) = self.member.poll_event() {
+            any = true;
+            match ev {
+                Event::PartitionsAssigned(tps) => {
+                    self.listener.on_partitions_assigned(&tps);
+                }
+                Event::StartPositions(list) => {
+                    for (tp, pos) in list {
+                        if !self.member.assignment().contains(&tp) {
+                            continue;
+                        }
+                        let start = match pos {
+                            StartPosition::Committed { offset, .. } => StartAt::Offset(offset),
+                            StartPosition::NeedsReset(AutoOffsetReset::Earliest) => {
+                                StartAt::Earliest
+                            }
+                            StartPosition::NeedsReset(AutoOffsetReset::Latest) => StartAt::Latest,
+                            StartPosition::NeedsReset(AutoOffsetReset::None) => {
+                                self.errors.push_back(GroupConsumerError::NoOffset(tp));
+                                continue;
+                            }
+                        };
+                        let r = self.consumer.reactor();
+                        let i = r.assign(&tp.topic, tp.partition, start);
+                        r.set_paused(i, false);
+                    }
+                }
+                Event::PartitionsRevoked(tps) => {
+                    self.stop_fetching(&tps);
+                    self.listener.on_partitions_revoked(&tps);
+                    if !self.group_cfg.enable_auto_commit {
+                        // The final commit of what was processed; queued before the ack,
+                        // it completes before the member rejoins or leaves.
+                        let _ = self.member.commit_processed(now, CommitMode::Async);
+                    }
+                    self.member.ack_revoked(now);
+                }
+                Event::PartitionsLost(tps) => {
+                    self.stop_fetching(&tps);
+                    self.listener.on_partitions_lost(&tps);
+                }
+                Event::MetadataNeeded(topics) => {
+                    self.metadata_wanted = Some(topics);
+                }
+                Event::CommitCompleted { id, result, .. } => {
+                    if let Some(cb) = self.callbacks.remove(&id) {
+                        cb(result);
+                    } else if self.sync_waiting.contains(&id) {
+                        self.completed.insert(id, result);
+                    }
+                }
+                Event::CoordinatorLost => {
+                    self.coordinator = None;
+                }
+                Event::Fatal(e) => {
+                    self.errors.push_back(GroupConsumerError::Group(e));
+                }
+                Event::Closed => {
+                    self.closed = true;
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    fn stop_fetching(&mut self, tps: &[TopicPartition]) {
+        let r = self.consumer.reactor();
+        for tp in tps {
+            if let Some(i) = r.index_of(&tp.topic, tp.partition) {
+                // Pausing drops fetched-but-undelivered data; the next owner fetches it
+                // again from the committed offset.
+                r.set_paused(i, true);
+            }
+        }
+    }
+}
+
+fn note_processed(processed: &mut Vec<(String, i32, i64)>, rec: &ConsumerRecord<'_>) {
+    let off = rec.offset();
+    if let Some(e) = processed
+        .iter_mut()
+        .find(|(t, p, _)| *p == rec.partition && t == rec.topic)
+    {
+        if off > e.2 {
+            e.2 = off;
+        }
+        return;
+    }
+    processed.push((rec.topic.to_owned(), rec.partition, off));
+}

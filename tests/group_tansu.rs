@@ -1,0 +1,483 @@
+//! Group mode (`weir::group::GroupConsumer`) against a real broker (tansu), with
+//! librdkafka producing and, in mixed groups, consuming beside weir.
+//!
+//! Setup once per machine: `scripts/install-tansu.sh` and `scripts/setup-python.sh`;
+//! without them these tests fail (they never skip).
+//!
+//! tansu waits about half the session timeout before completing a first join, so the
+//! members here use `session.timeout.ms=6000` and `heartbeat.interval.ms=500`.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use support::peer::{Producer, RdkafkaConsume};
+use support::tansu::{Storage, Tansu};
+use support::unique_topic;
+use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
+use weir::fetch::FetchConfig;
+use weir::group::GroupConsumer;
+
+const SESSION: Duration = Duration::from_millis(6000);
+
+fn fetch_config(bootstrap: &str) -> FetchConfig {
+    FetchConfig {
+        fetch_max_wait_ms: 100,
+        fetch_max_bytes: 4 << 20,
+        ring_bytes: 16 << 20,
+        ..FetchConfig::new(bootstrap)
+    }
+}
+
+fn group_config(group: &str, strategies: &[AssignmentStrategy]) -> GroupConfig {
+    let mut g = GroupConfig::new(group);
+    g.session_timeout = SESSION;
+    g.heartbeat_interval = Duration::from_millis(500);
+    g.rebalance_timeout = Some(Duration::from_secs(10));
+    g.auto_offset_reset = AutoOffsetReset::Earliest;
+    g.enable_auto_commit = false;
+    g.assignment_strategies = strategies.to_vec();
+    g
+}
+
+fn member(bootstrap: &str, g: GroupConfig, topic: &str) -> GroupConsumer {
+    let mut m = GroupConsumer::new(fetch_config(bootstrap), g).unwrap();
+    m.subscribe([topic]);
+    m
+}
+
+/// One handled record: (member, partition, offset).
+type Seen = Vec<(usize, i32, i64)>;
+
+/// Polls every member in turn (short timeouts, so each keeps heartbeating) until
+/// `done` or `limit`; panics on timeout with the members' states.
+fn pump(
+    members: &mut [(usize, &mut GroupConsumer)],
+    seen: &mut Seen,
+    limit: Duration,
+    mut done: impl FnMut(&[(usize, &mut GroupConsumer)], &Seen) -> bool,
+) {
+    let end = Instant::now() + limit;
+    loop {
+        for (id, m) in members.iter_mut() {
+            let id = *id;
+            m.poll(Duration::from_millis(20), |r| {
+                seen.push((id, r.partition, r.offset()))
+            })
+            .unwrap();
+        }
+        if done(members, seen) {
+            return;
+        }
+        if Instant::now() >= end {
+            let states: Vec<_> = members
+                .iter()
+                .map(|(id, m)| (*id, m.phase(), m.assignment().clone()))
+                .collect();
+            panic!(
+                "timed out after {limit:?}; members: {states:?}; seen {} records",
+                seen.len()
+            );
+        }
+    }
+}
+
+fn offsets_by_partition(seen: &Seen) -> BTreeMap<i32, Vec<i64>> {
+    let mut m: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for &(_, p, o) in seen {
+        m.entry(p).or_default().push(o);
+    }
+    m
+}
+
+/// In handling order, per partition: no gap (a lost record), and the count of
+/// records seen again (at-least-once redelivery).
+fn check_no_loss(seen: &Seen, ends: &BTreeMap<i32, i64>) -> usize {
+    let mut dups = 0;
+    for (p, offs) in offsets_by_partition(seen) {
+        let mut next = 0i64;
+        for o in offs {
+            assert!(
+                o <= next,
+                "partition {p}: offset {o} handled while {next} was next: records lost"
+            );
+            if o < next {
+                dups += 1;
+            } else {
+                next = o + 1;
+            }
+        }
+        assert_eq!(next, ends[&p], "partition {p} not read to its end");
+    }
+    for (p, end) in ends {
+        if *end > 0 {
+            assert!(seen.iter().any(|s| s.1 == *p), "partition {p} never read");
+        }
+    }
+    dups
+}
+
+fn covered(seen: &Seen, ends: &BTreeMap<i32, i64>) -> bool {
+    let by = offsets_by_partition(seen);
+    ends.iter().all(|(p, end)| {
+        *end == 0
+            || by
+                .get(p)
+                .is_some_and(|o| o.iter().max().is_some_and(|m| m + 1 >= *end))
+    })
+}
+
+/// (a) One member reads everything librdkafka produced and commits; a restarted member
+/// resumes at the committed offsets: nothing is handled twice after a clean close.
+#[test]
+fn group_consume_commit_and_resume() {
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-resume");
+    let group = unique_topic("grp-resume");
+    let first = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(3)
+        .count(40)
+        .run();
+    let strategies = [AssignmentStrategy::Range];
+
+    let mut a = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        |_, s| covered(s, &first.next_offset),
+    );
+    a.commit_sync(Duration::from_secs(10)).unwrap();
+    for (p, end) in &first.next_offset {
+        let tp = weir::coordinator::TopicPartition::new(topic.clone(), *p);
+        assert_eq!(a.committed(&tp), Some(*end), "committed offset of {tp}");
+    }
+    assert_eq!(check_no_loss(&seen, &first.next_offset), 0);
+    assert_eq!(seen.len(), first.count());
+    let t = Instant::now();
+    a.close(Duration::from_secs(10)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+
+    let second = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(3)
+        .count(15)
+        .start_seq(1000)
+        .run();
+    let mut b = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let mut seen2 = Seen::new();
+    pump(
+        &mut [(1, &mut b)],
+        &mut seen2,
+        Duration::from_secs(60),
+        |_, s| covered(s, &second.next_offset),
+    );
+    // Everything handled now is new: it starts exactly at the committed offsets.
+    for (p, offs) in offsets_by_partition(&seen2) {
+        assert_eq!(
+            offs[0], first.next_offset[&p],
+            "partition {p} resumed elsewhere"
+        );
+        let want: Vec<i64> = (first.next_offset[&p]..second.next_offset[&p]).collect();
+        assert_eq!(offs, want, "partition {p}");
+    }
+    b.close(Duration::from_secs(10)).unwrap();
+}
+
+/// (d) close() leaves the group at once: the remaining member owns every partition
+/// long before the (deliberately long) session timeout of the member that left.
+#[test]
+fn group_close_hands_partitions_over_at_once() {
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-close");
+    let group = unique_topic("grp-close");
+    Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(4)
+        .count(5)
+        .run();
+    let strategies = [AssignmentStrategy::Range];
+    let long = |g: &str| {
+        let mut c = group_config(g, &strategies);
+        c.session_timeout = Duration::from_secs(30);
+        c.heartbeat_interval = Duration::from_millis(500);
+        c
+    };
+    let mut a = member(&tansu.bootstrap(), long(&group), &topic);
+    let mut b = member(&tansu.bootstrap(), long(&group), &topic);
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(90),
+        |m, _| {
+            m.iter()
+                .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
+        },
+    );
+    let t = Instant::now();
+    a.close(Duration::from_secs(10)).unwrap();
+    let close_took = t.elapsed();
+    pump(
+        &mut [(1, &mut b)],
+        &mut seen,
+        Duration::from_secs(25),
+        |m, _| m[0].1.phase() == Phase::Stable && m[0].1.assignment().len() == 4,
+    );
+    let handover = t.elapsed();
+    eprintln!("close took {close_took:?}; b owned all partitions after {handover:?}");
+    assert!(close_took < Duration::from_secs(10));
+    assert!(
+        handover < Duration::from_secs(25),
+        "the partitions moved only after {handover:?} (session timeout 30 s)"
+    );
+    b.close(Duration::from_secs(10)).unwrap();
+}
+
+/// Produces `rounds` batches of `per_round` records per partition from a thread,
+/// `pause` apart; returns the final end offsets.
+fn produce_in_background(
+    bootstrap: String,
+    topic: String,
+    partitions: i32,
+    rounds: usize,
+    per_round: usize,
+) -> std::thread::JoinHandle<BTreeMap<i32, i64>> {
+    std::thread::spawn(move || {
+        let mut ends = BTreeMap::new();
+        for r in 0..rounds {
+            let m = Producer::new(&bootstrap, &topic)
+                .partitions(partitions)
+                .count(per_round)
+                .start_seq((r * per_round) as u64)
+                .run();
+            ends = m.next_offset;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        ends
+    })
+}
+
+/// (b) A group grows from one member to three and shrinks back to one while records
+/// flow: nothing is lost and each partition is handled in order.
+fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-grow");
+    let group = unique_topic("grp-grow");
+    Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(6)
+        .count(10)
+        .run();
+    let producer = produce_in_background(tansu.bootstrap(), topic.clone(), 6, 8, 20);
+    let bs = tansu.bootstrap();
+    let mk = || member(&bs, group_config(&group, strategies), &topic);
+    let mut seen = Seen::new();
+    let mut a = mk();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        |m, _| m[0].1.assignment().len() == 6,
+    );
+    let mut b = mk();
+    let mut c = mk();
+    let stable3 = |m: &[(usize, &mut GroupConsumer)], _: &Seen| {
+        m.iter()
+            .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
+    };
+    pump(
+        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
+        &mut seen,
+        Duration::from_secs(90),
+        stable3,
+    );
+    let owned: BTreeSet<_> = [&a, &b, &c]
+        .iter()
+        .flat_map(|m| m.assignment().iter().cloned())
+        .collect();
+    assert_eq!(owned.len(), 6, "each partition owned once");
+    // Let records flow to all three for a while.
+    pump(
+        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
+        &mut seen,
+        Duration::from_secs(30),
+        |_, s| {
+            let members: BTreeSet<usize> = s.iter().map(|x| x.0).collect();
+            members.len() == 3
+        },
+    );
+    c.close(Duration::from_secs(10)).unwrap();
+    b.close(Duration::from_secs(10)).unwrap();
+    let ends = producer.join().unwrap();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(90),
+        |m, s| m[0].1.assignment().len() == 6 && covered(s, &ends),
+    );
+    let dups = check_no_loss(&seen, &ends);
+    eprintln!(
+        "{strategies:?}: {} records handled, {dups} again; ends {ends:?}",
+        seen.len()
+    );
+    // Every handoff was clean (revoke commits before the rejoin): no redelivery.
+    assert_eq!(dups, 0, "records handled twice across clean handoffs");
+    a.close(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn group_grow_and_shrink_eager() {
+    grow_and_shrink(&[AssignmentStrategy::Range]);
+}
+
+#[test]
+fn group_grow_and_shrink_cooperative() {
+    grow_and_shrink(&[AssignmentStrategy::CooperativeSticky]);
+}
+
+/// (c) A weir member and a librdkafka member in one group split the partitions.
+fn mixed(strategy: AssignmentStrategy, rdkafka_name: &str) {
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-mixed");
+    let group = unique_topic("grp-mixed");
+    let produced = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(4)
+        .count(20)
+        .run();
+    let mut a = member(
+        &tansu.bootstrap(),
+        group_config(&group, &[strategy]),
+        &topic,
+    );
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        |m, _| m[0].1.assignment().len() == 4,
+    );
+    let rd = RdkafkaConsume::new(&tansu.bootstrap(), &topic)
+        .group(&group)
+        .session_timeout_ms(SESSION.as_millis() as u64)
+        .run_seconds(25.0)
+        .property("partition.assignment.strategy", rdkafka_name)
+        .property("heartbeat.interval.ms", "500");
+    let peer = std::thread::spawn(move || rd.run());
+    let mut split = None;
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(25),
+        |m, _| {
+            let n = m[0].1.assignment().len();
+            if m[0].1.phase() == Phase::Stable && n == 2 {
+                split = Some(m[0].1.assignment().clone());
+                true
+            } else {
+                false
+            }
+        },
+    );
+    let mine = split.unwrap();
+    // Stay in the group until librdkafka leaves (its run ends after 25 s).
+    let mut end = Instant::now() + Duration::from_secs(40);
+    while !peer.is_finished() && Instant::now() < end {
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let consumed = peer.join().unwrap();
+    let theirs: BTreeSet<i32> = consumed.records.iter().map(|r| r.partition).collect();
+    let mine_p: BTreeSet<i32> = mine.iter().map(|tp| tp.partition).collect();
+    eprintln!("{strategy:?}: weir {mine_p:?}, librdkafka read from {theirs:?}");
+    assert_eq!(theirs.len(), 2, "librdkafka got two partitions");
+    assert!(
+        theirs.is_disjoint(&mine_p),
+        "no partition owned by both after the split"
+    );
+    // After librdkafka left, weir owns every partition again and reaches every end.
+    end = Instant::now() + Duration::from_secs(60);
+    while !covered(&seen, &produced.next_offset) || a.assignment().len() != 4 {
+        assert!(
+            Instant::now() < end,
+            "weir did not take the partitions back"
+        );
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    a.close(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn group_mixed_with_librdkafka_range() {
+    mixed(AssignmentStrategy::Range, "range");
+}
+
+#[test]
+fn group_mixed_with_librdkafka_cooperative_sticky() {
+    mixed(AssignmentStrategy::CooperativeSticky, "cooperative-sticky");
+}
+
+/// (f) A member that dies without close: its partitions move after the session
+/// timeout.
+#[test]
+fn group_killed_member_partitions_move_after_session_timeout() {
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-kill");
+    let group = unique_topic("grp-kill");
+    Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(4)
+        .count(5)
+        .run();
+    let strategies = [AssignmentStrategy::Range];
+    let mut a = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let mut b = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(90),
+        |m, _| {
+            m.iter()
+                .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
+        },
+    );
+    // "Kill" a: stop driving it and drop it without close (no LeaveGroup).
+    std::mem::forget(a);
+    let t = Instant::now();
+    pump(
+        &mut [(1, &mut b)],
+        &mut seen,
+        Duration::from_secs(40),
+        |m, _| m[0].1.phase() == Phase::Stable && m[0].1.assignment().len() == 4,
+    );
+    let moved = t.elapsed();
+    eprintln!("partitions moved after {moved:?} (session timeout {SESSION:?})");
+    assert!(
+        moved >= SESSION - Duration::from_secs(1),
+        "moved after {moved:?}: before the session timeout, so a was not just silent"
+    );
+    b.close(Duration::from_secs(10)).unwrap();
+}
