@@ -840,3 +840,20 @@ fn a_response_larger_than_the_ring_is_a_clear_error() {
         "{msg}"
     );
 }
+
+#[test]
+fn polling_with_a_zero_timeout_still_makes_progress() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 3, 2);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < 6 {
+        assert!(start.elapsed() < DEADLINE, "poll(0) never delivered");
+        c.poll(Duration::ZERO, |r| got.push(r.offset())).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got, (0..6).collect::<Vec<_>>());
+}

@@ -195,25 +195,27 @@ impl Consumer {
     where
         F: FnMut(&ConsumerRecord<'_>),
     {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let deadline = start
+            .checked_add(timeout)
+            .unwrap_or(start + Duration::from_secs(86_400 * 365));
+        // At least one reactor turn per call, so `poll(Duration::ZERO)` makes
+        // progress too.
+        let mut turned = false;
         loop {
-            if let Some(e) = self.reactor.take_errors().next() {
+            if let Some(e) = self.reactor.pop_error() {
                 return Err(e);
             }
             if self.deliverable() {
                 break;
             }
             let now = Instant::now();
-            if now >= deadline {
+            if turned && now >= deadline {
                 return Ok(0);
             }
-            self.reactor.run_once(deadline - now)?;
-            if !self.deliverable() && Instant::now() >= deadline {
-                if let Some(e) = self.reactor.take_errors().next() {
-                    return Err(e);
-                }
-                return Ok(0);
-            }
+            self.reactor
+                .run_once(deadline.saturating_duration_since(now))?;
+            turned = true;
         }
         let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
         let mut delivered = 0usize;
@@ -288,7 +290,7 @@ impl Consumer {
             while let Ok((i, g, r)) = rx.try_recv() {
                 self.reactor.on_processed(i, g, r);
             }
-            if let Some(e) = self.reactor.take_errors().next() {
+            if let Some(e) = self.reactor.pop_error() {
                 result = Err(e);
                 break;
             }

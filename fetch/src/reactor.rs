@@ -585,6 +585,11 @@ impl Reactor {
         self.errors.drain(..)
     }
 
+    /// Take the oldest error reported, leaving the others queued.
+    pub fn pop_error(&mut self) -> Option<FetchError> {
+        self.errors.pop_front()
+    }
+
     /// Record that a chunk was processed: the position moves, a corrupt batch pauses
     /// the partition at that batch.
     pub fn on_processed(
