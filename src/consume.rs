@@ -272,13 +272,15 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 return Err(CliError::runtime(format!("cannot write to stdout: {e}")));
             }
         }
-        // -o -N: once the end offset is known, seek N records back from it.
+        // -o -N: once a fetch response has told the end of the log (position plus
+        // lag: the high watermark, or the LSO under read_committed), seek N records
+        // back from it. The start offset from ListOffsets(latest) is not used for
+        // this: some brokers (tansu) answer it with the last batch's base offset.
         let ready: Vec<(i32, i64)> = from_end
             .iter()
             .filter_map(|(&p, &n)| {
-                consumer
-                    .position(&topic, p)
-                    .map(|end| (p, (end - n).max(0)))
+                let end = consumer.position(&topic, p)? + consumer.lag(&topic, p)?;
+                Some((p, (end - n).max(0)))
             })
             .collect();
         for (p, target) in ready {

@@ -341,4 +341,32 @@ fn sink_keeps_exactly_once_across_kill_9_and_stops_on_sigterm() {
         );
     }
     let _ = std::fs::remove_dir_all(Path::new(&dir));
+
+    // -o -N (records are one per batch here, so any offset is a batch start; tansu
+    // answers a fetch from inside a batch with the next batch).
+    let out = wait_bounded(
+        weir(&[
+            "consume", "-b", &bootstrap, "-t", &topic, "-o", "-5", "-e", "-q", "-f", "%p %o\\n",
+        ]),
+        Duration::from_secs(60),
+        "weir consume -o -5",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|p| {
+            let end = manifest.next_offset[&p];
+            (end - 5..end).map(move |o| format!("{p} {o}"))
+        })
+        .collect();
+    want.sort();
+    assert_eq!(lines, want);
 }
