@@ -578,6 +578,7 @@ pub struct GroupMember {
     fetch_pending: BTreeSet<TopicPartition>,
     fetch_retry_at: Option<Instant>,
     close_deadline: Option<Instant>,
+    leave_pending: Option<(String, &'static str)>,
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -630,6 +631,7 @@ impl GroupMember {
             fetch_pending: BTreeSet::new(),
             fetch_retry_at: None,
             close_deadline: None,
+            leave_pending: None,
         })
     }
 
@@ -1323,6 +1325,12 @@ impl GroupMember {
             }
             return;
         }
+        if matches!(self.state, State::Leaving { .. })
+            && let Some((member_id, reason)) = self.leave_pending.take()
+        {
+            self.send_leave(now, &member_id, reason);
+            return;
+        }
         // Start a rebalance when one is needed.
         if self.rejoin_needed && !self.poll_expired {
             match self.state {
@@ -1453,28 +1461,19 @@ impl GroupMember {
     }
 
     /// Leave the group (close or poll timeout). Static members send nothing.
-    fn leave(&mut self, now: Instant, reason: &str) {
+    fn leave(&mut self, now: Instant, reason: &'static str) {
         let closing = self.close_deadline.is_some();
         let dynamic = self.cfg.group_instance_id.is_none();
-        let can_send = dynamic && !self.member_id.is_empty() && self.coordinator.is_some();
-        if can_send {
-            let v = self.versions.leave_group;
-            let req = if v >= 3 {
-                let mut m = kp::leave_group_request::MemberIdentity::default()
-                    .with_member_id(sb(&self.member_id));
-                if v >= 5 {
-                    m = m.with_reason(Some(sb(reason)));
-                }
-                kp::LeaveGroupRequest::default()
-                    .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
-                    .with_members(vec![m])
-            } else {
-                kp::LeaveGroupRequest::default()
-                    .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
-                    .with_member_id(sb(&self.member_id))
-            };
-            let timeout = self.cfg.request_timeout;
-            self.send(now, Kind::Leave, v, Request::LeaveGroup(req), timeout);
+        let has_id = dynamic && !self.member_id.is_empty();
+        let sent = has_id && self.coordinator.is_some();
+        if sent {
+            let member_id = self.member_id.clone();
+            self.send_leave(now, &member_id, reason);
+        } else if has_id && closing {
+            // Closing while the coordinator is unknown: find it (within the close
+            // deadline) and then leave, so the group need not wait for the session
+            // timeout, as Java's close does.
+            self.leave_pending = Some((self.member_id.clone(), reason));
         }
         // Leaving resets the generation and member id, as in Java.
         self.generation = -1;
@@ -1484,7 +1483,7 @@ impl GroupMember {
         self.inflight
             .retain(|_, f| !matches!(f.kind, Kind::Heartbeat | Kind::Join | Kind::Sync));
         if closing {
-            if can_send {
+            if has_id {
                 let deadline = self
                     .close_deadline
                     .unwrap_or(now + self.cfg.request_timeout);
@@ -1495,6 +1494,26 @@ impl GroupMember {
         } else {
             self.state = State::Unjoined;
         }
+    }
+
+    fn send_leave(&mut self, now: Instant, member_id: &str, reason: &str) {
+        let v = self.versions.leave_group;
+        let req = if v >= 3 {
+            let mut m =
+                kp::leave_group_request::MemberIdentity::default().with_member_id(sb(member_id));
+            if v >= 5 {
+                m = m.with_reason(Some(sb(reason)));
+            }
+            kp::LeaveGroupRequest::default()
+                .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                .with_members(vec![m])
+        } else {
+            kp::LeaveGroupRequest::default()
+                .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
+                .with_member_id(sb(member_id))
+        };
+        let timeout = self.cfg.request_timeout;
+        self.send(now, Kind::Leave, v, Request::LeaveGroup(req), timeout);
     }
 
     fn finish_close(&mut self) {

@@ -1391,6 +1391,39 @@ fn offset_fetch_and_heartbeat_retry_transient_errors() {
 }
 
 #[test]
+fn close_finds_a_lost_coordinator_to_send_leave_group() {
+    let mut c = cfg();
+    c.enable_auto_commit = false;
+    let mut h = stable(c, 1);
+    h.m.handle_disconnect(h.now);
+    h.m.close(h.now, Duration::from_secs(5));
+    assert_eq!(h.events(), vec![Event::PartitionsRevoked(tps(&[("t", 0)]))]);
+    h.m.ack_revoked(h.now);
+    assert_eq!(h.m.phase(), Phase::Leaving);
+    h.advance(300 * MS);
+    h.find_coordinator();
+    let l = h.one(13);
+    let Request::LeaveGroup(req) = &l.request else {
+        unreachable!()
+    };
+    assert_eq!(&*req.members[0].member_id, "m1");
+    assert_eq!(
+        req.members[0].reason.as_deref(),
+        Some("the consumer is being closed")
+    );
+    h.m.handle_response(
+        h.now,
+        l.id,
+        Response::LeaveGroup(LeaveGroupResponse {
+            throttle_time_ms: 0,
+            error_code: ErrorCode::NONE,
+            members: vec![],
+        }),
+    );
+    assert_eq!(h.events(), vec![Event::Closed]);
+}
+
+#[test]
 fn config_is_validated() {
     let mut c = GroupConfig::new("");
     assert!(GroupMember::new(c.clone(), Instant::now()).is_err());
