@@ -60,6 +60,18 @@
 //!
 //! Set the request versions once ApiVersions is known:
 //! [`GroupMember::set_versions`]`(`[`GroupVersions::from_table`]`(&table)?)`.
+//!
+//! # Known limits
+//!
+//! * The classic group protocol only (JoinGroup/SyncGroup); not KIP-848's
+//!   ConsumerGroupHeartbeat protocol.
+//! * No rack-aware assignment (the rack is sent in the subscription, not used).
+//! * With unequal subscriptions the sticky assignors balance greedily, without a
+//!   proof of optimality; with equal subscriptions max - min <= 1.
+//! * Partition errors in OffsetFetch (e.g. UNKNOWN_TOPIC_OR_PARTITION) are retried
+//!   every `retry.backoff.ms` while the partition stays assigned.
+//! * Only the leader rebalances on partition-count changes, from the counts given
+//!   to [`GroupMember::update_metadata`].
 
 pub mod assignor;
 pub mod config;
