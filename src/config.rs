@@ -588,7 +588,7 @@ impl fmt::Display for ConfigError {
                 budget,
             } => write!(
                 f,
-                "`{name}={value}` exceeds the memory budget `{budget_name}={budget}`: a whole fetch response must fit in the ring buffer; lower `{name}` or raise `{budget_name}`"
+                "`{name}={value}` exceeds the memory budget `{budget_name}={budget}`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `{name}` or raise `{budget_name}`"
             ),
             ConfigError::MalformedPair(arg) => {
                 write!(
@@ -1315,7 +1315,10 @@ impl ConfigBuilder {
         let ring_bytes = self.int("weir.ring.bytes")?;
         for name in ["fetch.max.bytes", "max.partition.fetch.bytes"] {
             let value = self.int(name)?;
-            if value > ring_bytes {
+            // A response carries the records plus its headers (up to the fetch
+            // engine's fixed allowance), and must fit in the ring as a whole.
+            let overhead = i64::try_from(weir_fetch::config::RESPONSE_OVERHEAD).unwrap_or(i64::MAX);
+            if value.saturating_add(overhead) > ring_bytes {
                 return Err(ConfigError::OverBudget {
                     name,
                     value,
@@ -1699,23 +1702,31 @@ mod tests {
         b.flag("fetch.max.bytes=104857600").unwrap();
         assert_eq!(
             err(&b, Mode::Assign),
-            "`fetch.max.bytes=104857600` exceeds the memory budget `weir.ring.bytes=67108864`: a whole fetch response must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`"
+            "`fetch.max.bytes=104857600` exceeds the memory budget `weir.ring.bytes=67108864`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`"
         );
         b.flag("weir.ring.bytes=134217728").unwrap();
         assert!(b.build(Mode::Assign).is_ok());
         let mut b = base();
         b.flag("weir.ring.bytes=1048576").unwrap();
         assert!(err(&b, Mode::Assign).starts_with("`fetch.max.bytes=52428800` exceeds"));
-        b.flag("fetch.max.bytes=1000000").unwrap();
+        b.flag("fetch.max.bytes=900000").unwrap();
         b.flag("max.partition.fetch.bytes=2000000").unwrap();
         assert!(err(&b, Mode::Assign).starts_with("`max.partition.fetch.bytes=2000000` exceeds"));
+        // The boundary: the records plus the 64 KiB header allowance fill the ring.
+        let mut b = base();
+        b.flag("weir.ring.bytes=1048576").unwrap();
+        b.flag("fetch.max.bytes=983040").unwrap();
+        b.flag("max.partition.fetch.bytes=983040").unwrap();
+        assert!(b.build(Mode::Assign).is_ok());
+        b.flag("fetch.max.bytes=983041").unwrap();
+        assert!(err(&b, Mode::Assign).starts_with("`fetch.max.bytes=983041` exceeds"));
 
         let mut b = base();
         b.flag("fetch.min.bytes=2000000").unwrap();
-        b.flag("fetch.max.bytes=1000000").unwrap();
+        b.flag("fetch.max.bytes=900000").unwrap();
         assert!(
             err(&b, Mode::Assign)
-                .starts_with("fetch.min.bytes=2000000 is larger than fetch.max.bytes=1000000")
+                .starts_with("fetch.min.bytes=2000000 is larger than fetch.max.bytes=900000")
         );
 
         let mut b = base();

@@ -150,7 +150,7 @@ fn fetch_sizes_beyond_the_budget() {
             "-X",
             "fetch.max.bytes=104857600",
         ],
-        "`fetch.max.bytes=104857600` exceeds the memory budget `weir.ring.bytes=67108864`: a whole fetch response must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`",
+        "`fetch.max.bytes=104857600` exceeds the memory budget `weir.ring.bytes=67108864`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`",
     );
     config_error(
         &[
@@ -162,11 +162,11 @@ fn fetch_sizes_beyond_the_budget() {
             "-X",
             "weir.ring.bytes=1048576",
             "-X",
-            "fetch.max.bytes=1000000",
+            "fetch.max.bytes=900000",
             "-X",
             "max.partition.fetch.bytes=2097152",
         ],
-        "`max.partition.fetch.bytes=2097152` exceeds the memory budget `weir.ring.bytes=1048576`: a whole fetch response must fit in the ring buffer; lower `max.partition.fetch.bytes` or raise `weir.ring.bytes`",
+        "`max.partition.fetch.bytes=2097152` exceeds the memory budget `weir.ring.bytes=1048576`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `max.partition.fetch.bytes` or raise `weir.ring.bytes`",
     );
 }
 
@@ -369,7 +369,7 @@ fn profiles_are_accepted_and_x_overrides_them() {
             "-X",
             "fetch.max.bytes=4194304",
         ],
-        "`fetch.max.bytes=4194304` exceeds the memory budget `weir.ring.bytes=2097152`: a whole fetch response must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`",
+        "`fetch.max.bytes=4194304` exceeds the memory budget `weir.ring.bytes=2097152`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`",
     );
     // And the profile value itself passes the same check.
     let err = expect(
