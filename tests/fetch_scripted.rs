@@ -209,7 +209,16 @@ fn a_leader_move_is_followed_through_a_metadata_refresh() {
     let end2 = fill(&b, 0, end, 2, 5);
     let got = consume(&mut c, (end2 - end) as usize);
     assert_eq!(offsets(&got), (end..end2).collect::<Vec<_>>());
-    assert!(b.requests_of(ApiKey::Metadata).len() > metadata_before);
+    // The NOT_LEADER answer also asked for fresh metadata (spaced by
+    // retry.backoff.ms after the previous refresh).
+    let start = Instant::now();
+    while b.requests_of(ApiKey::Metadata).len() <= metadata_before {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no metadata refresh after NOT_LEADER"
+        );
+        c.poll(Duration::from_millis(20), |_| {}).unwrap();
+    }
     assert!(
         b.requests_of(ApiKey::Fetch).iter().any(|r| r.node_id == 1),
         "never fetched from the new leader"
@@ -856,4 +865,40 @@ fn polling_with_a_zero_timeout_still_makes_progress() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(got, (0..6).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_fetch_response_leader_hint_moves_a_partition_even_with_stale_metadata() {
+    use kafka_protocol::messages::BrokerId;
+    let b = ScriptedBroker::with_nodes(&[0, 1]);
+    b.add_topic(T, 1);
+    let end = fill(&b, 0, 0, 2, 5);
+    // Metadata keeps naming node 0 at epoch 0, as a lagging broker would.
+    b.on(ApiKey::Metadata, |ctx, h, req| {
+        match ctx.default_action(h, req)? {
+            Action::Respond(ResponseKind::Metadata(mut r)) => {
+                for t in &mut r.topics {
+                    for p in &mut t.partitions {
+                        p.leader_id = BrokerId(0);
+                        p.leader_epoch = 0;
+                    }
+                }
+                Some(Action::Respond(ResponseKind::Metadata(r)))
+            }
+            other => Some(other),
+        }
+    });
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(consume(&mut c, end as usize).len(), end as usize);
+    b.set_leader(T, 0, 1);
+    let end2 = fill(&b, 0, end, 2, 5);
+    let got = consume(&mut c, (end2 - end) as usize);
+    assert_eq!(offsets(&got), (end..end2).collect::<Vec<_>>());
+    let from_1 = b
+        .requests_of(ApiKey::Fetch)
+        .iter()
+        .filter(|r| r.node_id == 1)
+        .count();
+    assert!(from_1 > 0, "never fetched from the hinted leader");
 }

@@ -358,6 +358,10 @@ impl PartState {
 #[derive(Debug)]
 struct MetaState {
     needed: bool,
+    /// When the last response was applied: refreshes are at least
+    /// `retry.backoff.ms` apart, so a broker that keeps answering NOT_LEADER with
+    /// stale metadata cannot drive a hot loop.
+    last_done: Option<Instant>,
     not_before: Instant,
     next_refresh: Instant,
     backoff: Backoff,
@@ -426,6 +430,7 @@ impl Reactor {
         }
         let meta = MetaState {
             needed: true,
+            last_done: None,
             not_before: now,
             next_refresh: now + Duration::from_millis(cfg.metadata_max_age_ms),
             backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
@@ -717,6 +722,9 @@ impl Reactor {
         }
         if self.meta.needed {
             min(self.meta.not_before);
+            if let Some(t) = self.meta.last_done {
+                min(t + Duration::from_millis(self.cfg.retry_backoff_ms));
+            }
         } else {
             min(self.meta.next_refresh);
         }
@@ -788,8 +796,13 @@ impl Reactor {
             }
         }
         // Metadata.
+        let spaced = self
+            .meta
+            .last_done
+            .is_none_or(|t| now >= t + Duration::from_millis(self.cfg.retry_backoff_ms));
         if self.meta.needed
             && now >= self.meta.not_before
+            && spaced
             && !self.brokers.iter().any(|b| b.metadata_in_flight)
             && let Some(i) = self
                 .brokers
@@ -1316,8 +1329,13 @@ impl Reactor {
                     .find(|mp| mp.partition_index == p.partition)
                 {
                     Some(mp) if mp.error_code.is_ok() && mp.leader_id >= 0 => {
-                        p.leader = Some(mp.leader_id);
-                        p.leader_epoch = mp.leader_epoch;
+                        // Metadata from a broker that has not caught up may name an
+                        // older leader than a Fetch hint did; never go back in epoch.
+                        let stale = mp.leader_epoch >= 0 && mp.leader_epoch < p.leader_epoch;
+                        if !stale {
+                            p.leader = Some(mp.leader_id);
+                            p.leader_epoch = mp.leader_epoch;
+                        }
                     }
                     _ => {
                         p.leader = None;
@@ -1339,6 +1357,7 @@ impl Reactor {
             self.meta.backoff.reset();
         }
         self.meta.next_refresh = now + Duration::from_millis(self.cfg.metadata_max_age_ms);
+        self.meta.last_done = Some(now);
         self.metrics
             .metadata_refreshes
             .fetch_add(1, Ordering::Relaxed);
@@ -1497,6 +1516,19 @@ impl Reactor {
                     } else if needs_metadata(code) {
                         if p.leader == Some(node) {
                             p.leader = None;
+                        }
+                        // v12+ names the new leader (KIP-951): move at once when it is
+                        // a broker we know and a newer epoch; metadata confirms later.
+                        if let Some(cl) = fp.current_leader
+                            && cl.leader_id >= 0
+                            && cl.leader_epoch > p.leader_epoch
+                            && self
+                                .brokers
+                                .iter()
+                                .any(|b| !b.side && b.node_id == cl.leader_id)
+                        {
+                            p.leader = Some(cl.leader_id);
+                            p.leader_epoch = cl.leader_epoch;
                         }
                         self.meta.needed = true;
                     } else if !code.is_retriable() {
