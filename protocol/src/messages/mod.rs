@@ -150,7 +150,7 @@ mod smoke_tests {
                 // Mostly small values, so counts and lengths are often plausible.
                 for _ in 0..len {
                     let x = rng.next();
-                    buf.push(if x % 4 == 0 {
+                    buf.push(if x.is_multiple_of(4) {
                         (x >> 8) as u8
                     } else {
                         (x >> 8) as u8 & 3
