@@ -96,6 +96,7 @@ pub use weir_protocol::record::{Header, Record};
 pub struct Consumer {
     reactor: Reactor,
     scratch: Decompressor,
+    warnings: Vec<String>,
 }
 
 /// What one worker reports after a chunk.
@@ -107,6 +108,7 @@ impl Consumer {
         Ok(Self {
             reactor: Reactor::new(cfg)?,
             scratch: Decompressor::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -172,6 +174,12 @@ impl Consumer {
     pub fn lag(&self, topic: &str, partition: i32) -> Option<i64> {
         self.part(topic, partition)?
             .lag(self.reactor.config().isolation_level)
+    }
+
+    /// Warnings since the last call (a worker that could not be pinned to its core).
+    /// Nothing is printed by this crate; log these as you see fit.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Counters since start.
@@ -315,6 +323,7 @@ impl Consumer {
                 break;
             }
         }
+        self.warnings.extend(pool.pin_warnings.try_iter());
         let _ = pool.shutdown();
         while let Ok((i, g, r)) = rx.try_recv() {
             self.reactor.on_processed(i, g, r);
