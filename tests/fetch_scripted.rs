@@ -902,3 +902,17 @@ fn the_fetch_response_leader_hint_moves_a_partition_even_with_stale_metadata() {
         .count();
     assert!(from_1 > 0, "never fetched from the hinted leader");
 }
+
+#[test]
+fn a_bootstrap_host_name_is_resolved() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 3);
+    // The scripted broker listens on 127.0.0.1 only. Where "localhost" also resolves
+    // to ::1 first, that attempt is refused and the next one moves on to 127.0.0.1
+    // (where it resolves to 127.0.0.1 alone, this only checks name resolution).
+    let port = b.addr(0).port();
+    let mut c = Consumer::new(config(&format!("localhost:{port}"))).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(offsets(&consume(&mut c, 3)), vec![0, 1, 2]);
+}

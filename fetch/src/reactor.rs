@@ -273,6 +273,8 @@ struct Broker {
     /// A connection driven for another layer (see [`SideId`]): never used for
     /// metadata, offsets or fetches.
     side: bool,
+    /// Connect attempts since the last successful handshake (picks the address).
+    connect_attempts: usize,
 }
 
 impl Broker {
@@ -291,6 +293,7 @@ impl Broker {
             list_in_flight: Vec::new(),
             metadata_in_flight: false,
             side: false,
+            connect_attempts: 0,
         }
     }
 
@@ -822,11 +825,15 @@ impl Reactor {
     }
 
     fn connect(&mut self, i: usize, now: Instant) {
-        let b = &self.brokers[i];
-        let addr: Option<SocketAddr> = (b.host.as_str(), b.port)
+        let b = &mut self.brokers[i];
+        // Each attempt takes the next resolved address, so a name that resolves to
+        // ::1 and 127.0.0.1 reaches a broker listening on only one of them.
+        let addrs: Vec<SocketAddr> = (b.host.as_str(), b.port)
             .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let addr = (!addrs.is_empty()).then(|| addrs[b.connect_attempts % addrs.len()]);
+        b.connect_attempts = b.connect_attempts.wrapping_add(1);
         let Some(addr) = addr else {
             let j = self.jitter();
             let b = &mut self.brokers[i];
@@ -1227,6 +1234,8 @@ impl Reactor {
                     let b = &mut self.brokers[i];
                     b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
                     b.backoff.reset();
+                    // Stay on the address that worked.
+                    b.connect_attempts = b.connect_attempts.wrapping_sub(1);
                     if b.side {
                         self.side_events
                             .push_back(SideEvent::Ready { side: SideId(i) });
