@@ -243,6 +243,11 @@ impl GroupConsumer {
         self.member.generation()
     }
 
+    /// Whether this member leads the current generation (it runs the assignor).
+    pub fn is_leader(&self) -> bool {
+        self.member.is_leader()
+    }
+
     /// The last committed offset this member knows for `tp`.
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
         self.member.committed(tp)
