@@ -916,3 +916,27 @@ fn a_bootstrap_host_name_is_resolved() {
     c.assign(T, 0, StartAt::Earliest);
     assert_eq!(offsets(&consume(&mut c, 3)), vec![0, 1, 2]);
 }
+
+#[test]
+fn a_panicking_worker_handler_ends_run_workers_with_an_error() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 2, 3);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let r = c.run_workers(
+        1,
+        false,
+        |_| {
+            |r: &weir_fetch::ConsumerRecord<'_>| {
+                assert!(r.offset() != 4, "handler failure on purpose");
+            }
+        },
+        &stop,
+    );
+    assert!(r.is_err(), "run_workers kept going after its worker died");
+    assert!(start.elapsed() < DEADLINE);
+    assert!(r.unwrap_err().to_string().contains("panicked"));
+}

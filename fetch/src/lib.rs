@@ -319,6 +319,11 @@ impl Consumer {
                 }
             }
             self.reactor.requeue(held);
+            if result.is_ok() && pool.any_dead() {
+                result = Err(FetchError::Config(
+                    "a worker's handler panicked; its partitions stopped".into(),
+                ));
+            }
             if result.is_err() {
                 break;
             }

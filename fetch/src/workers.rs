@@ -127,6 +127,12 @@ impl<J: Send + 'static> WorkerPool<J> {
         }
     }
 
+    /// True when a worker thread has exited while the pool is running (its
+    /// handler panicked).
+    pub fn any_dead(&self) -> bool {
+        self.handles.iter().any(JoinHandle::is_finished)
+    }
+
     /// Stop accepting jobs, let every worker finish its queue, and join them.
     /// Returns how many workers panicked.
     pub fn shutdown(mut self) -> usize {
