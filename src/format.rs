@@ -295,8 +295,22 @@ impl Formatter {
 }
 
 fn write_int(buf: &mut Vec<u8>, n: i64) {
-    // Writing to a Vec cannot fail.
-    let _ = write!(buf, "{n}");
+    // Digits right to left into a small stack buffer (no formatting machinery).
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&tmp[i..]);
 }
 
 fn write_token<'a, H>(buf: &mut Vec<u8>, token: &Token, r: &RecordView<'a, H>)
@@ -338,32 +352,45 @@ where
 /// Appends `s` as a JSON string, escaped as kcat's JSON library escapes it.
 pub fn write_json_string(buf: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Bytes that need an escape: control bytes, `"` and `\`.
+    const fn escape_table() -> [bool; 256] {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    }
+    static NEEDS_ESCAPE: [bool; 256] = escape_table();
+    buf.reserve(s.len() + 2);
     buf.push(b'"');
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => &[
+    let mut rest = s;
+    while let Some(i) = rest.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]) {
+        buf.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            _ => buf.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
-            ],
-            _ => continue,
-        };
-        buf.extend_from_slice(&s[start..i]);
-        buf.extend_from_slice(esc);
-        start = i + 1;
+            ]),
+        }
+        rest = &rest[i + 1..];
     }
-    buf.extend_from_slice(&s[start..]);
+    buf.extend_from_slice(rest);
     buf.push(b'"');
 }
 
@@ -530,6 +557,26 @@ mod tests {
     }
 
     #[test]
+    fn integers() {
+        for n in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            42,
+            -4200,
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut b = Vec::new();
+            write_int(&mut b, n);
+            assert_eq!(b, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
     fn json_string_escaping() {
         let mut b = Vec::new();
         write_json_string(&mut b, b"a\"\\\n\r\t\x08\x0c\x01\x1f/\xc3\xa9z");
@@ -558,5 +605,44 @@ mod tests {
         let mut out = Vec::new();
         f.write(&r, &mut out).unwrap();
         assert!(out.ends_with(b"}\n"));
+    }
+
+    /// Measurement, not a timed test: formatting cost per record.
+    /// `cargo test -p weir --release --lib format::tests::measure -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn measure() {
+        let value = vec![b'v'; 100];
+        let h: &[(&[u8], Option<&[u8]>)] = &[(b"trace-id", Some(b"0123456789abcdef"))];
+        let n = 2_000_000u64;
+        for (name, style) in [
+            (
+                "value per line",
+                Style::ValuePerLine {
+                    key_delimiter: None,
+                },
+            ),
+            (
+                "-f '%t %p %o %k %s %h\\n'",
+                Style::Format(compile("%t %p %o %k %s %h\\n").unwrap()),
+            ),
+            ("-J", Style::Json),
+        ] {
+            let mut f = Formatter::new(style);
+            let mut total = 0usize;
+            let start = std::time::Instant::now();
+            for o in 0..n {
+                let mut r = rec(h);
+                r.offset = o as i64;
+                r.value = Some(&value);
+                total += f.format(&r).len();
+            }
+            let el = start.elapsed();
+            println!(
+                "{name:<28} {:>6.1} ns/record  {:>7.0} MB/s of output",
+                el.as_nanos() as f64 / n as f64,
+                total as f64 / el.as_secs_f64() / 1e6
+            );
+        }
     }
 }

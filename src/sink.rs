@@ -1000,4 +1000,34 @@ mod tests {
         }
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Measurement, not a timed test: sink throughput with a checkpoint (fsync) every
+    /// 10,000 records and 64 MiB segments.
+    /// `cargo test -p weir --release --lib sink::tests::measure -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn measure() {
+        let dir = tmpdir("measure");
+        let mut s = Sink::open(cfg(&dir, 64 << 20)).unwrap();
+        let rec = vec![b'r'; 127];
+        let n = 2_000_000i64;
+        let now = Instant::now();
+        let start = Instant::now();
+        for o in 0..n {
+            s.write("t", (o % 4) as i32, o / 4, &rec, now).unwrap();
+            if o % 10_000 == 9_999 {
+                s.checkpoint().unwrap();
+            }
+        }
+        s.close().unwrap();
+        let el = start.elapsed();
+        println!(
+            "sink: {:.0} records/s, {:.0} MB/s ({} records of {} bytes, checkpoint every 10k)",
+            n as f64 / el.as_secs_f64(),
+            (n as f64 * rec.len() as f64) / el.as_secs_f64() / 1e6,
+            n,
+            rec.len()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
