@@ -819,7 +819,7 @@ fn throttled_and_idle_fetches_do_not_busy_loop() {
     let fetched = b.requests_of(ApiKey::Fetch).len() - fetches;
     assert!(turns < 100, "{turns} reactor turns in 1.5 s: a busy loop");
     assert!(
-        (2..=8).contains(&fetched),
+        (1..=8).contains(&fetched),
         "{fetched} fetches in 1.5 s with a 300 ms throttle"
     );
 }
