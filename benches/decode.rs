@@ -6,6 +6,9 @@
 //! benchmarks this run measured is printed, with weir / kafka-protocol ratios. See
 //! BENCHMARKS.md for the numbers and the machine they were measured on.
 //!
+//! Times are the benchmark thread's CPU time unless `WEIR_BENCH_CLOCK=wall` (see
+//! [`Clock`]): the machine these run on is shared with other builds.
+//!
 //! Equivalent work on both sides:
 //! * weir walks the batches, verifies each batch's CRC32C (`check.crcs=true`, the
 //!   Java client's default) and, per record, reads offset, timestamp, key, value and
@@ -25,9 +28,11 @@
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use kafka_protocol::messages::fetch_response::{
     FetchResponse as KpFetchResponse, FetchableTopicResponse, PartitionData,
@@ -38,6 +43,77 @@ use weir_protocol::ResponseBody;
 use weir_protocol::compression::{Compression, Decompressor};
 use weir_protocol::messages::fetch::FetchResponse;
 use weir_protocol::record::{Batches, Header, RecordBatchBuilder};
+
+/// The clock criterion reads. By default the calling thread's CPU time
+/// (`CLOCK_THREAD_CPUTIME_ID`): on a machine shared with other builds, wall time
+/// mostly measures the scheduler, while CPU time still measures the decoder (cache
+/// contention from neighbours remains). `WEIR_BENCH_CLOCK=wall` selects wall time.
+#[derive(Clone, Copy)]
+struct Clock {
+    cpu: bool,
+}
+
+impl Clock {
+    fn from_env() -> Self {
+        Self {
+            cpu: std::env::var("WEIR_BENCH_CLOCK").map_or(true, |v| v != "wall"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        if self.cpu {
+            "thread CPU time"
+        } else {
+            "wall time"
+        }
+    }
+
+    fn now(self) -> Duration {
+        if self.cpu {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
+            // Linux supports for every thread.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        } else {
+            static EPOCH: OnceLock<Instant> = OnceLock::new();
+            EPOCH.get_or_init(Instant::now).elapsed()
+        }
+    }
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for Clock {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        self.now()
+    }
+    fn end(&self, started: Duration) -> Duration {
+        self.now().saturating_sub(started)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Both clocks count nanoseconds: criterion's own time formatting applies.
+        WALL.formatter()
+    }
+}
+
+type Crit = Criterion<Clock>;
 
 /// One input: `batches` batches of `per_batch` records each, concatenated as a Fetch
 /// partition's records blob.
@@ -251,7 +327,7 @@ fn kp_decode(data: &Bytes, d: &RefCell<Decompressor>) -> Seen {
     Seen { records, sum }
 }
 
-fn bench_records(c: &mut Criterion) {
+fn bench_records(c: &mut Crit) {
     let mut g = c.benchmark_group("records");
     g.measurement_time(Duration::from_secs(4));
     g.warm_up_time(Duration::from_secs(1));
@@ -284,7 +360,7 @@ fn bench_records(c: &mut Criterion) {
 }
 
 /// Ceilings for the 1 KiB case: CRC32C and memcpy over the same blob.
-fn bench_reference(c: &mut Criterion) {
+fn bench_reference(c: &mut Crit) {
     let mut g = c.benchmark_group("reference");
     g.measurement_time(Duration::from_secs(3));
     g.warm_up_time(Duration::from_secs(1));
@@ -337,7 +413,7 @@ fn fetch_body(topics: u8, partitions_per_topic: i32, records_len: usize) -> Vec<
 
 /// The Fetch decoder: 100 partitions (4 topics x 25), with 1 KiB and with 64 KiB of
 /// records each. weir's cost must not depend on the records' size.
-fn bench_fetch(c: &mut Criterion) {
+fn bench_fetch(c: &mut Crit) {
     let mut g = c.benchmark_group("fetch_v16_100_partitions");
     g.measurement_time(Duration::from_secs(3));
     g.warm_up_time(Duration::from_secs(1));
@@ -396,7 +472,7 @@ fn median_ns(dir: &std::path::Path, id: &str, since: SystemTime) -> Option<f64> 
 
 /// Print criterion's medians for what this run measured, with weir/kafka-protocol
 /// ratios computed from the same run.
-fn summary(since: SystemTime) {
+fn summary(since: SystemTime, clock: Clock) {
     let Some(dir) = criterion_dir() else {
         return;
     };
@@ -483,7 +559,7 @@ fn summary(since: SystemTime) {
         // Test mode (`--test`) or a filter that matched nothing here: no medians.
         return;
     }
-    println!("\nmedians (criterion, this run):");
+    println!("\nmedians (criterion, this run, {}):", clock.name());
     for l in lines {
         println!("{l}");
     }
@@ -491,10 +567,13 @@ fn summary(since: SystemTime) {
 
 fn main() {
     let start = SystemTime::now();
-    let mut c = Criterion::default().configure_from_args();
+    let clock = Clock::from_env();
+    let mut c = Criterion::default()
+        .with_measurement(clock)
+        .configure_from_args();
     bench_records(&mut c);
     bench_reference(&mut c);
     bench_fetch(&mut c);
     c.final_summary();
-    summary(start);
+    summary(start, clock);
 }
