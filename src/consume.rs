@@ -185,6 +185,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         ..Summary::default()
     };
     let mut failure: Option<CliError> = None;
+    let mut leaders: Vec<(i32, i32)> = Vec::with_capacity(partitions.len());
     let reason = loop {
         if stop.load(Ordering::Acquire) {
             break StopReason::Signal;
@@ -193,6 +194,16 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             break StopReason::Count;
         }
         let now = Instant::now();
+        // The leader each partition is fetched from, for -J's "broker" (refreshed
+        // before every poll, since leadership can move).
+        leaders.clear();
+        leaders.extend(
+            consumer
+                .reactor()
+                .partitions()
+                .iter()
+                .map(|ps| (ps.partition, ps.leader.unwrap_or(-1))),
+        );
         let polled = consumer.poll(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
             if failure.is_some()
                 || from_end.contains_key(&rec.partition)
@@ -217,7 +228,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     TimestampType::NotAvailable
                 },
                 timestamp: rec.timestamp(),
-                broker: -1,
+                broker: leaders
+                    .iter()
+                    .find(|(p, _)| *p == rec.partition)
+                    .map_or(-1, |(_, l)| *l),
                 key: rec.key(),
                 value: rec.value(),
                 headers,

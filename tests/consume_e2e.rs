@@ -145,6 +145,11 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
             assert_eq!(v["topic"], topic.as_str());
             assert_eq!(v["offset"].as_i64(), Some(r.offset));
             assert_eq!(v["tstype"], "create");
+            // The partition leader's node id (a single tansu broker: not -1).
+            assert!(
+                v["broker"].as_i64().is_some_and(|b| b >= 0),
+                "broker in {v}"
+            );
             assert_eq!(v["ts"].as_i64(), Some(r.timestamp));
             assert_eq!(
                 text(&v["key"]).map(String::into_bytes),
