@@ -17,6 +17,7 @@
 //! Not here yet: a public `Consumer` API combining fetch and group membership; group
 //! mode in the binary (`-G`, `-o stored`, `weir groups`) waits for it.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod consume;

@@ -1,0 +1,1116 @@
+//! `weir groups list` and `weir groups describe GROUP`: the cluster's consumer groups
+//! and one group's state, members, committed offsets and lag, like Kafka's
+//! `kafka-consumer-groups --list` / `--describe`.
+//!
+//! Every request goes over a side connection of a fetch [`Reactor`] (own ApiVersions
+//! handshake, reconnect with backoff; see [`Reactor::open_side`]); nothing here opens
+//! sockets itself. Requests are sent one at a time, each waiting for its answer; the
+//! whole command is bounded by `default.api.timeout.ms`.
+//!
+//! `describe` runs FindCoordinator (any bootstrap broker), DescribeGroups and
+//! OffsetFetch (the coordinator), Metadata for the topics involved (any broker), then
+//! one small Fetch per partition leader for the log end offset (see
+//! [`describe_group`] for why not ListOffsets).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages as kp;
+use kafka_protocol::protocol::StrBytes;
+use weir_coordinator::{Assignment, TopicPartition};
+use weir_fetch::{FetchError, Reactor, SideEvent, SideId};
+use weir_protocol::messages::fetch::{
+    FetchParams, FetchPartitionSpec, FetchResponse, build_fetch_request,
+};
+use weir_protocol::messages::group::{
+    DescribeGroupsResponse, FindCoordinatorResponse, ListGroupsResponse, OffsetFetchResponse,
+};
+use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
+use weir_protocol::versions::client_range;
+use weir_protocol::{ApiRequest, DecodeError, ErrorCode, ResponseBody, VersionError};
+
+use crate::config::ConsumerConfig;
+
+/// Why a `weir groups` command failed. Each message says what to check next.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The configuration is unusable (exit 2).
+    Config(String),
+    /// No connection could be made to any of these brokers before the deadline.
+    Unreachable {
+        /// `host:port` of each broker tried.
+        addrs: Vec<String>,
+        /// Why we were connecting ("bootstrap", "group coordinator", ...).
+        role: &'static str,
+        /// Connections that were opened and then failed (refused, reset, ...).
+        failed_connections: u32,
+        /// How long it tried.
+        waited: Duration,
+        /// Host names that did not resolve.
+        unresolved: Vec<String>,
+    },
+    /// A request got no usable answer before the deadline.
+    Timeout {
+        /// The API.
+        api: &'static str,
+        /// The broker asked.
+        addr: String,
+        /// How long it tried.
+        waited: Duration,
+        /// The last problem seen (connection closed, retriable error, ...).
+        last: String,
+    },
+    /// No version of an API is supported by both the broker and weir.
+    Version(VersionError),
+    /// A response could not be decoded.
+    Decode {
+        /// The API.
+        api: &'static str,
+        /// The broker that sent it.
+        addr: String,
+        /// What was wrong.
+        error: DecodeError,
+    },
+    /// The broker answered with a non-retriable error.
+    Broker {
+        /// The API.
+        api: &'static str,
+        /// The broker that answered.
+        addr: String,
+        /// The error.
+        code: ErrorCode,
+    },
+    /// The group has no members and no committed offsets.
+    UnknownGroup {
+        /// The group id asked for.
+        group: String,
+        /// The coordinator that answered, `host:port`.
+        coordinator: String,
+    },
+    /// The reactor itself failed (poll, configuration).
+    Fetch(FetchError),
+}
+
+impl AdminError {
+    /// The process exit code: 2 for configuration errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::Fetch(FetchError::Config(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => f.write_str(m),
+            Self::Unreachable {
+                addrs,
+                role,
+                failed_connections,
+                waited,
+                unresolved,
+            } => {
+                write!(
+                    f,
+                    "cannot reach the {role} broker {} (tried to connect for {} ms, with reconnect.backoff.ms between attempts; {failed_connections} connection(s) opened and failed",
+                    addrs.join(", "),
+                    waited.as_millis()
+                )?;
+                if !unresolved.is_empty() {
+                    write!(f, "; host name(s) not resolved: {}", unresolved.join(", "))?;
+                }
+                f.write_str(
+                    "): check -b BROKERS (bootstrap.servers), that the broker is running, and that this host can reach it",
+                )
+            }
+            Self::Timeout {
+                api,
+                addr,
+                waited,
+                last,
+            } => write!(
+                f,
+                "no answer to {api} from {addr} within {} ms (default.api.timeout.ms): {last}; check the broker's health or raise -X default.api.timeout.ms",
+                waited.as_millis()
+            ),
+            Self::Version(e) => write!(f, "{e}"),
+            Self::Decode { api, addr, error } => write!(
+                f,
+                "could not decode the {api} response from {addr}: {error}; the broker sent something weir does not understand"
+            ),
+            Self::Broker { api, addr, code } => {
+                write!(f, "{addr} answered {api} with {code}")?;
+                if *code == ErrorCode::GROUP_AUTHORIZATION_FAILED
+                    || *code == ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+                    || *code == ErrorCode::TOPIC_AUTHORIZATION_FAILED
+                {
+                    f.write_str("; check the ACLs for this client")?;
+                }
+                Ok(())
+            }
+            Self::UnknownGroup { group, coordinator } => write!(
+                f,
+                "consumer group `{group}` does not exist (coordinator {coordinator} knows no members and no committed offsets for it); check the name with `weir groups list`, and that -b points at the right cluster"
+            ),
+            Self::Fetch(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<VersionError> for AdminError {
+    fn from(e: VersionError) -> Self {
+        Self::Version(e)
+    }
+}
+
+impl From<FetchError> for AdminError {
+    fn from(e: FetchError) -> Self {
+        Self::Fetch(e)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The request/response loop over the reactor's side connections
+// ---------------------------------------------------------------------------------
+
+type Addr = (String, u16);
+
+fn show(a: &Addr) -> String {
+    if a.0.contains(':') {
+        format!("[{}]:{}", a.0, a.1)
+    } else {
+        format!("{}:{}", a.0, a.1)
+    }
+}
+
+#[derive(Debug)]
+struct Side {
+    addr: Addr,
+    ready: bool,
+    /// Connections that closed (failed connects included).
+    closes: u32,
+}
+
+/// Sends requests one at a time over side connections and waits for the answers.
+struct Client {
+    reactor: Reactor,
+    by_addr: HashMap<Addr, SideId>,
+    sides: HashMap<SideId, Side>,
+    /// Response bodies by (connection, correlation id): (version, body).
+    answers: HashMap<(SideId, i32), Vec<u8>>,
+    /// Requests whose connection died before the answer.
+    lost: HashSet<(SideId, i32)>,
+    bootstrap: Vec<Addr>,
+    started: Instant,
+    deadline: Instant,
+    retry_backoff: Duration,
+}
+
+/// One round of a retried operation.
+enum Step<T> {
+    Done(T),
+    /// Retriable: wait `retry.backoff.ms` and try again; the text says why.
+    Retry(String),
+}
+
+impl Client {
+    fn new(cfg: &ConsumerConfig) -> Result<Self, AdminError> {
+        let fc = crate::consume::fetch_config(cfg);
+        let reactor = Reactor::new(fc).map_err(|e| match e {
+            FetchError::Config(m) => AdminError::Config(m),
+            other => AdminError::Fetch(other),
+        })?;
+        let bootstrap: Vec<Addr> = cfg
+            .bootstrap_servers
+            .iter()
+            .map(|b| (b.host.clone(), b.port))
+            .collect();
+        if bootstrap.is_empty() {
+            return Err(AdminError::Config(
+                "bootstrap.servers is empty: give the cluster with -b host:port".into(),
+            ));
+        }
+        let now = Instant::now();
+        Ok(Self {
+            reactor,
+            by_addr: HashMap::new(),
+            sides: HashMap::new(),
+            answers: HashMap::new(),
+            lost: HashSet::new(),
+            bootstrap,
+            started: now,
+            deadline: now + Duration::from_millis(u64::from(cfg.default_api_timeout_ms)),
+            retry_backoff: Duration::from_millis(u64::from(cfg.retry_backoff_ms)),
+        })
+    }
+
+    fn side(&mut self, addr: &Addr) -> SideId {
+        if let Some(s) = self.by_addr.get(addr) {
+            return *s;
+        }
+        let id = self.reactor.open_side(&addr.0, addr.1);
+        self.by_addr.insert(addr.clone(), id);
+        self.sides.insert(
+            id,
+            Side {
+                addr: addr.clone(),
+                ready: false,
+                closes: 0,
+            },
+        );
+        id
+    }
+
+    /// One reactor turn of at most `wait`, then the side events.
+    fn pump(&mut self, wait: Duration) -> Result<(), AdminError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.reactor.run_once(wait.min(left))?;
+        // The reactor's own fetch-path errors (its bootstrap metadata) are not ours:
+        // failures that matter show up on the side connections.
+        self.reactor.take_errors().for_each(drop);
+        let events: Vec<SideEvent> = self.reactor.take_side_events().collect();
+        for ev in events {
+            match ev {
+                SideEvent::Ready { side } => {
+                    if let Some(s) = self.sides.get_mut(&side) {
+                        s.ready = true;
+                    }
+                }
+                SideEvent::Response {
+                    side,
+                    req,
+                    body_offset,
+                    frame,
+                } => {
+                    let body = frame
+                        .bytes()
+                        .get(body_offset..)
+                        .unwrap_or_default()
+                        .to_vec();
+                    drop(frame);
+                    self.answers.insert((side, req.correlation_id), body);
+                }
+                SideEvent::Closed { side, failed } => {
+                    if let Some(s) = self.sides.get_mut(&side) {
+                        s.ready = false;
+                        s.closes += 1;
+                    }
+                    for r in failed {
+                        self.lost.insert((side, r.correlation_id));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    fn unreachable(&self, addrs: &[Addr], role: &'static str) -> AdminError {
+        let failed_connections = addrs
+            .iter()
+            .filter_map(|a| self.by_addr.get(a))
+            .filter_map(|s| self.sides.get(s))
+            .map(|s| s.closes)
+            .sum();
+        let unresolved = addrs
+            .iter()
+            .filter(|a| {
+                (a.0.as_str(), a.1)
+                    .to_socket_addrs()
+                    .map_or(true, |mut i| i.next().is_none())
+            })
+            .map(show)
+            .collect();
+        AdminError::Unreachable {
+            addrs: addrs.iter().map(show).collect(),
+            role,
+            failed_connections,
+            waited: self.started.elapsed(),
+            unresolved,
+        }
+    }
+
+    /// A ready connection to one of `addrs` (the first to become ready).
+    fn ready_any(&mut self, addrs: &[Addr], role: &'static str) -> Result<SideId, AdminError> {
+        let ids: Vec<SideId> = addrs.iter().map(|a| self.side(a)).collect();
+        loop {
+            if let Some(id) = ids
+                .iter()
+                .find(|id| self.sides.get(id).is_some_and(|s| s.ready))
+            {
+                return Ok(*id);
+            }
+            if self.expired() {
+                return Err(self.unreachable(addrs, role));
+            }
+            self.pump(Duration::from_millis(100))?;
+        }
+    }
+
+    /// Sleep `retry.backoff.ms` (driving the reactor), or fail with `last` at the deadline.
+    fn backoff(&mut self, api: &'static str, addr: &str, last: String) -> Result<(), AdminError> {
+        let until = (Instant::now() + self.retry_backoff).min(self.deadline);
+        while Instant::now() < until {
+            self.pump(until.saturating_duration_since(Instant::now()))?;
+        }
+        if self.expired() {
+            return Err(AdminError::Timeout {
+                api,
+                addr: addr.to_owned(),
+                waited: self.started.elapsed(),
+                last,
+            });
+        }
+        Ok(())
+    }
+
+    /// Send `Req` (built for the negotiated version, at most `cap`) to one of `addrs`
+    /// and wait for the answer; a connection that dies first is retried. Returns the
+    /// connection's address, the version and the response body.
+    fn call<Req, Resp>(
+        &mut self,
+        addrs: &[Addr],
+        role: &'static str,
+        cap: i16,
+        build: impl Fn(i16) -> Req,
+    ) -> Result<(Addr, i16, Vec<u8>), AdminError>
+    where
+        Req: ApiRequest,
+        Resp: ResponseBody<'static>,
+    {
+        loop {
+            let side = self.ready_any(addrs, role)?;
+            let addr = self
+                .sides
+                .get(&side)
+                .map(|s| s.addr.clone())
+                .unwrap_or_default();
+            let (min, max) = client_range::<Req, Resp>();
+            let version = self
+                .reactor
+                .side_versions(side)
+                .map(|t| t.negotiate_key(Req::API_KEY, Req::NAME, min, max.min(cap)))
+                .transpose()?;
+            let Some(version) = version else {
+                continue; // closed between the readiness check and here
+            };
+            let corr = match self.reactor.side_send(side, version, &build(version)) {
+                Ok(c) => c,
+                Err(_) => {
+                    // The connection went down just now; wait for it to come back.
+                    self.pump(Duration::from_millis(10))?;
+                    continue;
+                }
+            };
+            loop {
+                if let Some(body) = self.answers.remove(&(side, corr)) {
+                    return Ok((addr, version, body));
+                }
+                if self.lost.remove(&(side, corr)) {
+                    break;
+                }
+                if self.expired() {
+                    return Err(AdminError::Timeout {
+                        api: Req::NAME,
+                        addr: show(&addr),
+                        waited: self.started.elapsed(),
+                        last: "the request was sent, no response came".into(),
+                    });
+                }
+                self.pump(Duration::from_millis(100))?;
+            }
+        }
+    }
+
+    /// Run `round` until it is done, waiting `retry.backoff.ms` between rounds.
+    fn retry<T>(
+        &mut self,
+        api: &'static str,
+        mut round: impl FnMut(&mut Self) -> Result<Step<T>, AdminError>,
+    ) -> Result<T, AdminError> {
+        loop {
+            match round(self)? {
+                Step::Done(t) => return Ok(t),
+                Step::Retry(why) => {
+                    let addr = self
+                        .bootstrap
+                        .iter()
+                        .map(show)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    self.backoff(api, &addr, why)?;
+                }
+            }
+        }
+    }
+
+    fn metadata(&mut self, topics: Option<&[&str]>) -> Result<OwnedMetadata, AdminError> {
+        let boot = self.bootstrap.clone();
+        let (addr, v, body) = self.call::<kp::MetadataRequest, MetadataResponse<'static>>(
+            &boot,
+            "bootstrap",
+            i16::MAX,
+            |v| build_metadata_request(v, topics, false),
+        )?;
+        let r = MetadataResponse::decode_body(&body, v).map_err(|error| AdminError::Decode {
+            api: "Metadata",
+            addr: show(&addr),
+            error,
+        })?;
+        let brokers = r
+            .brokers
+            .iter()
+            .filter_map(|b| Some((b.node_id, (b.host.to_owned(), u16::try_from(b.port).ok()?))))
+            .collect();
+        let mut parts = HashMap::new();
+        let mut topic_ids = HashMap::new();
+        for t in &r.topics {
+            let Some(name) = t.name else { continue };
+            if t.error_code.is_err() {
+                continue;
+            }
+            topic_ids.insert(name.to_owned(), t.topic_id);
+            for p in &t.partitions {
+                parts.insert((name.to_owned(), p.partition_index), p.leader_id);
+            }
+        }
+        Ok(OwnedMetadata {
+            version: v,
+            brokers,
+            leaders: parts,
+            topic_ids,
+        })
+    }
+}
+
+struct OwnedMetadata {
+    version: i16,
+    brokers: BTreeMap<i32, Addr>,
+    leaders: HashMap<(String, i32), i32>,
+    topic_ids: HashMap<String, [u8; 16]>,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn decode_err(api: &'static str, addr: &Addr) -> impl FnOnce(DecodeError) -> AdminError {
+    let addr = show(addr);
+    move |error| AdminError::Decode { api, addr, error }
+}
+
+/// Errors that mean "ask again" for group requests: the coordinator moved, is
+/// loading, or is not up yet.
+fn coordinator_moved(code: ErrorCode) -> bool {
+    code == ErrorCode::NOT_COORDINATOR || code == ErrorCode::COORDINATOR_NOT_AVAILABLE
+}
+
+// ---------------------------------------------------------------------------------
+// groups list
+// ---------------------------------------------------------------------------------
+
+/// One group of `weir groups list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// The group id.
+    pub group_id: String,
+    /// "consumer" for consumer groups; empty for groups that only commit offsets.
+    pub protocol_type: String,
+    /// The state (ListGroups v4+).
+    pub state: Option<String>,
+}
+
+impl GroupListing {
+    /// One output line: the group id, then protocol type and state when known
+    /// (`-` for an empty protocol type).
+    pub fn line(&self, id_width: usize) -> String {
+        let ptype = if self.protocol_type.is_empty() {
+            "-"
+        } else {
+            &self.protocol_type
+        };
+        let mut s = format!("{:<id_width$}  {ptype}", self.group_id);
+        if let Some(st) = &self.state {
+            s.push_str("  ");
+            s.push_str(st);
+        }
+        s
+    }
+}
+
+/// ListGroups on every broker of the cluster (from Metadata), merged by group id and
+/// sorted.
+pub fn list_groups(cfg: &ConsumerConfig) -> Result<Vec<GroupListing>, AdminError> {
+    let mut c = Client::new(cfg)?;
+    let md = c.metadata(Some(&[]))?;
+    let mut brokers: Vec<Addr> = md.brokers.values().cloned().collect();
+    if brokers.is_empty() {
+        brokers = c.bootstrap.clone();
+    }
+    let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
+    for b in brokers {
+        let listed = c.retry("ListGroups", |c| {
+            let (addr, v, body) = c.call::<kp::ListGroupsRequest, ListGroupsResponse<'static>>(
+                std::slice::from_ref(&b),
+                "cluster",
+                i16::MAX,
+                |_| kp::ListGroupsRequest::default(),
+            )?;
+            let r = ListGroupsResponse::decode_body(&body, v)
+                .map_err(decode_err("ListGroups", &addr))?;
+            if r.error_code.is_retriable() {
+                return Ok(Step::Retry(format!(
+                    "{} answered {}",
+                    show(&addr),
+                    r.error_code
+                )));
+            }
+            if r.error_code.is_err() {
+                return Err(AdminError::Broker {
+                    api: "ListGroups",
+                    addr: show(&addr),
+                    code: r.error_code,
+                });
+            }
+            Ok(Step::Done(
+                r.groups
+                    .iter()
+                    .map(|g| GroupListing {
+                        group_id: g.group_id.to_owned(),
+                        protocol_type: g.protocol_type.to_owned(),
+                        state: g.group_state.map(str::to_owned),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        })?;
+        for g in listed {
+            out.entry(g.group_id.clone()).or_insert(g);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// The text `weir groups list` prints: one group per line.
+pub fn render_list(groups: &[GroupListing]) -> String {
+    let w = groups.iter().map(|g| g.group_id.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for g in groups {
+        s.push_str(&g.line(w));
+        s.push('\n');
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------
+// groups describe
+// ---------------------------------------------------------------------------------
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    /// The member id the coordinator gave it.
+    pub member_id: String,
+    /// `group.instance.id` (static membership).
+    pub group_instance_id: Option<String>,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// The member's host as the coordinator saw it.
+    pub host: String,
+    /// Its partitions, from the assignment bytes (consumer protocol).
+    pub assignment: Vec<TopicPartition>,
+    /// Why the assignment could not be read, if it could not.
+    pub assignment_error: Option<String>,
+}
+
+/// One partition row of `weir groups describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset.
+    pub committed: Option<i64>,
+    /// The log end offset (the Fetch high watermark).
+    pub log_end: Option<i64>,
+    /// Index into [`GroupDescription::members`] of the member that owns it.
+    pub owner: Option<usize>,
+}
+
+impl PartitionLag {
+    /// Log end minus committed offset, when both are known.
+    pub fn lag(&self) -> Option<i64> {
+        Some((self.log_end? - self.committed?).max(0))
+    }
+}
+
+/// What `weir groups describe` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group id.
+    pub group: String,
+    /// The coordinator, `host:port`.
+    pub coordinator: String,
+    /// The coordinator's node id.
+    pub coordinator_id: i32,
+    /// Stable, Empty, PreparingRebalance, CompletingRebalance, Dead, ...
+    pub state: String,
+    /// "consumer" for consumer groups.
+    pub protocol_type: String,
+    /// The assignor in use (range, roundrobin, cooperative-sticky, ...).
+    pub protocol: String,
+    /// The members.
+    pub members: Vec<MemberDescription>,
+    /// Committed and assigned partitions, by topic and partition.
+    pub partitions: Vec<PartitionLag>,
+}
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| x.to_string())
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let w = widths.get(i).copied().unwrap_or(0);
+            line.push_str(&format!("{cell:<w$}"));
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+impl GroupDescription {
+    /// Total lag over the partitions where it is known.
+    pub fn total_lag(&self) -> i64 {
+        self.partitions.iter().filter_map(PartitionLag::lag).sum()
+    }
+
+    /// The text `weir groups describe` prints: a state line, the partition table (as
+    /// `kafka-consumer-groups --describe`), then the members.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "Group {}: state {}, {} member(s), protocol {}/{}, coordinator {} (node {}), total lag {}\n\n",
+            self.group,
+            self.state,
+            self.members.len(),
+            if self.protocol_type.is_empty() {
+                "-"
+            } else {
+                &self.protocol_type
+            },
+            if self.protocol.is_empty() {
+                "-"
+            } else {
+                &self.protocol
+            },
+            self.coordinator,
+            self.coordinator_id,
+            self.total_lag()
+        );
+        let mut rows = vec![
+            [
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        for p in &self.partitions {
+            let m = p.owner.and_then(|i| self.members.get(i));
+            rows.push(vec![
+                self.group.clone(),
+                p.topic.clone(),
+                p.partition.to_string(),
+                dash(p.committed),
+                dash(p.log_end),
+                dash(p.lag()),
+                dash(m.map(|m| &m.member_id)),
+                dash(m.map(|m| &m.host)),
+                dash(m.map(|m| &m.client_id)),
+            ]);
+        }
+        s.push_str(&table(&rows));
+        if self.members.is_empty() {
+            s.push_str(&format!("\nGroup {} has no active members.\n", self.group));
+        } else {
+            let mut rows = vec![
+                [
+                    "CONSUMER-ID",
+                    "GROUP-INSTANCE-ID",
+                    "HOST",
+                    "CLIENT-ID",
+                    "#PARTITIONS",
+                    "ASSIGNMENT",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ];
+            for m in &self.members {
+                let assignment = match &m.assignment_error {
+                    Some(e) => format!("(unreadable: {e})"),
+                    None if m.assignment.is_empty() => "-".to_owned(),
+                    None => {
+                        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+                        for tp in &m.assignment {
+                            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+                        }
+                        by_topic
+                            .iter_mut()
+                            .map(|(t, ps)| {
+                                ps.sort_unstable();
+                                let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+                                format!("{t}({})", ps.join(","))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
+                };
+                rows.push(vec![
+                    m.member_id.clone(),
+                    dash(m.group_instance_id.as_ref()),
+                    m.host.clone(),
+                    m.client_id.clone(),
+                    m.assignment.len().to_string(),
+                    assignment,
+                ]);
+            }
+            s.push('\n');
+            s.push_str(&table(&rows));
+        }
+        s
+    }
+}
+
+struct Described {
+    state: String,
+    protocol_type: String,
+    protocol: String,
+    members: Vec<MemberDescription>,
+    /// DescribeGroups said the group does not exist (GROUP_ID_NOT_FOUND or Dead).
+    missing: bool,
+}
+
+/// FindCoordinator, DescribeGroups, OffsetFetch, Metadata, then a Fetch per leader.
+///
+/// LOG-END-OFFSET is the high watermark of a Fetch (max_bytes 1, no wait, from the
+/// committed offset), not ListOffsets(latest): some brokers (tansu) answer
+/// ListOffsets(latest) with the base offset of the last batch rather than the log
+/// end, which would understate the lag by up to a batch. The high watermark a Fetch
+/// reports is the log end every consumer's lag is measured against.
+pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescription, AdminError> {
+    let mut c = Client::new(cfg)?;
+    // FindCoordinator, then DescribeGroups and OffsetFetch on it; a coordinator that
+    // moved sends us back to FindCoordinator.
+    let (coord_addr, coord_id, described, committed) = c.retry("FindCoordinator", |c| {
+        let boot = c.bootstrap.clone();
+        let (addr, v, body) = c
+            .call::<kp::FindCoordinatorRequest, FindCoordinatorResponse<'static>>(
+                &boot,
+                "bootstrap",
+                i16::MAX,
+                |v| {
+                    if v >= 4 {
+                        kp::FindCoordinatorRequest::default()
+                            .with_key_type(0)
+                            .with_coordinator_keys(vec![sb(group)])
+                    } else {
+                        kp::FindCoordinatorRequest::default().with_key(sb(group))
+                    }
+                },
+            )?;
+        let r = FindCoordinatorResponse::decode_body(&body, v)
+            .map_err(decode_err("FindCoordinator", &addr))?;
+        let Some(co) = r.coordinators.first() else {
+            return Ok(Step::Retry(format!(
+                "{} answered FindCoordinator with no coordinator",
+                show(&addr)
+            )));
+        };
+        if co.error_code.is_retriable() {
+            return Ok(Step::Retry(format!(
+                "{} answered FindCoordinator with {}",
+                show(&addr),
+                co.error_code
+            )));
+        }
+        if co.error_code.is_err() {
+            return Err(AdminError::Broker {
+                api: "FindCoordinator",
+                addr: show(&addr),
+                code: co.error_code,
+            });
+        }
+        let Ok(port) = u16::try_from(co.port) else {
+            return Ok(Step::Retry(format!(
+                "coordinator port {} is invalid",
+                co.port
+            )));
+        };
+        let coord: Addr = (co.host.to_owned(), port);
+        let node = co.node_id;
+
+        let coord_slice = std::slice::from_ref(&coord);
+        let (addr, v, body) = c
+            .call::<kp::DescribeGroupsRequest, DescribeGroupsResponse<'static>>(
+                coord_slice,
+                "group coordinator",
+                i16::MAX,
+                |_| kp::DescribeGroupsRequest::default().with_groups(vec![kp::GroupId(sb(group))]),
+            )?;
+        let r = DescribeGroupsResponse::decode_body(&body, v)
+            .map_err(decode_err("DescribeGroups", &addr))?;
+        let Some(g) = r.groups.first() else {
+            return Ok(Step::Retry("DescribeGroups answered no group".into()));
+        };
+        if coordinator_moved(g.error_code) || g.error_code.is_retriable() {
+            return Ok(Step::Retry(format!(
+                "{} answered DescribeGroups with {}",
+                show(&addr),
+                g.error_code
+            )));
+        }
+        let missing = g.error_code == ErrorCode::GROUP_ID_NOT_FOUND || g.group_state == "Dead";
+        if g.error_code.is_err() && !missing {
+            return Err(AdminError::Broker {
+                api: "DescribeGroups",
+                addr: show(&addr),
+                code: g.error_code,
+            });
+        }
+        let consumer = g.protocol_type == "consumer" || g.protocol_type.is_empty();
+        let members = g
+            .members
+            .iter()
+            .map(|m| {
+                let (assignment, assignment_error) = if consumer {
+                    match Assignment::decode(m.member_assignment) {
+                        Ok(a) => (a.partitions, None),
+                        Err(e) => (Vec::new(), Some(e.to_string())),
+                    }
+                } else {
+                    (
+                        Vec::new(),
+                        Some(format!("protocol type `{}`", g.protocol_type)),
+                    )
+                };
+                MemberDescription {
+                    member_id: m.member_id.to_owned(),
+                    group_instance_id: m.group_instance_id.map(str::to_owned),
+                    client_id: m.client_id.to_owned(),
+                    host: m.client_host.to_owned(),
+                    assignment,
+                    assignment_error,
+                }
+            })
+            .collect();
+        let described = Described {
+            state: g.group_state.to_owned(),
+            protocol_type: g.protocol_type.to_owned(),
+            protocol: g.protocol_data.to_owned(),
+            members,
+            missing,
+        };
+
+        // OffsetFetch for every partition the group has committed (null topics, v2+).
+        let (addr, v, body) = c.call::<kp::OffsetFetchRequest, OffsetFetchResponse<'static>>(
+            coord_slice,
+            "group coordinator",
+            i16::MAX,
+            |v| {
+                if v >= 8 {
+                    kp::OffsetFetchRequest::default().with_groups(vec![
+                        kp::offset_fetch_request::OffsetFetchRequestGroup::default()
+                            .with_group_id(kp::GroupId(sb(group)))
+                            .with_topics(None),
+                    ])
+                } else {
+                    kp::OffsetFetchRequest::default()
+                        .with_group_id(kp::GroupId(sb(group)))
+                        .with_topics(None)
+                }
+            },
+        )?;
+        let r =
+            OffsetFetchResponse::decode_body(&body, v).map_err(decode_err("OffsetFetch", &addr))?;
+        let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for og in &r.groups {
+            if coordinator_moved(og.error_code) || og.error_code.is_retriable() {
+                return Ok(Step::Retry(format!(
+                    "{} answered OffsetFetch with {}",
+                    show(&addr),
+                    og.error_code
+                )));
+            }
+            if og.error_code.is_err() && og.error_code != ErrorCode::GROUP_ID_NOT_FOUND {
+                return Err(AdminError::Broker {
+                    api: "OffsetFetch",
+                    addr: show(&addr),
+                    code: og.error_code,
+                });
+            }
+            for t in &og.topics {
+                for p in &t.partitions {
+                    if p.error_code.is_ok() && p.committed_offset >= 0 {
+                        committed
+                            .insert((t.name.to_owned(), p.partition_index), p.committed_offset);
+                    }
+                }
+            }
+        }
+        Ok(Step::Done((coord, node, described, committed)))
+    })?;
+
+    if described.missing && described.members.is_empty() && committed.is_empty() {
+        return Err(AdminError::UnknownGroup {
+            group: group.to_owned(),
+            coordinator: show(&coord_addr),
+        });
+    }
+
+    // Every partition committed or assigned, with its owner.
+    let mut rows: BTreeMap<(String, i32), Option<usize>> = BTreeMap::new();
+    for k in committed.keys() {
+        rows.insert(k.clone(), None);
+    }
+    for (i, m) in described.members.iter().enumerate() {
+        for tp in &m.assignment {
+            rows.insert((tp.topic.clone(), tp.partition), Some(i));
+        }
+    }
+    let log_end = if rows.is_empty() {
+        HashMap::new()
+    } else {
+        high_watermarks(&mut c, &rows, &committed)?
+    };
+    let partitions = rows
+        .into_iter()
+        .map(|(k, owner)| PartitionLag {
+            committed: committed.get(&k).copied(),
+            log_end: log_end.get(&k).copied(),
+            topic: k.0,
+            partition: k.1,
+            owner,
+        })
+        .collect();
+    Ok(GroupDescription {
+        group: group.to_owned(),
+        coordinator: show(&coord_addr),
+        coordinator_id: coord_id,
+        state: described.state,
+        protocol_type: described.protocol_type,
+        protocol: described.protocol,
+        members: described.members,
+        partitions,
+    })
+}
+
+/// The Fetch high watermark of each partition: one Fetch per leader, max_bytes 1,
+/// max_wait 0, from the committed offset (0 when none). Partitions whose leader is
+/// unknown or whose fetch fails are left out (printed as `-`).
+fn high_watermarks(
+    c: &mut Client,
+    rows: &BTreeMap<(String, i32), Option<usize>>,
+    committed: &BTreeMap<(String, i32), i64>,
+) -> Result<HashMap<(String, i32), i64>, AdminError> {
+    let topics: BTreeSet<&str> = rows.keys().map(|(t, _)| t.as_str()).collect();
+    let names: Vec<&str> = topics.into_iter().collect();
+    let md = c.metadata(Some(&names))?;
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for k in rows.keys() {
+        if let Some(&leader) = md.leaders.get(k)
+            && leader >= 0
+        {
+            by_leader.entry(leader).or_default().push(k.clone());
+        }
+    }
+    // Fetch v13+ names topics by id, which Metadata gives from v10.
+    let have_ids = md.version >= 10 && md.topic_ids.values().all(|id| *id != [0; 16]);
+    let cap = if have_ids { i16::MAX } else { 12 };
+    let mut out = HashMap::new();
+    for (leader, parts) in by_leader {
+        let Some(addr) = md.brokers.get(&leader).cloned() else {
+            continue;
+        };
+        let specs: Vec<FetchPartitionSpec<'_>> = parts
+            .iter()
+            .map(|(t, p)| FetchPartitionSpec {
+                topic: t,
+                topic_id: md.topic_ids.get(t).copied().unwrap_or([0; 16]),
+                partition: *p,
+                fetch_offset: committed.get(&(t.clone(), *p)).copied().unwrap_or(0),
+                partition_max_bytes: 1,
+                current_leader_epoch: -1,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+            })
+            .collect();
+        let params = FetchParams {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1,
+            isolation_level: 0,
+            session_id: 0,
+            session_epoch: -1,
+            rack_id: "",
+        };
+        let (from, v, body) = c.call::<kp::FetchRequest, FetchResponse<'static>>(
+            std::slice::from_ref(&addr),
+            "partition leader",
+            cap,
+            |v| build_fetch_request(v, &params, &specs, &[]),
+        )?;
+        let r = FetchResponse::decode_body(&body, v).map_err(decode_err("Fetch", &from))?;
+        for t in &r.topics {
+            let name = if t.topic.is_empty() {
+                md.topic_ids
+                    .iter()
+                    .find(|(_, id)| **id == t.topic_id)
+                    .map(|(n, _)| n.as_str())
+            } else {
+                Some(t.topic)
+            };
+            let Some(name) = name else { continue };
+            for p in &t.partitions {
+                if p.error_code.is_ok() && p.high_watermark >= 0 {
+                    out.insert((name.to_owned(), p.partition_index), p.high_watermark);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
