@@ -62,17 +62,26 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Groups { command } => {
-            let (what, conn) = match command {
-                GroupsCommand::List { conn } => ("weir groups list".to_owned(), conn),
-                GroupsCommand::Describe { group, conn } => {
-                    (format!("weir groups describe {group}"), conn)
-                }
+            let (group, conn) = match command {
+                GroupsCommand::List { conn } => (None, conn),
+                GroupsCommand::Describe { group, conn } => (Some(group), conn),
             };
-            // Validate what was given, so configuration errors still exit 2.
-            conn.builder(&[])?.build(weir::config::Mode::Assign)?;
-            Err(CliError::runtime(format!(
-                "{what} is not available yet: the group coordinator client is not built into weir"
-            )))
+            // Configuration errors exit 2 before anything connects.
+            let config = conn.builder(&[])?.build(weir::config::Mode::Assign)?;
+            let admin_err = |e: weir::admin::AdminError| CliError {
+                code: e.exit_code(),
+                message: e.to_string(),
+            };
+            let text = match group {
+                None => weir::admin::render_list(
+                    &weir::admin::list_groups(&config).map_err(admin_err)?,
+                ),
+                Some(g) => weir::admin::describe_group(&config, &g)
+                    .map_err(admin_err)?
+                    .render(),
+            };
+            print!("{text}");
+            Ok(())
         }
     }
 }
