@@ -1,0 +1,352 @@
+//! Group mode against the scripted broker: coordinator failover the real broker will
+//! not produce on demand. The scripted broker plays a one-member group coordinator
+//! (JoinGroup, SyncGroup, Heartbeat, OffsetFetch, OffsetCommit, LeaveGroup handlers
+//! below); faults are queued one-shot actions.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
+    OffsetFetchResponse, RequestKind, ResponseKind, SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use support::scripted::{Action, ScriptedBroker};
+use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
+use weir::fetch::FetchConfig;
+use weir::group::GroupConsumer;
+use weir_protocol::RecordBatchBuilder;
+
+const T: &str = "events";
+const MEMBER: &str = "member-1";
+/// NOT_COORDINATOR.
+const NOT_COORDINATOR: i16 = 16;
+
+fn batch(base: i64, n: usize) -> Vec<u8> {
+    let mut b = RecordBatchBuilder::new(base);
+    for i in 0..n {
+        let v = format!("value-{}", base + i as i64);
+        b.append(
+            1_700_000_000_000 + base + i as i64,
+            None,
+            Some(v.as_bytes()),
+        );
+    }
+    b.build()
+}
+
+/// A broker with topic `T` (2 partitions, 10 records each) that acts as the group
+/// coordinator of a one-member group. Returns the broker and its generation counter.
+fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    for p in 0..2 {
+        b.append_batch(T, p, batch(0, 10));
+    }
+    let generation = Arc::new(AtomicI32::new(0));
+    let g = Arc::clone(&generation);
+    b.on(ApiKey::JoinGroup, move |_, _, req| {
+        let RequestKind::JoinGroup(r) = req else {
+            return None;
+        };
+        let proto = r.protocols.first()?;
+        let mut resp = JoinGroupResponse::default();
+        resp.generation_id = g.fetch_add(1, Ordering::SeqCst) + 1;
+        resp.protocol_type = Some(StrBytes::from_static_str("consumer"));
+        resp.protocol_name = Some(proto.name.clone());
+        resp.leader = StrBytes::from_static_str(MEMBER);
+        resp.member_id = StrBytes::from_static_str(MEMBER);
+        let mut m = JoinGroupResponseMember::default();
+        m.member_id = StrBytes::from_static_str(MEMBER);
+        m.metadata = proto.metadata.clone();
+        resp.members = vec![m];
+        Some(Action::Respond(ResponseKind::JoinGroup(resp)))
+    });
+    b.on(ApiKey::SyncGroup, |_, _, req| {
+        let RequestKind::SyncGroup(r) = req else {
+            return None;
+        };
+        let mut resp = SyncGroupResponse::default();
+        resp.protocol_type = r.protocol_type.clone();
+        resp.protocol_name = r.protocol_name.clone();
+        resp.assignment = r
+            .assignments
+            .iter()
+            .find(|a| a.member_id.as_str() == MEMBER)
+            .map(|a| a.assignment.clone())
+            .unwrap_or_else(Bytes::new);
+        Some(Action::Respond(ResponseKind::SyncGroup(resp)))
+    });
+    b.on(ApiKey::Heartbeat, |_, _, _| {
+        Some(Action::Respond(ResponseKind::Heartbeat(
+            HeartbeatResponse::default(),
+        )))
+    });
+    b.on(ApiKey::OffsetFetch, |_, h, req| {
+        let RequestKind::OffsetFetch(r) = req else {
+            return None;
+        };
+        let mut resp = OffsetFetchResponse::default();
+        if h.request_api_version >= 8 {
+            resp.groups = r
+                .groups
+                .iter()
+                .map(|g| {
+                    let mut og = OffsetFetchResponseGroup::default();
+                    og.group_id = g.group_id.clone();
+                    og.topics = g
+                        .topics
+                        .iter()
+                        .flatten()
+                        .map(|t| {
+                            let mut ot = OffsetFetchResponseTopics::default();
+                            ot.name = t.name.clone();
+                            ot.partitions = t
+                                .partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    let mut op = OffsetFetchResponsePartitions::default();
+                                    op.partition_index = p;
+                                    op.committed_offset = -1;
+                                    op.committed_leader_epoch = -1;
+                                    op
+                                })
+                                .collect();
+                            ot
+                        })
+                        .collect();
+                    og
+                })
+                .collect();
+        } else {
+            resp.topics = r
+                .topics
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let mut ot = OffsetFetchResponseTopic::default();
+                    ot.name = t.name.clone();
+                    ot.partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| {
+                            let mut op = OffsetFetchResponsePartition::default();
+                            op.partition_index = p;
+                            op.committed_offset = -1;
+                            op.committed_leader_epoch = -1;
+                            op
+                        })
+                        .collect();
+                    ot
+                })
+                .collect();
+        }
+        Some(Action::Respond(ResponseKind::OffsetFetch(resp)))
+    });
+    b.on(ApiKey::OffsetCommit, |_, _, req| {
+        let RequestKind::OffsetCommit(r) = req else {
+            return None;
+        };
+        let mut resp = OffsetCommitResponse::default();
+        resp.topics = r
+            .topics
+            .iter()
+            .map(|t| {
+                let mut ot = OffsetCommitResponseTopic::default();
+                ot.name = t.name.clone();
+                ot.partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut op = OffsetCommitResponsePartition::default();
+                        op.partition_index = p.partition_index;
+                        op
+                    })
+                    .collect();
+                ot
+            })
+            .collect();
+        Some(Action::Respond(ResponseKind::OffsetCommit(resp)))
+    });
+    b.on(ApiKey::LeaveGroup, |_, h, req| {
+        let RequestKind::LeaveGroup(r) = req else {
+            return None;
+        };
+        let mut resp = LeaveGroupResponse::default();
+        if h.request_api_version >= 3 {
+            resp.members = r
+                .members
+                .iter()
+                .map(|m| {
+                    let mut mr = MemberResponse::default();
+                    mr.member_id = m.member_id.clone();
+                    mr
+                })
+                .collect();
+        }
+        Some(Action::Respond(ResponseKind::LeaveGroup(resp)))
+    });
+    (b, generation)
+}
+
+fn member(bootstrap: &str) -> GroupConsumer {
+    let fetch = FetchConfig {
+        fetch_max_bytes: 1 << 20,
+        ring_bytes: 4 << 20,
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 2000,
+        reconnect_backoff_ms: 20,
+        reconnect_backoff_max_ms: 200,
+        ..FetchConfig::new(bootstrap)
+    };
+    let mut g = GroupConfig::new("scripted-group");
+    g.session_timeout = Duration::from_millis(3000);
+    g.heartbeat_interval = Duration::from_millis(100);
+    g.rebalance_timeout = Some(Duration::from_secs(5));
+    g.request_timeout = Duration::from_secs(2);
+    g.auto_offset_reset = AutoOffsetReset::Earliest;
+    g.enable_auto_commit = false;
+    g.assignment_strategies = vec![AssignmentStrategy::Range];
+    let mut m = GroupConsumer::new(fetch, g).unwrap();
+    m.subscribe([T]);
+    m
+}
+
+/// Polls until `done`; panics after `limit`.
+fn pump(
+    m: &mut GroupConsumer,
+    seen: &mut Vec<(i32, i64)>,
+    limit: Duration,
+    mut done: impl FnMut(&GroupConsumer, &[(i32, i64)]) -> bool,
+) {
+    let end = Instant::now() + limit;
+    while !done(m, seen) {
+        assert!(
+            Instant::now() < end,
+            "timed out: phase {:?}, assignment {:?}, {} records",
+            m.phase(),
+            m.assignment(),
+            seen.len()
+        );
+        m.poll(Duration::from_millis(20), |r| {
+            seen.push((r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+}
+
+fn stable_with_all(m: &GroupConsumer) -> bool {
+    m.phase() == Phase::Stable && m.assignment().len() == 2
+}
+
+/// NOT_COORDINATOR on a heartbeat: the member looks the coordinator up again and goes
+/// on heartbeating, keeping its partitions and its records flowing.
+#[test]
+fn not_coordinator_on_heartbeat_rediscovers() {
+    let (b, generation) = coordinator_broker();
+    let mut m = member(&b.bootstrap());
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(20), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    let finds = b.requests_of(ApiKey::FindCoordinator).len();
+    let gen_before = generation.load(Ordering::SeqCst);
+    let mut hb = HeartbeatResponse::default();
+    hb.error_code = NOT_COORDINATOR;
+    b.push(
+        ApiKey::Heartbeat,
+        Action::Respond(ResponseKind::Heartbeat(hb)),
+    );
+    let hb_before = b.requests_of(ApiKey::Heartbeat).len();
+    // The fault is answered to the next heartbeat; then a FindCoordinator, then more
+    // heartbeats answered normally.
+    pump(&mut m, &mut seen, Duration::from_secs(10), |_, _| {
+        b.requests_of(ApiKey::FindCoordinator).len() > finds
+            && b.requests_of(ApiKey::Heartbeat).len() > hb_before + 3
+    });
+    assert!(stable_with_all(&m), "phase {:?}", m.phase());
+    assert_eq!(
+        generation.load(Ordering::SeqCst),
+        gen_before,
+        "a coordinator move alone does not rejoin"
+    );
+    // Records keep flowing after the rediscovery.
+    for p in 0..2 {
+        b.append_batch(T, p, batch(10, 5));
+    }
+    pump(&mut m, &mut seen, Duration::from_secs(10), |_, s| {
+        s.len() == 30
+    });
+    m.close(Duration::from_secs(5)).unwrap();
+    assert!(!b.requests_of(ApiKey::LeaveGroup).is_empty());
+}
+
+/// The coordinator drops the connection during a heartbeat: the member reconnects
+/// (rediscovering the coordinator) and keeps its membership.
+#[test]
+fn dropped_coordinator_connection_during_heartbeat_reconnects() {
+    let (b, _) = coordinator_broker();
+    let mut m = member(&b.bootstrap());
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(20), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    pump(&mut m, &mut seen, Duration::from_secs(5), |_, _| {
+        !b.requests_of(ApiKey::Heartbeat).is_empty()
+    });
+    let last_hb = b.requests_of(ApiKey::Heartbeat).last().unwrap().connection;
+    b.push(ApiKey::Heartbeat, Action::CloseConnection);
+    pump(&mut m, &mut seen, Duration::from_secs(10), |m, _| {
+        stable_with_all(m)
+            && b.requests_of(ApiKey::Heartbeat)
+                .iter()
+                .filter(|r| r.connection != last_hb)
+                .count()
+                >= 3
+    });
+    for p in 0..2 {
+        b.append_batch(T, p, batch(10, 5));
+    }
+    pump(&mut m, &mut seen, Duration::from_secs(10), |_, s| {
+        s.len() == 30
+    });
+    m.close(Duration::from_secs(5)).unwrap();
+}
+
+/// The coordinator drops the connection while a JoinGroup is in flight: the member
+/// reconnects and joins again, then consumes.
+#[test]
+fn dropped_coordinator_connection_during_join_rejoins() {
+    let (b, generation) = coordinator_broker();
+    b.push(ApiKey::JoinGroup, Action::CloseConnection);
+    let mut m = member(&b.bootstrap());
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(20), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    let joins = b.requests_of(ApiKey::JoinGroup);
+    assert!(joins.len() >= 2, "joined again: {} JoinGroups", joins.len());
+    assert_ne!(
+        joins[0].connection,
+        joins[joins.len() - 1].connection,
+        "the second join went over a new connection"
+    );
+    assert_eq!(generation.load(Ordering::SeqCst), 1, "one completed join");
+    m.close(Duration::from_secs(5)).unwrap();
+}
