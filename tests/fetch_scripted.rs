@@ -940,3 +940,40 @@ fn a_panicking_worker_handler_ends_run_workers_with_an_error() {
     assert!(start.elapsed() < DEADLINE);
     assert!(r.unwrap_err().to_string().contains("panicked"));
 }
+
+#[test]
+fn unassign_stops_a_partition_and_reassigning_resumes_it() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    fill(&b, 0, 0, 2, 2);
+    fill(&b, 1, 0, 2, 2);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    consume(&mut c, 8);
+    assert_eq!(c.unassign(T, 1).unwrap(), Some(4));
+    assert!(c.unassign(T, 1).is_err(), "a second unassign is an error");
+    assert!(c.position(T, 1).is_none());
+    fill(&b, 0, 4, 1, 2);
+    fill(&b, 1, 4, 1, 2);
+    let got = consume(&mut c, 2);
+    assert!(
+        got.iter().all(|r| r.partition == 0),
+        "an unassigned partition delivered"
+    );
+    // Nothing more from partition 1 while it is unassigned.
+    let n = c
+        .poll(Duration::from_millis(300), |r| {
+            panic!("unexpected {}-{}", r.partition, r.offset())
+        })
+        .unwrap();
+    assert_eq!(n, 0);
+    c.assign(T, 1, StartAt::Offset(4));
+    let got = consume(&mut c, 2);
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>(),
+        vec![(1, 4), (1, 5)]
+    );
+}

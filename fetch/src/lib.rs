@@ -123,6 +123,15 @@ impl Consumer {
         self.reactor.assign(topic, partition, start);
     }
 
+    /// Stop reading a partition; fetched data for it is dropped. Returns its last
+    /// position (the offset to commit), or an error if it was not assigned.
+    pub fn unassign(&mut self, topic: &str, partition: i32) -> Result<Option<i64>, FetchError> {
+        let i = self.idx(topic, partition)?;
+        let pos = self.reactor.partitions().get(i).and_then(|p| p.position);
+        self.reactor.unassign(topic, partition);
+        Ok(pos)
+    }
+
     fn idx(&self, topic: &str, partition: i32) -> Result<usize, FetchError> {
         self.reactor.index_of(topic, partition).ok_or_else(|| {
             FetchError::Config(format!(

@@ -338,6 +338,8 @@ pub struct PartState {
     pub generation: Arc<AtomicU64>,
     /// The per-partition fetch size (grows when one batch is larger than it).
     pub max_bytes: i32,
+    /// Unassigned: kept only so indexes stay stable; never fetched again.
+    pub retired: bool,
     reset_not_before: Option<Instant>,
 }
 
@@ -514,12 +516,28 @@ impl Reactor {
             generation: Arc::new(AtomicU64::new(0)),
             max_bytes: self.cfg.max_partition_fetch_bytes,
             reset_not_before: None,
+            retired: false,
         };
         apply_start(&mut p, start);
         self.parts.push(p);
         self.index.insert((topic, partition), i);
         self.meta.needed = true;
         i
+    }
+
+    /// Stop reading `topic`/`partition` (a rebalance revoked it, or the application
+    /// is done with it). Data fetched for it is dropped; its last position stays
+    /// readable in [`partitions`](Self::partitions) under the old index, and
+    /// assigning it again starts a fresh entry. Returns the old index.
+    pub fn unassign(&mut self, topic: &str, partition: i32) -> Option<usize> {
+        let i = self.index.remove(&(Arc::from(topic), partition))?;
+        self.set_paused(i, true);
+        if let Some(p) = self.parts.get_mut(i) {
+            p.retired = true;
+            p.reset = None;
+            p.leader = None;
+        }
+        Some(i)
     }
 
     /// The index of an assigned partition.
@@ -918,7 +936,12 @@ impl Reactor {
                 return;
             }
         };
-        let mut names: Vec<&str> = self.parts.iter().map(|p| &*p.topic).collect();
+        let mut names: Vec<&str> = self
+            .parts
+            .iter()
+            .filter(|p| !p.retired)
+            .map(|p| &*p.topic)
+            .collect();
         names.sort_unstable();
         names.dedup();
         let req = build_metadata_request(v, Some(&names), false);
@@ -1330,7 +1353,11 @@ impl Reactor {
             }
             let key: Arc<str> = Arc::from(name);
             self.topics.insert(Arc::clone(&key), t.topic_id);
-            for p in self.parts.iter_mut().filter(|p| *p.topic == *name) {
+            for p in self
+                .parts
+                .iter_mut()
+                .filter(|p| !p.retired && *p.topic == *name)
+            {
                 p.topic_id = t.topic_id;
                 match t
                     .partitions
@@ -1354,7 +1381,7 @@ impl Reactor {
             }
         }
         // Assigned topics the broker did not mention.
-        if self.parts.iter().any(|p| p.leader.is_none()) {
+        if self.parts.iter().any(|p| !p.retired && p.leader.is_none()) {
             retry = true;
         }
         if retry {
@@ -1699,6 +1726,7 @@ impl Reactor {
     pub fn is_ready(&self) -> bool {
         self.parts
             .iter()
+            .filter(|p| !p.retired)
             .all(|p| p.leader.is_some() && p.fetch_offset.is_some())
     }
 
