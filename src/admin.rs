@@ -680,6 +680,15 @@ fn dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |x| x.to_string())
 }
 
+/// A text cell: `-` for an empty string (tansu reports no client id or host).
+fn cell(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -759,9 +768,9 @@ impl GroupDescription {
                 dash(p.committed),
                 dash(p.log_end),
                 dash(p.lag()),
-                dash(m.map(|m| &m.member_id)),
-                dash(m.map(|m| &m.host)),
-                dash(m.map(|m| &m.client_id)),
+                cell(m.map_or("", |m| &m.member_id)),
+                cell(m.map_or("", |m| &m.host)),
+                cell(m.map_or("", |m| &m.client_id)),
             ]);
         }
         s.push_str(&table(&rows));
@@ -801,10 +810,10 @@ impl GroupDescription {
                     }
                 };
                 rows.push(vec![
-                    m.member_id.clone(),
-                    dash(m.group_instance_id.as_ref()),
-                    m.host.clone(),
-                    m.client_id.clone(),
+                    cell(&m.member_id),
+                    cell(m.group_instance_id.as_deref().unwrap_or_default()),
+                    cell(&m.host),
+                    cell(&m.client_id),
                     m.assignment.len().to_string(),
                     assignment,
                 ]);
@@ -995,7 +1004,10 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
         Ok(Step::Done((coord, node, described, committed)))
     })?;
 
-    if described.missing && described.members.is_empty() && committed.is_empty() {
+    // Kafka describes an unknown group as Dead; tansu as Empty with no error. Either
+    // way there is nothing to show without members or committed offsets.
+    let empty = described.missing || described.state == "Empty";
+    if empty && described.members.is_empty() && committed.is_empty() {
         return Err(AdminError::UnknownGroup {
             group: group.to_owned(),
             coordinator: show(&coord_addr),
