@@ -107,12 +107,7 @@ impl<'a> ResponseBody<'a> for ApiVersionsResponse {
     const FIRST_FLEXIBLE: i16 = 3;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let flexible = Self::flexible(version);
         let error_code = ErrorCode(r.i16("error code")?);
         let elem = 6 + usize::from(flexible);

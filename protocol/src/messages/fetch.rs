@@ -255,12 +255,7 @@ impl<'a> ResponseBody<'a> for FetchResponse<'a> {
     const FIRST_FLEXIBLE: i16 = 12;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let flexible = Self::flexible(version);
         let throttle_time_ms = r.i32("throttle time")?;
         let (error_code, session_id) = if version >= 7 {

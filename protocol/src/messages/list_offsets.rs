@@ -61,12 +61,7 @@ impl<'a> ResponseBody<'a> for ListOffsetsResponse<'a> {
     const FIRST_FLEXIBLE: i16 = 6;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let flexible = Self::flexible(version);
         let throttle_time_ms = if version >= 2 {
             r.i32("throttle time")?

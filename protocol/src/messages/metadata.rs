@@ -215,12 +215,7 @@ impl<'a> ResponseBody<'a> for MetadataResponse<'a> {
     const FIRST_FLEXIBLE: i16 = 9;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let flexible = Self::flexible(version);
         let throttle_time_ms = if version >= 3 {
             r.i32("throttle time")?

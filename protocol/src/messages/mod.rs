@@ -58,15 +58,23 @@ pub trait ResponseBody<'a>: Sized {
         version >= Self::FIRST_FLEXIBLE
     }
 
+    /// [`DecodeError::UnsupportedVersion`] unless `version` is in
+    /// `MIN_VERSION..=MAX_VERSION`; decoders call it first.
+    fn check_version(version: i16) -> Result<(), DecodeError> {
+        if (Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
+            Ok(())
+        } else {
+            Err(DecodeError::UnsupportedVersion {
+                api_key: Self::API_KEY,
+                version,
+            })
+        }
+    }
+
     /// Decode a whole body, rejecting versions outside the supported range.
     /// Trailing bytes are allowed (a newer broker may add fields we skip).
     fn decode_body(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let mut r = Reader::new(body);
         Self::decode(&mut r, version)
     }

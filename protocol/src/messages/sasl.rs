@@ -38,12 +38,7 @@ impl<'a> ResponseBody<'a> for SaslHandshakeResponse<'a> {
     const FIRST_FLEXIBLE: i16 = i16::MAX;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let error_code = ErrorCode(r.i16("error code")?);
         let n = r.array_len_v(false, 2, "mechanisms")?;
         let mut mechanisms = Vec::with_capacity(n);
@@ -77,12 +72,7 @@ impl<'a> ResponseBody<'a> for SaslAuthenticateResponse<'a> {
     const FIRST_FLEXIBLE: i16 = 2;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
-        if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {
-            return Err(DecodeError::UnsupportedVersion {
-                api_key: Self::API_KEY,
-                version,
-            });
-        }
+        Self::check_version(version)?;
         let flexible = Self::flexible(version);
         let error_code = ErrorCode(r.i16("error code")?);
         let error_message = r.nullable_string_v(flexible, "error message")?;
