@@ -331,6 +331,19 @@ impl ConsumeOpts {
                         "-p cannot be used with -G: the group assigns partitions; drop -p, or drop -G to pick partitions yourself",
                     ));
                 }
+                if !matches!(
+                    start,
+                    StartOffset::Beginning | StartOffset::End | StartOffset::Stored
+                ) {
+                    return Err(CliError::usage(
+                        "in group mode -o can only be beginning, end or stored: the group's committed offsets decide where each partition starts, -o only where to start without one",
+                    ));
+                }
+                if self.sink.is_some() {
+                    return Err(CliError::usage(
+                        "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
+                    ));
+                }
             }
         }
         for t in &topics {
@@ -553,6 +566,14 @@ mod tests {
             (
                 &["-b", "k:1", "-G", "", "t"],
                 "`group.id` is not set: group mode needs a consumer group",
+            ),
+            (
+                &["-b", "k:1", "-G", "g", "t", "-o", "5"],
+                "in group mode -o can only be beginning, end or stored",
+            ),
+            (
+                &["-b", "k:1", "-G", "g", "t", "--sink", "/tmp/x"],
+                "--sink cannot be used with -G yet",
             ),
         ];
         for (args, want) in cases {

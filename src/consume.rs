@@ -2,14 +2,20 @@
 //! stdout or the [`Sink`], with metrics, a progress line, `-e`/`-c` exits and graceful
 //! signal handling.
 //!
-//! Today it runs manual assignment (`-t TOPIC [-p PARTITION...]`; without `-p`, every
-//! partition the topic has when weir starts, found with a Metadata request on a side
-//! connection of the reactor) on the caller's thread with
-//! [`weir_fetch::Consumer::poll`]. Not available yet, with an exit-1 message saying
-//! so: group mode (`-G`, and `-o stored`), which needs the coordinator driven
-//! alongside the fetch engine.
+//! Two modes, both on the caller's thread:
+//! * manual assignment (`-t TOPIC [-p PARTITION...]`; without `-p`, every partition the
+//!   topic has when weir starts, found with a Metadata request on a side connection of
+//!   the reactor) with [`weir_fetch::Consumer::poll`];
+//! * group mode (`-G GROUP TOPIC...`) with [`crate::group::GroupConsumer`]: offsets are
+//!   committed as records are written (auto commit) and on exit, before leaving the
+//!   group.
+//!
+//! Not available yet, each with a message saying so: `-o stored` without `-G`, and
+//! `--sink` with `-G` (group commits would run ahead of the sink's durable positions).
+//! In group mode the `-J` `broker` field is -1 (the group consumer does not expose
+//! partition leaders).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,10 +24,14 @@ use std::time::{Duration, Instant};
 use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, StartAt};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
-use crate::config::{ConsumerConfig, IsolationLevel, Mode, OffsetReset};
+use crate::config::{Assignor, ConsumerConfig, IsolationLevel, Mode, OffsetReset};
 use crate::format::{Formatter, RecordView, TimestampType};
+use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
+use weir_coordinator::{
+    AssignmentStrategy, AutoOffsetReset as GroupAutoOffsetReset, GroupConfig, TopicPartition,
+};
 
 /// What a run did, for the summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,11 +123,87 @@ fn fetch_err(e: FetchError) -> CliError {
     }
 }
 
+/// The engine behind a run: manual assignment, or a group member.
+enum Engine {
+    Manual(Consumer),
+    Group(Box<GroupConsumer>),
+}
+
+impl Engine {
+    fn fetch(&self) -> &Consumer {
+        match self {
+            Engine::Manual(c) => c,
+            Engine::Group(g) => g.fetch_consumer(),
+        }
+    }
+}
+
+/// Counts rebalances for `kafka_consumer_rebalance_total`.
+struct RebalanceCounter(Arc<Metrics>);
+
+impl RebalanceListener for RebalanceCounter {
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {
+        self.0.rebalances.inc();
+    }
+}
+
+/// The group member's settings from weir's configuration.
+pub fn group_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfig, CliError> {
+    let ms = |v: u32| Duration::from_millis(u64::from(v));
+    let Some(group_id) = c.group_id.clone() else {
+        return Err(CliError::usage(
+            "`group.id` is not set: group mode needs a consumer group",
+        ));
+    };
+    let mut g = GroupConfig::new(group_id);
+    g.group_instance_id = c.group_instance_id.clone();
+    g.session_timeout = ms(c.session_timeout_ms);
+    g.heartbeat_interval = ms(c.heartbeat_interval_ms);
+    g.max_poll_interval = ms(c.max_poll_interval_ms);
+    g.assignment_strategies = c
+        .partition_assignment_strategy
+        .iter()
+        .map(|a| match a {
+            Assignor::Range => AssignmentStrategy::Range,
+            Assignor::RoundRobin => AssignmentStrategy::RoundRobin,
+            Assignor::Sticky => AssignmentStrategy::Sticky,
+            Assignor::CooperativeSticky => AssignmentStrategy::CooperativeSticky,
+        })
+        .collect();
+    g.enable_auto_commit = c.enable_auto_commit;
+    g.auto_commit_interval = ms(c.auto_commit_interval_ms);
+    // As kcat in group mode: -o beginning/end says where to start when the group has
+    // no committed offset; without -o, auto.offset.reset decides.
+    g.auto_offset_reset = match (start, c.auto_offset_reset) {
+        (StartOffset::Beginning, _) | (StartOffset::Stored, OffsetReset::Earliest) => {
+            GroupAutoOffsetReset::Earliest
+        }
+        (StartOffset::Stored, OffsetReset::None) => GroupAutoOffsetReset::None,
+        (StartOffset::End | StartOffset::Stored, _) => GroupAutoOffsetReset::Latest,
+        _ => {
+            return Err(CliError::usage(
+                "in group mode -o can only be beginning, end or stored (the group's committed offsets decide the rest)",
+            ));
+        }
+    };
+    g.retry_backoff = ms(c.retry_backoff_ms);
+    g.retry_backoff_max = ms(c.retry_backoff_max_ms);
+    g.request_timeout = ms(c.request_timeout_ms);
+    g.client_id = c.client_id.clone();
+    g.rack = (!c.client_rack.is_empty()).then(|| c.client_rack.clone());
+    Ok(g)
+}
+
 /// Runs `weir consume` until `-e`, `-c`, a signal (`stop`), or an error.
 pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
-    if plan.mode == Mode::Group || plan.start == StartOffset::Stored {
+    if plan.mode == Mode::Assign && plan.start == StartOffset::Stored {
         return Err(CliError::runtime(
-            "group mode (-G, -o stored) is not available yet: the group coordinator is not wired into the consumer; use -t TOPIC -p PARTITION with -o beginning|end|N|-N|s@TS",
+            "-o stored without -G is not available yet: reading a group's committed offsets for manually assigned partitions is not wired; use -G GROUP TOPIC..., or -o beginning|end|N|-N|s@TS",
+        ));
+    }
+    if plan.mode == Mode::Group && plan.sink.is_some() {
+        return Err(CliError::usage(
+            "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
         ));
     }
     let started = Instant::now();
@@ -141,33 +227,48 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         .map(Sink::resume_positions)
         .unwrap_or_default();
 
-    let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
-    let topic = plan.topics.first().cloned().unwrap_or_default();
-    let partitions = if plan.partitions.is_empty() {
-        // kcat's default: every partition of the topic.
-        let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
-        discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
-    } else {
-        plan.partitions.clone()
-    };
     // Partitions whose -o -N start waits for the end offset.
-    let mut from_end: BTreeMap<i32, i64> = BTreeMap::new();
-    for &p in &partitions {
-        let start = match resume.get(&(topic.clone(), p)) {
-            Some(&next) => StartAt::Offset(next),
-            None => match plan.start {
-                StartOffset::Beginning => StartAt::Earliest,
-                StartOffset::End | StartOffset::Stored => StartAt::Latest,
-                StartOffset::Absolute(o) => StartAt::Offset(o),
-                StartOffset::Timestamp(t) => StartAt::Timestamp(t),
-                StartOffset::FromEnd(n) => {
-                    from_end.insert(p, n);
-                    StartAt::Latest
-                }
-            },
-        };
-        consumer.assign(&topic, p, start);
-    }
+    let mut from_end: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut manual_parts: Vec<(String, i32)> = Vec::new();
+    let mut engine = match plan.mode {
+        Mode::Assign => {
+            let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
+            let topic = plan.topics.first().cloned().unwrap_or_default();
+            let partitions = if plan.partitions.is_empty() {
+                // kcat's default: every partition of the topic.
+                let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
+                discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
+            } else {
+                plan.partitions.clone()
+            };
+            for &p in &partitions {
+                let start = match resume.get(&(topic.clone(), p)) {
+                    Some(&next) => StartAt::Offset(next),
+                    None => match plan.start {
+                        StartOffset::Beginning => StartAt::Earliest,
+                        StartOffset::End | StartOffset::Stored => StartAt::Latest,
+                        StartOffset::Absolute(o) => StartAt::Offset(o),
+                        StartOffset::Timestamp(t) => StartAt::Timestamp(t),
+                        StartOffset::FromEnd(n) => {
+                            from_end.insert((topic.clone(), p), n);
+                            StartAt::Latest
+                        }
+                    },
+                };
+                consumer.assign(&topic, p, start);
+                manual_parts.push((topic.clone(), p));
+            }
+            Engine::Manual(consumer)
+        }
+        Mode::Group => {
+            let group = group_config(&plan.config, plan.start)?;
+            let mut gc =
+                GroupConsumer::new(fetch_config(&plan.config), group).map_err(group_err)?;
+            gc.set_listener(RebalanceCounter(Arc::clone(&metrics)));
+            gc.subscribe(plan.topics.iter().cloned());
+            Engine::Group(Box::new(gc))
+        }
+    };
 
     let mut formatter = Formatter::new(plan.style.clone());
     let stdout = io::stdout();
@@ -177,15 +278,15 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         bar.set_message("connecting");
         bar
     });
-    let fetch_metrics = consumer.metrics_handle();
+    let fetch_metrics = engine.fetch().metrics_handle();
     let (mut lat_sum, mut lat_count) = (0u64, 0u64);
 
-    let mut summary = Summary {
-        partitions: partitions.len(),
-        ..Summary::default()
-    };
+    let mut summary = Summary::default();
+    let mut seen: BTreeSet<(String, i32)> = BTreeSet::new();
     let mut failure: Option<CliError> = None;
-    let mut leaders: Vec<(i32, i32)> = Vec::with_capacity(partitions.len());
+    // (topic, partition, leader) for -J's "broker", refreshed before every poll.
+    let mut leaders: Vec<(Arc<str>, i32, i32)> = Vec::new();
+    let mut assigned: Vec<(String, i32)> = Vec::new();
     let reason = loop {
         if stop.load(Ordering::Acquire) {
             break StopReason::Signal;
@@ -194,20 +295,20 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             break StopReason::Count;
         }
         let now = Instant::now();
-        // The leader each partition is fetched from, for -J's "broker" (refreshed
-        // before every poll, since leadership can move).
         leaders.clear();
-        leaders.extend(
-            consumer
-                .reactor()
-                .partitions()
-                .iter()
-                .map(|ps| (ps.partition, ps.leader.unwrap_or(-1))),
-        );
-        let polled = consumer.poll(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
+        if let Engine::Manual(c) = &mut engine {
+            leaders.extend(
+                c.reactor()
+                    .partitions()
+                    .iter()
+                    .map(|ps| (Arc::clone(&ps.topic), ps.partition, ps.leader.unwrap_or(-1))),
+            );
+        }
+        let handler = |rec: &ConsumerRecord<'_>| {
             if failure.is_some()
-                || from_end.contains_key(&rec.partition)
                 || plan.count.is_some_and(|c| summary.records >= c)
+                || (!from_end.is_empty()
+                    && from_end.contains_key(&(rec.topic.to_owned(), rec.partition)))
             {
                 return;
             }
@@ -230,8 +331,8 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 timestamp: rec.timestamp(),
                 broker: leaders
                     .iter()
-                    .find(|(p, _)| *p == rec.partition)
-                    .map_or(-1, |(_, l)| *l),
+                    .find(|(t, p, _)| *p == rec.partition && &**t == rec.topic)
+                    .map_or(-1, |(_, _, l)| *l),
                 key: rec.key(),
                 value: rec.value(),
                 headers,
@@ -265,9 +366,25 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     failure = Some(e);
                 }
             }
-        });
+        };
+        let polled = match &mut engine {
+            Engine::Manual(c) => c
+                .poll(Duration::from_millis(100), handler)
+                .map_err(fetch_err),
+            Engine::Group(g) => match g.poll(Duration::from_millis(100), handler) {
+                Err(GroupConsumerError::Commit(e)) => {
+                    // A failed commit is retried by the next one; count it and go on.
+                    metrics.commit_errors.inc();
+                    if !plan.quiet {
+                        eprintln!("weir: warning: offset commit failed: {e}");
+                    }
+                    Ok(0)
+                }
+                other => other.map_err(group_err),
+            },
+        };
         if let Err(e) = polled {
-            failure.get_or_insert(fetch_err(e));
+            failure.get_or_insert(e);
         }
         if let Some(f) = failure.take() {
             if f.code == 0 {
@@ -275,6 +392,11 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             }
             if let Some(bar) = &progress {
                 bar.finish_and_clear();
+            }
+            if let Engine::Group(g) = &mut engine {
+                let _ = g.close(Duration::from_millis(u64::from(
+                    plan.config.default_api_timeout_ms,
+                )));
             }
             return Err(f);
         }
@@ -290,31 +412,46 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         // lag: the high watermark, or the LSO under read_committed), seek N records
         // back from it. The start offset from ListOffsets(latest) is not used for
         // this: some brokers (tansu) answer it with the last batch's base offset.
-        let ready: Vec<(i32, i64)> = from_end
-            .iter()
-            .filter_map(|(&p, &n)| {
-                let end = consumer.position(&topic, p)? + consumer.lag(&topic, p)?;
-                Some((p, (end - n).max(0)))
-            })
-            .collect();
-        for (p, target) in ready {
-            consumer
-                .seek(&topic, p, StartAt::Offset(target))
-                .map_err(fetch_err)?;
-            from_end.remove(&p);
+        if let Engine::Manual(c) = &mut engine {
+            let ready: Vec<((String, i32), i64)> = from_end
+                .iter()
+                .filter_map(|((t, p), &n)| {
+                    let end = c.position(t, *p)? + c.lag(t, *p)?;
+                    Some(((t.clone(), *p), (end - n).max(0)))
+                })
+                .collect();
+            for ((t, p), target) in ready {
+                c.seek(&t, p, StartAt::Offset(target)).map_err(fetch_err)?;
+                from_end.remove(&(t, p));
+            }
         }
-        let mut all_at_end = from_end.is_empty();
-        for &p in &partitions {
-            match consumer.lag(&topic, p) {
+        assigned.clear();
+        match &engine {
+            Engine::Manual(_) => assigned.extend(manual_parts.iter().cloned()),
+            Engine::Group(g) => assigned.extend(
+                g.assignment()
+                    .iter()
+                    .map(|tp| (tp.topic.clone(), tp.partition)),
+            ),
+        }
+        let fetch = engine.fetch();
+        let mut all_at_end = from_end.is_empty() && !assigned.is_empty();
+        let mut total_lag = 0i64;
+        for (t, p) in &assigned {
+            if seen.insert((t.clone(), *p)) {
+                summary.partitions += 1;
+            }
+            match fetch.lag(t, *p) {
                 Some(lag) => {
-                    metrics.set_lag(&topic, p, lag);
+                    metrics.set_lag(t, *p, lag);
+                    total_lag += lag.max(0);
                     all_at_end &= lag <= 0;
                 }
                 None => all_at_end = false,
             }
-            if let (Some(s), Some(pos)) = (&mut sink, consumer.position(&topic, p)) {
+            if let (Some(s), Some(pos)) = (&mut sink, fetch.position(t, *p)) {
                 // Offsets stepped over (control batches, compaction) need no re-fetch.
-                s.advance(&topic, p, pos);
+                s.advance(t, *p, pos);
             }
         }
         // The engine keeps a sum and a count of fetch latencies; observe the mean of
@@ -335,13 +472,9 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         if let Some(bar) = &progress {
             let secs = started.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
-                "{} records, {:.0} records/s, lag {}",
+                "{} records, {:.0} records/s, lag {total_lag}",
                 summary.records,
                 summary.records as f64 / secs,
-                partitions
-                    .iter()
-                    .filter_map(|&p| consumer.lag(&topic, p))
-                    .sum::<i64>()
             ));
             bar.tick();
         }
@@ -351,6 +484,13 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     };
     if let Some(bar) = &progress {
         bar.finish_and_clear();
+    }
+    if let Engine::Group(g) = &mut engine {
+        // Commits the processed offsets and leaves the group, so it rebalances now.
+        g.close(Duration::from_millis(u64::from(
+            plan.config.default_api_timeout_ms,
+        )))
+        .map_err(group_err)?;
     }
     if let Some(s) = sink {
         s.close().map_err(|e| CliError::runtime(e.to_string()))?;
@@ -365,6 +505,14 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     summary.elapsed = started.elapsed();
     summary.reason = reason;
     Ok(summary)
+}
+
+fn group_err(e: GroupConsumerError) -> CliError {
+    match e {
+        GroupConsumerError::Config(m) => CliError::usage(m),
+        GroupConsumerError::Fetch(f) => fetch_err(f),
+        other => CliError::runtime(format!("consumer failed: {other}")),
+    }
 }
 
 /// Lists `topic`'s partitions with a Metadata request on a side connection to the

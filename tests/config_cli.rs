@@ -290,47 +290,47 @@ fn help_and_properties_list_exit_0() {
     );
 }
 
+/// Arguments that pass validation and then fail fast at run time: nothing listens
+/// on 127.0.0.1:1, and listing the topic's partitions gives up after 300 ms.
+const UNREACHABLE: [&str; 9] = [
+    "consume",
+    "-b",
+    "127.0.0.1:1",
+    "-t",
+    "t",
+    "-X",
+    "default.api.timeout.ms=300",
+    "-X",
+    "reconnect.backoff.max.ms=50",
+];
+
 #[test]
 fn warnings_do_not_stop_and_quiet_silences_them() {
-    // A valid configuration with a warning: it gets past validation (exit 1 only
-    // because group mode is not available yet), and prints the warning first.
-    let args = [
-        "consume",
-        "-b",
-        "broker:9092",
-        "-G",
-        "g",
-        "t",
-        "-X",
-        "heartbeat.interval.ms=20000",
-    ];
+    // A valid configuration with a warning gets past validation (then fails to
+    // reach the broker: exit 1), and prints the warning first.
+    let mut args = UNREACHABLE.to_vec();
+    args.extend(["-X", "heartbeat.interval.ms=20000"]);
     let err = expect(&args, 1);
     assert!(
         err.starts_with("weir: warning: heartbeat.interval.ms=20000 is more than a third"),
         "{err}"
     );
-    let mut quiet = args.to_vec();
-    quiet.push("-q");
-    let err = expect(&quiet, 1);
+    args.push("-q");
+    let err = expect(&args, 1);
     assert!(!err.contains("warning"), "{err}");
 }
 
 #[test]
-fn not_yet_available_paths_exit_1_with_a_reason() {
-    let err = expect(&["groups", "list", "-b", "broker:9092"], 1);
-    assert_eq!(
-        err.trim_end(),
-        "weir: error: weir groups list is not available yet: the group coordinator client is not built into weir"
-    );
-    let err = expect(&["groups", "describe", "g1", "-b", "broker:9092"], 1);
-    assert!(
-        err.contains("weir groups describe g1 is not available yet"),
-        "{err}"
-    );
-    // Configuration is still checked first.
-    expect(&["groups", "list", "-b", "broker"], 2);
+fn runtime_failures_exit_1_with_a_reason() {
     // Without -p weir lists the topic's partitions first; an unreachable broker is a
     // runtime failure once default.api.timeout.ms has passed.
+    let err = expect(&UNREACHABLE, 1);
+    assert!(
+        err.contains("could not list the partitions of `t` within default.api.timeout.ms (300 ms)"),
+        "{err}"
+    );
+    // Configuration is checked before anything connects, for groups too.
+    expect(&["groups", "list", "-b", "broker"], 2);
     let err = expect(
         &[
             "consume",
@@ -338,16 +338,39 @@ fn not_yet_available_paths_exit_1_with_a_reason() {
             "127.0.0.1:1",
             "-t",
             "t",
+            "-p",
+            "0",
+            "-o",
+            "stored",
             "-X",
-            "default.api.timeout.ms=500",
-            "-X",
-            "reconnect.backoff.max.ms=50",
+            "group.id=g",
         ],
         1,
     );
     assert!(
-        err.contains("could not list the partitions of `t` within default.api.timeout.ms (500 ms)"),
+        err.contains("-o stored without -G is not available yet"),
         "{err}"
+    );
+}
+
+#[test]
+fn group_mode_usage_errors() {
+    config_error(
+        &["consume", "-b", "broker:9092", "-G", "g", "t", "-o", "-10"],
+        "in group mode -o can only be beginning, end or stored: the group's committed offsets decide where each partition starts, -o only where to start without one",
+    );
+    config_error(
+        &[
+            "consume",
+            "-b",
+            "broker:9092",
+            "-G",
+            "g",
+            "t",
+            "--sink",
+            "/tmp/weir-x",
+        ],
+        "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
     );
 }
 
@@ -371,24 +394,9 @@ fn profiles_are_accepted_and_x_overrides_them() {
         ],
         "`fetch.max.bytes=4194304` exceeds the memory budget `weir.ring.bytes=2097152`: a whole fetch response (plus 64 KiB for its headers) must fit in the ring buffer; lower `fetch.max.bytes` or raise `weir.ring.bytes`",
     );
-    // And the profile value itself passes the same check.
-    let err = expect(
-        &[
-            "consume",
-            "-b",
-            "broker:9092",
-            "-G",
-            "g",
-            "t",
-            "--profile",
-            "low-latency",
-            "-X",
-            "weir.ring.bytes=2097152",
-        ],
-        1,
-    );
-    assert!(
-        err.contains("group mode (-G, -o stored) is not available yet"),
-        "{err}"
-    );
+    // And the profile value itself passes the same check (then fails at run time).
+    let mut args = UNREACHABLE.to_vec();
+    args.extend(["--profile", "low-latency", "-X", "weir.ring.bytes=2097152"]);
+    let err = expect(&args, 1);
+    assert!(err.contains("could not list the partitions"), "{err}");
 }

@@ -375,3 +375,66 @@ fn sink_keeps_exactly_once_across_kill_9_and_stops_on_sigterm() {
     want.sort();
     assert_eq!(lines, want);
 }
+
+#[test]
+fn group_mode_reads_everything_once_and_resumes_from_commits() {
+    let broker = Tansu::start(Storage::Memory);
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("weir-group");
+    let group = support::unique_topic("weir-g");
+    let first = Producer::new(&bootstrap, &topic)
+        .partitions(2)
+        .count(100)
+        .run();
+    let run = |what: &str| -> Vec<String> {
+        let child = weir(&[
+            "consume",
+            "-b",
+            &bootstrap,
+            "-G",
+            &group,
+            &topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p %o\\n",
+            // tansu completes a first join after about half the session timeout.
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+        ]);
+        let out = wait_bounded(child, Duration::from_secs(90), what);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let lines_for = |m: &support::peer::Manifest| {
+        let mut v: Vec<String> = m
+            .records
+            .iter()
+            .flat_map(|(p, recs)| recs.iter().map(move |r| format!("{p} {}", r.rec.offset)))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(run("first group run"), lines_for(&first));
+    // Offsets were committed on exit: nothing new, nothing again.
+    assert_eq!(run("second group run"), Vec::<String>::new());
+    let more = Producer::new(&bootstrap, &topic)
+        .partitions(2)
+        .count(50)
+        .start_seq(100)
+        .run();
+    assert_eq!(run("third group run"), lines_for(&more));
+}
