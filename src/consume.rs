@@ -125,7 +125,7 @@ fn fetch_err(e: FetchError) -> CliError {
 
 /// The engine behind a run: manual assignment, or a group member.
 enum Engine {
-    Manual(Consumer),
+    Manual(Box<Consumer>),
     Group(Box<GroupConsumer>),
 }
 
@@ -258,7 +258,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 consumer.assign(&topic, p, start);
                 manual_parts.push((topic.clone(), p));
             }
-            Engine::Manual(consumer)
+            Engine::Manual(Box::new(consumer))
         }
         Mode::Group => {
             let group = group_config(&plan.config, plan.start)?;
