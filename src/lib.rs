@@ -12,10 +12,8 @@
 //!   made durable with fsync and rename ordering; recovery after `kill -9`).
 //! * [`metrics`]: Prometheus metrics with the names `alerts/weir-alerts.yml` uses, served
 //!   at `/metrics`.
-//! * [`cli`] and [`consume`]: the command line (kcat's flags) and the consume loop.
-//!
-//! Not here yet: a public `Consumer` API combining fetch and group membership; group
-//! mode in the binary (`-G`, `-o stored`, `weir groups`) waits for it.
+//! * [`cli`] and [`consume`]: the command line (kcat's flags) and the consume loop
+//!   (manual assignment, or group mode through [`group::GroupConsumer`]).
 
 pub mod admin;
 pub mod cli;
