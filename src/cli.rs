@@ -444,6 +444,12 @@ pub fn properties_help() -> String {
             out.push_str(&format!("  {name:<18} {}\n", vals.join(" ")));
         }
     }
+    out.push_str(
+        "\nhigh-throughput, low-latency and reliable are the seed guide's presets. The guide gives\n\
+         no preset for stream-processing: its values come from the guide's stream-processing\n\
+         sketch, plus isolation.level=read_committed, which weir adds because stream processing\n\
+         commits offsets together with its results.\n",
+    );
     out
 }
 
