@@ -27,6 +27,9 @@ use weir_protocol::messages::fetch::{
 use weir_protocol::messages::group::{
     DescribeGroupsResponse, FindCoordinatorResponse, ListGroupsResponse, OffsetFetchResponse,
 };
+use weir_protocol::messages::list_offsets::{
+    ListOffsetsResponse, ListOffsetsSpec, build_list_offsets_request,
+};
 use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
 use weir_protocol::versions::client_range;
 use weir_protocol::{ApiRequest, DecodeError, ErrorCode, ResponseBody, VersionError};
@@ -118,7 +121,7 @@ impl fmt::Display for AdminError {
             } => {
                 write!(
                     f,
-                    "cannot reach the {role} broker {} (tried to connect for {} ms, with reconnect.backoff.ms between attempts; {failed_connections} connection(s) opened and failed",
+                    "cannot reach the {role} broker {} (tried to connect for {} ms, with reconnect.backoff.ms between attempts; {failed_connections} connection attempt(s) failed",
                     addrs.join(", "),
                     waited.as_millis()
                 )?;
@@ -403,7 +406,9 @@ impl Client {
                 .map(|t| t.negotiate_key(Req::API_KEY, Req::NAME, min, max.min(cap)))
                 .transpose()?;
             let Some(version) = version else {
-                continue; // closed between the readiness check and here
+                // Closed between the readiness check and here: wait for it to return.
+                self.pump(Duration::from_millis(10))?;
+                continue;
             };
             let corr = match self.reactor.side_send(side, version, &build(version)) {
                 Ok(c) => c,
@@ -1051,18 +1056,23 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
     })
 }
 
+type Tp = (String, i32);
+
 /// The Fetch high watermark of each partition: one Fetch per leader, max_bytes 1,
-/// max_wait 0, from the committed offset (0 when none). Partitions whose leader is
-/// unknown or whose fetch fails are left out (printed as `-`).
+/// max_wait 0, from the committed offset (0 when none). A partition answered
+/// OFFSET_OUT_OF_RANGE (no commit and the log no longer starts at 0, or a commit past
+/// the end) is fetched again from its earliest offset (ListOffsets(earliest), which
+/// unlike latest is reliable). Partitions whose leader is unknown or whose fetch
+/// still fails are left out (printed as `-`).
 fn high_watermarks(
     c: &mut Client,
-    rows: &BTreeMap<(String, i32), Option<usize>>,
-    committed: &BTreeMap<(String, i32), i64>,
-) -> Result<HashMap<(String, i32), i64>, AdminError> {
+    rows: &BTreeMap<Tp, Option<usize>>,
+    committed: &BTreeMap<Tp, i64>,
+) -> Result<HashMap<Tp, i64>, AdminError> {
     let topics: BTreeSet<&str> = rows.keys().map(|(t, _)| t.as_str()).collect();
     let names: Vec<&str> = topics.into_iter().collect();
     let md = c.metadata(Some(&names))?;
-    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
     for k in rows.keys() {
         if let Some(&leader) = md.leaders.get(k)
             && leader >= 0
@@ -1070,57 +1080,122 @@ fn high_watermarks(
             by_leader.entry(leader).or_default().push(k.clone());
         }
     }
-    // Fetch v13+ names topics by id, which Metadata gives from v10.
-    let have_ids = md.version >= 10 && md.topic_ids.values().all(|id| *id != [0; 16]);
-    let cap = if have_ids { i16::MAX } else { 12 };
     let mut out = HashMap::new();
     for (leader, parts) in by_leader {
         let Some(addr) = md.brokers.get(&leader).cloned() else {
             continue;
         };
-        let specs: Vec<FetchPartitionSpec<'_>> = parts
+        let first: Vec<(Tp, i64)> = parts
             .iter()
-            .map(|(t, p)| FetchPartitionSpec {
-                topic: t,
-                topic_id: md.topic_ids.get(t).copied().unwrap_or([0; 16]),
-                partition: *p,
-                fetch_offset: committed.get(&(t.clone(), *p)).copied().unwrap_or(0),
-                partition_max_bytes: 1,
-                current_leader_epoch: -1,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-            })
+            .map(|k| (k.clone(), committed.get(k).copied().unwrap_or(0)))
             .collect();
-        let params = FetchParams {
-            max_wait_ms: 0,
-            min_bytes: 0,
-            max_bytes: 1,
-            isolation_level: 0,
-            session_id: 0,
-            session_epoch: -1,
-            rack_id: "",
+        let (hw, out_of_range) = fetch_round(c, &md, &addr, &first)?;
+        out.extend(hw);
+        if !out_of_range.is_empty() {
+            let starts = earliest_offsets(c, &addr, &out_of_range)?;
+            let again: Vec<(Tp, i64)> = out_of_range
+                .into_iter()
+                .filter_map(|k| starts.get(&k).map(|&o| (k, o)))
+                .collect();
+            if !again.is_empty() {
+                out.extend(fetch_round(c, &md, &addr, &again)?.0);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One Fetch to `addr` for `parts` at the given offsets: the high watermarks, and the
+/// partitions answered OFFSET_OUT_OF_RANGE.
+fn fetch_round(
+    c: &mut Client,
+    md: &OwnedMetadata,
+    addr: &Addr,
+    parts: &[(Tp, i64)],
+) -> Result<(HashMap<Tp, i64>, Vec<Tp>), AdminError> {
+    // Fetch v13+ names topics by id, which Metadata gives from v10.
+    let have_ids = md.version >= 10 && md.topic_ids.values().all(|id| *id != [0; 16]);
+    let cap = if have_ids { i16::MAX } else { 12 };
+    let specs: Vec<FetchPartitionSpec<'_>> = parts
+        .iter()
+        .map(|((t, p), offset)| FetchPartitionSpec {
+            topic: t,
+            topic_id: md.topic_ids.get(t).copied().unwrap_or([0; 16]),
+            partition: *p,
+            fetch_offset: *offset,
+            partition_max_bytes: 1,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+        })
+        .collect();
+    let params = FetchParams {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        rack_id: "",
+    };
+    let (from, v, body) = c.call::<kp::FetchRequest, FetchResponse<'static>>(
+        std::slice::from_ref(addr),
+        "partition leader",
+        cap,
+        |v| build_fetch_request(v, &params, &specs, &[]),
+    )?;
+    let r = FetchResponse::decode_body(&body, v).map_err(decode_err("Fetch", &from))?;
+    let mut hw = HashMap::new();
+    let mut out_of_range = Vec::new();
+    for t in &r.topics {
+        let name = if t.topic.is_empty() {
+            md.topic_ids
+                .iter()
+                .find(|(_, id)| **id == t.topic_id)
+                .map(|(n, _)| n.as_str())
+        } else {
+            Some(t.topic)
         };
-        let (from, v, body) = c.call::<kp::FetchRequest, FetchResponse<'static>>(
-            std::slice::from_ref(&addr),
-            "partition leader",
-            cap,
-            |v| build_fetch_request(v, &params, &specs, &[]),
-        )?;
-        let r = FetchResponse::decode_body(&body, v).map_err(decode_err("Fetch", &from))?;
-        for t in &r.topics {
-            let name = if t.topic.is_empty() {
-                md.topic_ids
-                    .iter()
-                    .find(|(_, id)| **id == t.topic_id)
-                    .map(|(n, _)| n.as_str())
-            } else {
-                Some(t.topic)
-            };
-            let Some(name) = name else { continue };
-            for p in &t.partitions {
-                if p.error_code.is_ok() && p.high_watermark >= 0 {
-                    out.insert((name.to_owned(), p.partition_index), p.high_watermark);
-                }
+        let Some(name) = name else { continue };
+        for p in &t.partitions {
+            let k = (name.to_owned(), p.partition_index);
+            if p.error_code.is_ok() && p.high_watermark >= 0 {
+                hw.insert(k, p.high_watermark);
+            } else if p.error_code == ErrorCode::OFFSET_OUT_OF_RANGE {
+                out_of_range.push(k);
+            }
+        }
+    }
+    Ok((hw, out_of_range))
+}
+
+/// ListOffsets(earliest) for `parts` on their leader `addr`.
+fn earliest_offsets(
+    c: &mut Client,
+    addr: &Addr,
+    parts: &[Tp],
+) -> Result<HashMap<Tp, i64>, AdminError> {
+    let specs: Vec<ListOffsetsSpec<'_>> = parts
+        .iter()
+        .map(|(t, p)| ListOffsetsSpec {
+            topic: t,
+            partition: *p,
+            timestamp: -2,
+            current_leader_epoch: -1,
+        })
+        .collect();
+    let (from, v, body) = c.call::<kp::ListOffsetsRequest, ListOffsetsResponse<'static>>(
+        std::slice::from_ref(addr),
+        "partition leader",
+        i16::MAX,
+        |v| build_list_offsets_request(v, 0, 1000, &specs),
+    )?;
+    let r = ListOffsetsResponse::decode_body(&body, v).map_err(decode_err("ListOffsets", &from))?;
+    let mut out = HashMap::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            if p.error_code.is_ok() && p.offset >= 0 {
+                out.insert((t.name.to_owned(), p.partition_index), p.offset);
             }
         }
     }

@@ -62,6 +62,7 @@ fn describe_shows_committed_offsets_log_end_and_lag_after_a_member_commits() {
         stdout.contains("GROUP") && stdout.contains("LOG-END-OFFSET") && stdout.contains("LAG"),
         "{stdout}"
     );
+    eprintln!("{stdout}");
     let rows = rows(&stdout, &group);
     assert_eq!(rows.len(), 3, "one row per partition:\n{stdout}");
     let mut total = 0;
@@ -245,7 +246,7 @@ mod scripted_cases {
         ResponseKind, TopicName,
     };
     use kafka_protocol::protocol::StrBytes;
-    use support::scripted::{Action, ScriptedBroker, uncompressed_batch};
+    use support::scripted::{Action, KeyValue, ScriptedBroker, uncompressed_batch};
     use weir::coordinator::{Assignment, TopicPartition};
 
     fn s(x: &str) -> StrBytes {
@@ -269,9 +270,12 @@ mod scripted_cases {
     }
 
     fn append(b: &ScriptedBroker, topic: &str, p: i32, n: i64) {
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
-        b.append_batch(topic, p, uncompressed_batch(0, 1_700_000_000_000, &recs));
+        append_at(b, topic, p, 0, n);
+    }
+
+    fn append_at(b: &ScriptedBroker, topic: &str, p: i32, base: i64, n: i64) {
+        let recs: Vec<KeyValue<'_>> = (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
+        b.append_batch(topic, p, uncompressed_batch(base, 1_700_000_000_000, &recs));
     }
 
     /// Two members with decoded assignments; one committed partition nobody owns; one
@@ -280,10 +284,14 @@ mod scripted_cases {
     fn describe_decodes_assignments_into_owners() {
         let b = ScriptedBroker::start();
         b.with_cluster(|c| c.api_versions.push((ApiKey::DescribeGroups as i16, 0, 5)));
-        b.add_topic("orders", 3);
+        b.add_topic("orders", 4);
         for (p, n) in [(0, 10), (1, 5), (2, 7)] {
             append(&b, "orders", p, n);
         }
+        // Retention removed offsets 0..5: a Fetch from 0 is out of range, so the log
+        // end comes from a second Fetch at the earliest offset.
+        b.set_log_start_offset("orders", 3, 5);
+        append_at(&b, "orders", 3, 5, 7);
         b.push(
             ApiKey::DescribeGroups,
             Action::Respond(ResponseKind::DescribeGroups(
@@ -295,7 +303,7 @@ mod scripted_cases {
                         .with_protocol_data(s("range"))
                         .with_members(vec![
                             member("m-1", Some("static-1"), &[("orders", 0)]),
-                            member("m-2", None, &[("orders", 1)]),
+                            member("m-2", None, &[("orders", 3), ("orders", 1)]),
                         ]),
                 ]),
             )),
@@ -347,6 +355,17 @@ mod scripted_cases {
                 "client-m-2",
             ],
             ["billing", "orders", "2", "7", "7", "0", "-", "-", "-"],
+            [
+                "billing",
+                "orders",
+                "3",
+                "-",
+                "12",
+                "-",
+                "m-2",
+                "/10.0.0.7",
+                "client-m-2",
+            ],
         ];
         assert_eq!(
             rows,
@@ -374,6 +393,22 @@ mod scripted_cases {
                 "1",
                 "orders(0)"
             ]
+        );
+        let m2: Vec<&str> = stdout
+            .lines()
+            .find(|l| l.starts_with("m-2 "))
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            m2,
+            ["m-2", "-", "/10.0.0.7", "client-m-2", "2", "orders(1,3)"]
+        );
+        let earliest = b.requests_of(ApiKey::ListOffsets);
+        assert_eq!(
+            earliest.len(),
+            1,
+            "one ListOffsets(earliest) for partition 3"
         );
         assert!(b.errors().is_empty(), "{:?}", b.errors());
     }
