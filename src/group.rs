@@ -106,7 +106,7 @@ impl From<FetchError> for GroupConsumerError {
     }
 }
 
-type CommitCallback = Box<dyn FnOnce(Result<(), CommitError>)>;
+type CommitCallback = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
 
 /// Where a request went: its side connection and correlation id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +138,7 @@ pub struct GroupConsumer {
     versions_set: bool,
     metadata_wanted: Option<Vec<String>>,
     metadata_in_flight: bool,
-    listener: Box<dyn RebalanceListener>,
+    listener: Box<dyn RebalanceListener + Send>,
     callbacks: HashMap<CommitId, CommitCallback>,
     completed: HashMap<CommitId, Result<(), CommitError>>,
     /// Every sync commit in flight (their results are kept for the waiter).
@@ -148,6 +148,12 @@ pub struct GroupConsumer {
     /// Per poll: the highest offset handled per partition (topic, partition, offset).
     processed: Vec<(String, i32, i64)>,
 }
+
+// GroupConsumer moves between threads (it is used from one at a time).
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<GroupConsumer>();
+};
 
 impl fmt::Debug for GroupConsumer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -208,7 +214,7 @@ impl GroupConsumer {
     }
 
     /// Set the rebalance listener (replaces the previous one).
-    pub fn set_listener(&mut self, listener: impl RebalanceListener + 'static) {
+    pub fn set_listener(&mut self, listener: impl RebalanceListener + Send + 'static) {
         self.listener = Box::new(listener);
     }
 
@@ -327,7 +333,10 @@ impl GroupConsumer {
     /// Commit the processed offsets without waiting; `callback` gets the outcome
     /// during a later `poll`, `commit_sync` or `close`. With nothing new to commit it
     /// is called at once with `Ok`.
-    pub fn commit_async(&mut self, callback: impl FnOnce(Result<(), CommitError>) + 'static) {
+    pub fn commit_async(
+        &mut self,
+        callback: impl FnOnce(Result<(), CommitError>) + Send + 'static,
+    ) {
         match self
             .member
             .commit_processed(Instant::now(), CommitMode::Async)
@@ -484,7 +493,14 @@ impl GroupConsumer {
     fn send(&mut self, o: Outgoing) -> Result<bool, GroupConsumerError> {
         let side = match &o.target {
             Target::AnyBroker => self.bootstrap,
-            Target::Coordinator(addr) => self.coordinator_side(addr),
+            Target::Coordinator(addr) => {
+                if self.member.coordinator() != Some(addr) {
+                    // Held for a coordinator the member has since given up.
+                    self.member.handle_request_failed(Instant::now(), o.id);
+                    return Ok(false);
+                }
+                self.coordinator_side(addr)
+            }
         };
         if !self.is_ready(side) {
             self.waiting.push_back(o);

@@ -522,3 +522,97 @@ fn group_killed_member_partitions_move_after_session_timeout() {
     );
     survivor.close(Duration::from_secs(10)).unwrap();
 }
+
+/// Counts rebalance callbacks.
+#[derive(Clone, Default)]
+struct Counter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl weir::group::RebalanceListener for Counter {
+    fn on_partitions_revoked(&mut self, p: &[weir::coordinator::TopicPartition]) {
+        self.0.lock().unwrap().push(format!("revoked {}", p.len()));
+    }
+    fn on_partitions_assigned(&mut self, p: &[weir::coordinator::TopicPartition]) {
+        self.0.lock().unwrap().push(format!("assigned {}", p.len()));
+    }
+    fn on_partitions_lost(&mut self, p: &[weir::coordinator::TopicPartition]) {
+        self.0.lock().unwrap().push(format!("lost {}", p.len()));
+    }
+}
+
+/// (e) A static member (group.instance.id) that restarts within the session timeout
+/// gets its own partitions back and causes no rebalance: the other member keeps its
+/// partitions throughout and sees no revoke, assign or lost callback (close sends no
+/// LeaveGroup for a static member, so nothing moves while it is away).
+#[test]
+fn group_static_member_restart_keeps_its_partitions() {
+    let tansu = Tansu::start(Storage::Memory);
+    let tansu_started = Instant::now();
+    let topic = unique_topic("g-static");
+    let group = unique_topic("grp-static");
+    Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(4)
+        .count(5)
+        .run();
+    let strategies = [AssignmentStrategy::Range];
+    let static_cfg = || {
+        let mut c = group_config(&group, &strategies);
+        c.group_instance_id = Some("static-a".into());
+        c.session_timeout = Duration::from_secs(20);
+        c
+    };
+    let mut dynamic_cfg = group_config(&group, &strategies);
+    dynamic_cfg.session_timeout = Duration::from_secs(20);
+    let mut a = member(&tansu.bootstrap(), static_cfg(), &topic);
+    let mut b = member(&tansu.bootstrap(), dynamic_cfg, &topic);
+    let log = Counter::default();
+    b.set_listener(log.clone());
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(90),
+        |m, _| {
+            m.iter()
+                .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
+        },
+    );
+    eprintln!("both stable after {:?}", tansu_started.elapsed());
+    let a_parts = a.assignment().clone();
+    let b_parts = b.assignment().clone();
+    let before = log.0.lock().unwrap().len();
+    a.close(Duration::from_secs(10)).unwrap();
+    drop(a);
+    // Away for 3 s (well inside the 20 s session): b keeps exactly its own two.
+    let away = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < away {
+        b.poll(Duration::from_millis(20), |r| {
+            seen.push((1, r.partition, r.offset()))
+        })
+        .unwrap();
+        assert!(
+            b.assignment().is_subset(&b_parts),
+            "b took a static member's partitions while it was away: {:?}",
+            b.assignment()
+        );
+    }
+    let t_rejoin = Instant::now();
+    let mut a2 = member(&tansu.bootstrap(), static_cfg(), &topic);
+    pump(
+        &mut [(0, &mut a2), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(60),
+        |m, _| {
+            m.iter()
+                .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
+        },
+    );
+    eprintln!("the static member was back after {:?}", t_rejoin.elapsed());
+    assert_eq!(a2.assignment(), &a_parts, "the static member's partitions");
+    assert_eq!(b.assignment(), &b_parts);
+    let during = log.0.lock().unwrap()[before..].to_vec();
+    assert!(during.is_empty(), "b saw a rebalance: {during:?}");
+    let t = Instant::now();
+    a2.close(Duration::from_secs(10)).unwrap();
+    b.close(Duration::from_secs(10)).unwrap();
+    eprintln!("both closed in {:?}", t.elapsed());
+}
