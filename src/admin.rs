@@ -130,7 +130,14 @@ impl fmt::Display for AdminError {
                 }
                 f.write_str(
                     "): check -b BROKERS (bootstrap.servers), that the broker is running, and that this host can reach it",
-                )
+                )?;
+                if *role != "bootstrap" {
+                    // Addresses after the bootstrap come from the cluster itself.
+                    f.write_str(
+                        " (this address is the one the cluster advertises: check the brokers' advertised.listeners)",
+                    )?;
+                }
+                Ok(())
             }
             Self::Timeout {
                 api,
@@ -139,7 +146,7 @@ impl fmt::Display for AdminError {
                 last,
             } => write!(
                 f,
-                "no answer to {api} from {addr} within {} ms (default.api.timeout.ms): {last}; check the broker's health or raise -X default.api.timeout.ms",
+                "no usable answer to {api} from {addr} within {} ms (default.api.timeout.ms): {last}; check the broker's health or raise -X default.api.timeout.ms",
                 waited.as_millis()
             ),
             Self::Version(e) => write!(f, "{e}"),
@@ -212,6 +219,8 @@ struct Client {
     /// Requests whose connection died before the answer.
     lost: HashSet<(SideId, i32)>,
     bootstrap: Vec<Addr>,
+    /// The broker the last request went to (for timeout messages).
+    last_addr: Option<Addr>,
     started: Instant,
     deadline: Instant,
     retry_backoff: Duration,
@@ -249,6 +258,7 @@ impl Client {
             answers: HashMap::new(),
             lost: HashSet::new(),
             bootstrap,
+            last_addr: None,
             started: now,
             deadline: now + Duration::from_millis(u64::from(cfg.default_api_timeout_ms)),
             retry_backoff: Duration::from_millis(u64::from(cfg.retry_backoff_ms)),
@@ -399,6 +409,7 @@ impl Client {
                 .get(&side)
                 .map(|s| s.addr.clone())
                 .unwrap_or_default();
+            self.last_addr = Some(addr.clone());
             let (min, max) = client_range::<Req, Resp>();
             let version = self
                 .reactor
@@ -448,12 +459,7 @@ impl Client {
             match round(self)? {
                 Step::Done(t) => return Ok(t),
                 Step::Retry(why) => {
-                    let addr = self
-                        .bootstrap
-                        .iter()
-                        .map(show)
-                        .collect::<Vec<_>>()
-                        .join(",");
+                    let addr = self.last_addr.as_ref().map(show).unwrap_or_default();
                     self.backoff(api, &addr, why)?;
                 }
             }

@@ -413,6 +413,109 @@ mod scripted_cases {
         assert!(b.errors().is_empty(), "{:?}", b.errors());
     }
 
+    fn stable_group(id: &str) -> DescribedGroup {
+        DescribedGroup::default()
+            .with_group_id(GroupId(s(id)))
+            .with_group_state(s("Stable"))
+            .with_protocol_type(s("consumer"))
+            .with_protocol_data(s("range"))
+            .with_members(vec![member("m-1", None, &[("t", 0)])])
+    }
+
+    /// A coordinator that is loading, then one that moved, is asked again (after
+    /// FindCoordinator for the move) until it answers.
+    #[test]
+    fn describe_retries_a_loading_or_moved_coordinator() {
+        let b = ScriptedBroker::start();
+        b.with_cluster(|c| c.api_versions.push((ApiKey::DescribeGroups as i16, 0, 5)));
+        b.add_topic("t", 1);
+        append(&b, "t", 0, 4);
+        for code in [14, 16] {
+            b.push(
+                ApiKey::DescribeGroups,
+                Action::Respond(ResponseKind::DescribeGroups(
+                    DescribeGroupsResponse::default().with_groups(vec![
+                        DescribedGroup::default()
+                            .with_group_id(GroupId(s("g")))
+                            .with_error_code(code),
+                    ]),
+                )),
+            );
+        }
+        b.push(
+            ApiKey::DescribeGroups,
+            Action::Respond(ResponseKind::DescribeGroups(
+                DescribeGroupsResponse::default().with_groups(vec![stable_group("g")]),
+            )),
+        );
+        b.push(
+            ApiKey::OffsetFetch,
+            Action::Respond(ResponseKind::OffsetFetch(
+                OffsetFetchResponse::default().with_groups(vec![
+                    OffsetFetchResponseGroup::default().with_group_id(GroupId(s("g"))),
+                ]),
+            )),
+        );
+        let out = weir(&[
+            "groups",
+            "describe",
+            "g",
+            "-b",
+            &b.bootstrap(),
+            "-X",
+            "retry.backoff.ms=20",
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}\n{stdout}");
+        assert_eq!(
+            rows(&stdout, "g"),
+            [[
+                "g",
+                "t",
+                "0",
+                "-",
+                "4",
+                "-",
+                "m-1",
+                "/10.0.0.7",
+                "client-m-1"
+            ]
+            .map(str::to_owned)]
+        );
+        assert_eq!(b.requests_of(ApiKey::DescribeGroups).len(), 3);
+        assert_eq!(b.requests_of(ApiKey::FindCoordinator).len(), 3);
+    }
+
+    /// The coordinator FindCoordinator names cannot be reached: the message names it
+    /// and where the address came from.
+    #[test]
+    fn an_unreachable_coordinator_is_named() {
+        let b = ScriptedBroker::start();
+        let port = free_port();
+        b.with_cluster(|c| {
+            c.nodes.push((7, port));
+            c.coordinator_id = 7;
+        });
+        let out = weir(&[
+            "groups",
+            "describe",
+            "g",
+            "-b",
+            &b.bootstrap(),
+            "-X",
+            "default.api.timeout.ms=1500",
+        ]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach the group coordinator broker 127.0.0.1:{port}"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("advertised.listeners"), "{stderr}");
+    }
+
     /// ListGroups goes to every broker Metadata names, and the answers are merged.
     #[test]
     fn list_asks_every_broker_and_merges() {
