@@ -14,6 +14,8 @@
 //!   at `/metrics`.
 //! * [`cli`] and [`consume`]: the command line (kcat's flags) and the consume loop
 //!   (manual assignment, or group mode through [`group::GroupConsumer`]).
+//! * [`admin`]: `weir groups list` / `weir groups describe` (ListGroups on every broker;
+//!   FindCoordinator, DescribeGroups, OffsetFetch and the Fetch high watermark for lag).
 
 pub mod admin;
 pub mod cli;
