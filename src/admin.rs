@@ -1207,3 +1207,110 @@ fn earliest_offsets(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, assignment: Vec<TopicPartition>, err: Option<&str>) -> MemberDescription {
+        MemberDescription {
+            member_id: id.to_owned(),
+            group_instance_id: None,
+            client_id: String::new(),
+            host: "/10.1.2.3".to_owned(),
+            assignment,
+            assignment_error: err.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn render_aligns_columns_and_marks_unknowns() {
+        let d = GroupDescription {
+            group: "g".into(),
+            coordinator: "b:9092".into(),
+            coordinator_id: 3,
+            state: "Stable".into(),
+            protocol_type: "consumer".into(),
+            protocol: String::new(),
+            members: vec![
+                member(
+                    "m-1",
+                    vec![TopicPartition::new("t", 1), TopicPartition::new("t", 0)],
+                    None,
+                ),
+                member("m-2", Vec::new(), Some("truncated")),
+            ],
+            partitions: vec![
+                PartitionLag {
+                    topic: "t".into(),
+                    partition: 0,
+                    committed: Some(5),
+                    log_end: Some(9),
+                    owner: Some(0),
+                },
+                // A commit past the end (truncated log) is no negative lag.
+                PartitionLag {
+                    topic: "t".into(),
+                    partition: 1,
+                    committed: Some(12),
+                    log_end: Some(10),
+                    owner: Some(0),
+                },
+                PartitionLag {
+                    topic: "t".into(),
+                    partition: 2,
+                    committed: None,
+                    log_end: None,
+                    owner: None,
+                },
+            ],
+        };
+        assert_eq!(d.total_lag(), 4);
+        let text = d.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Group g: state Stable, 2 member(s), protocol consumer/-, coordinator b:9092 (node 3), total lag 4"
+        );
+        let header = lines[2];
+        let row = lines[3];
+        // Columns line up: LAG starts where its header does.
+        let lag_col = header.find("LAG ").expect("LAG column");
+        assert_eq!(&row[lag_col..lag_col + 1], "4", "{text}");
+        let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            cells(lines[3]),
+            ["g", "t", "0", "5", "9", "4", "m-1", "/10.1.2.3", "-"]
+        );
+        assert_eq!(
+            cells(lines[4]),
+            ["g", "t", "1", "12", "10", "0", "m-1", "/10.1.2.3", "-"]
+        );
+        assert_eq!(
+            cells(lines[5]),
+            ["g", "t", "2", "-", "-", "-", "-", "-", "-"]
+        );
+        assert!(text.contains("t(0,1)"), "{text}");
+        assert!(text.contains("(unreadable: truncated)"), "{text}");
+    }
+
+    #[test]
+    fn list_lines_fill_an_empty_protocol_type() {
+        let groups = [
+            GroupListing {
+                group_id: "long-group".into(),
+                protocol_type: "consumer".into(),
+                state: Some("Stable".into()),
+            },
+            GroupListing {
+                group_id: "g".into(),
+                protocol_type: String::new(),
+                state: None,
+            },
+        ];
+        assert_eq!(
+            render_list(&groups),
+            "long-group  consumer  Stable\ng           -\n"
+        );
+    }
+}
