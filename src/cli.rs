@@ -339,11 +339,6 @@ impl ConsumeOpts {
                         "in group mode -o can only be beginning, end or stored: the group's committed offsets decide where each partition starts, -o only where to start without one",
                     ));
                 }
-                if self.sink.is_some() {
-                    return Err(CliError::usage(
-                        "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
-                    ));
-                }
             }
         }
         for t in &topics {
@@ -576,10 +571,6 @@ mod tests {
             (
                 &["-b", "k:1", "-G", "g", "t", "-o", "5"],
                 "in group mode -o can only be beginning, end or stored",
-            ),
-            (
-                &["-b", "k:1", "-G", "g", "t", "--sink", "/tmp/x"],
-                "--sink cannot be used with -G yet",
             ),
         ];
         for (args, want) in cases {

@@ -201,10 +201,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             "-o stored without -G is not available yet: reading a group's committed offsets for manually assigned partitions is not wired; use -G GROUP TOPIC..., or -o beginning|end|N|-N|s@TS",
         ));
     }
-    if plan.mode == Mode::Group && plan.sink.is_some() {
-        return Err(CliError::usage(
-            "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
-        ));
+    if plan.mode == Mode::Group {
+        // Group mode, with or without --sink: commits follow the flushed or durable
+        // output (crate::consume_group).
+        return crate::consume_group::run(plan, stop);
     }
     let started = Instant::now();
     let metrics = Arc::new(Metrics::new());

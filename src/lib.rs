@@ -21,6 +21,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod consume;
+pub mod consume_group;
 pub mod format;
 pub mod group;
 pub mod metrics;

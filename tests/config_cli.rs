@@ -359,19 +359,6 @@ fn group_mode_usage_errors() {
         &["consume", "-b", "broker:9092", "-G", "g", "t", "-o", "-10"],
         "in group mode -o can only be beginning, end or stored: the group's committed offsets decide where each partition starts, -o only where to start without one",
     );
-    config_error(
-        &[
-            "consume",
-            "-b",
-            "broker:9092",
-            "-G",
-            "g",
-            "t",
-            "--sink",
-            "/tmp/weir-x",
-        ],
-        "--sink cannot be used with -G yet: the group would commit offsets the sink has not made durable; use --sink with -t/-p (the sink keeps its own positions)",
-    );
 }
 
 #[test]

@@ -1,0 +1,461 @@
+//! `weir consume -G GROUP TOPIC...`: kcat's balanced consumer group mode, on a
+//! [`GroupConsumer`], through the same [`Formatter`], [`Sink`] and [`Metrics`] as manual
+//! assignment.
+//!
+//! * Start: a partition with a committed offset starts there; one without starts per
+//!   `-o` (`beginning` is `auto.offset.reset=earliest`, `end` and `stored` leave
+//!   `auto.offset.reset` as configured, Kafka's default being `latest`). Other `-o`
+//!   forms name offsets of partitions this member may never own: a usage error.
+//! * Commits never run ahead of the output. The member's own auto-commit is turned off;
+//!   with `enable.auto.commit=true` (the default) weir commits itself:
+//!   - to stdout, every `auto.commit.interval.ms`, right after the output was flushed
+//!     (at least once);
+//!   - with `--sink`, right after each sink checkpoint, when everything written is
+//!     durable, so the committed offsets are the sink's
+//!     [`committed_positions`](Sink::committed_positions) and group lag tools show the
+//!     true lag. On revoke (and on close) the listener flushes stdout or checkpoints the
+//!     sink before the group consumer commits the revoked partitions. On assignment the
+//!     group's committed offset is the fetch start; records the sink already holds are
+//!     dropped by the sink (its resume position is the source of truth), so a sink
+//!     ahead of the group never gets a record twice.
+//! * `-e`: exits once the member owns partitions and every one of them is read to its
+//!   end.
+//! * SIGINT/SIGTERM: stop fetching, flush or checkpoint, commit, leave the group
+//!   (bounded), exit 0. A second signal exits at once (see `main.rs`); the sink
+//!   recovers from a stop at any instant.
+//! * A write failure (or a closed stdout) ends the run without the final commit or
+//!   LeaveGroup: the records handed over since the last commit were not all written,
+//!   and committing them would lose them. The group notices the member gone after the
+//!   session timeout.
+
+use std::collections::BTreeSet;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use weir_coordinator::{GroupConfig, Phase, TopicPartition};
+use weir_fetch::ConsumerRecord;
+
+use crate::cli::{CliError, ConsumePlan, StartOffset};
+use crate::config::ConsumerConfig;
+use crate::consume::{StopReason, Summary, fetch_config, group_config};
+use crate::format::{Formatter, RecordView, TimestampType};
+use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
+use crate::metrics::{Metrics, MetricsServer};
+use crate::sink::{Sink, SinkConfig};
+
+/// The group member's settings: [`consume::group_config`](crate::consume::group_config)
+/// (Kafka's property names, `-o` as the reset) with the member's own auto-commit off,
+/// because weir commits after the output is flushed or durable (see the module docs).
+pub fn member_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfig, CliError> {
+    let mut g = group_config(c, start)?;
+    g.enable_auto_commit = false;
+    g.auto_commit_interval = g.auto_commit_interval.max(Duration::from_millis(1));
+    g.validate().map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(g)
+}
+
+/// Where records go; shared with the rebalance listener, which flushes it.
+enum Output {
+    Stdout(io::BufWriter<io::Stdout>),
+    /// `None` once closed.
+    Sink(Option<Sink>),
+}
+
+struct Shared {
+    out: Output,
+    /// The first write failure; `code == 0` marks a closed stdout.
+    failure: Option<CliError>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock leaves plain data (a writer, a sink whose
+    // on-disk state recovers on open); carry on with it.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Makes everything written so far visible (stdout) or durable (sink).
+    fn flush(&mut self) -> Result<(), CliError> {
+        match &mut self.out {
+            Output::Stdout(w) => w.flush().map_err(|e| {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    CliError {
+                        code: 0,
+                        message: String::new(),
+                    }
+                } else {
+                    CliError::runtime(format!("cannot write to stdout: {e}"))
+                }
+            }),
+            Output::Sink(Some(s)) => s.checkpoint().map_err(|e| CliError::runtime(e.to_string())),
+            Output::Sink(None) => Ok(()),
+        }
+    }
+}
+
+/// Flushes the output before the group consumer commits revoked partitions; counts
+/// rebalances.
+struct Listener {
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+}
+
+impl RebalanceListener for Listener {
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        let mut sh = lock(&self.shared);
+        let res = if sh.failure.is_some() {
+            Err(sh.failure.clone())
+        } else {
+            sh.flush().map_err(Some)
+        };
+        if let Err(e) = res {
+            // The group consumer commits the processed offsets of these partitions
+            // right after this returns, and some of those records are not in the
+            // output. Exit now, before that commit; the sink recovers from an abrupt
+            // stop as from kill -9.
+            match e {
+                Some(e) if e.code != 0 => eprintln!("weir: error: {}", e.message),
+                _ => {}
+            }
+            std::process::exit(if matches!(&sh.failure, Some(f) if f.code == 0) {
+                0
+            } else {
+                1
+            });
+        }
+        for tp in partitions {
+            self.metrics.remove_lag(&tp.topic, tp.partition);
+        }
+    }
+
+    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {
+        // Called once per completed rebalance (with the added partitions, maybe none).
+        self.metrics.rebalances.inc();
+    }
+
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.metrics.remove_lag(&tp.topic, tp.partition);
+        }
+    }
+}
+
+fn group_err(e: GroupConsumerError) -> CliError {
+    match e {
+        GroupConsumerError::Config(m) => CliError::usage(m),
+        other => CliError::runtime(format!("group consumer failed: {other}")),
+    }
+}
+
+/// Runs `weir consume -G GROUP TOPIC...` until `-e`, `-c`, a signal (`stop`), or an
+/// error.
+pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
+    let started = Instant::now();
+    let gcfg = member_config(&plan.config, plan.start)?;
+    let auto_commit = plan.config.enable_auto_commit;
+    let commit_every = gcfg.auto_commit_interval;
+    let close_timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms))
+        .min(gcfg.session_timeout);
+    let commit_timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms))
+        .min(Duration::from_secs(10));
+
+    let metrics = Arc::new(Metrics::new());
+    let _server = match plan.metrics_addr {
+        Some(addr) => Some(
+            MetricsServer::start(&addr.to_string(), Arc::clone(&metrics))
+                .map_err(|e| CliError::runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let out = match &plan.sink {
+        Some(dir) => Output::Sink(Some(
+            Sink::open(SinkConfig::from_config(dir.clone(), &plan.config))
+                .map_err(|e| CliError::runtime(e.to_string()))?,
+        )),
+        None => Output::Stdout(io::BufWriter::with_capacity(256 * 1024, io::stdout())),
+    };
+    let shared = Arc::new(Mutex::new(Shared { out, failure: None }));
+
+    let mut gc = GroupConsumer::new(fetch_config(&plan.config), gcfg).map_err(group_err)?;
+    gc.set_listener(Listener {
+        shared: Arc::clone(&shared),
+        metrics: Arc::clone(&metrics),
+    });
+    gc.subscribe(plan.topics.iter().cloned());
+
+    let mut formatter = Formatter::new(plan.style.clone());
+    let progress = (!plan.quiet && io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("joining the group");
+        bar
+    });
+    let fetch_metrics = gc.fetch_consumer().metrics_handle();
+    let (mut lat_sum, mut lat_count) = (0u64, 0u64);
+    let mut summary = Summary::default();
+    let mut seen: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut next_commit = Instant::now() + commit_every;
+    let mut owned: Vec<TopicPartition> = Vec::new();
+
+    let result: Result<StopReason, CliError> = loop {
+        if stop.load(Ordering::Acquire) {
+            break Ok(StopReason::Signal);
+        }
+        if plan.count.is_some_and(|c| summary.records >= c) {
+            break Ok(StopReason::Count);
+        }
+        let now = Instant::now();
+        let polled = gc.poll(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
+            if plan.count.is_some_and(|c| summary.records >= c) {
+                return;
+            }
+            let mut sh = lock(&shared);
+            if sh.failure.is_some() {
+                return;
+            }
+            let headers = rec
+                .record
+                .headers()
+                .filter_map(Result::ok)
+                .map(|h| (h.key, h.value));
+            let view = RecordView {
+                topic: rec.topic,
+                partition: rec.partition,
+                offset: rec.offset(),
+                timestamp_type: if rec.timestamp() >= 0 {
+                    TimestampType::CreateTime
+                } else {
+                    TimestampType::NotAvailable
+                },
+                timestamp: rec.timestamp(),
+                // The group consumer does not expose the partition leaders.
+                broker: -1,
+                key: rec.key(),
+                value: rec.value(),
+                headers,
+            };
+            let bytes = formatter.format(&view);
+            let written = match &mut sh.out {
+                Output::Sink(Some(s)) => s
+                    .write(rec.topic, rec.partition, rec.offset(), bytes, now)
+                    .map(|_| ())
+                    .map_err(|e| CliError::runtime(e.to_string())),
+                Output::Sink(None) => Err(CliError::runtime("the sink is closed")),
+                Output::Stdout(w) => w.write_all(bytes).map_err(|e| {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        CliError {
+                            code: 0,
+                            message: String::new(),
+                        }
+                    } else {
+                        CliError::runtime(format!("cannot write to stdout: {e}"))
+                    }
+                }),
+            };
+            match written {
+                Ok(()) => {
+                    let n = rec.key().map_or(0, <[u8]>::len) + rec.value().map_or(0, <[u8]>::len);
+                    summary.records += 1;
+                    summary.bytes += n as u64;
+                    metrics.record_consumed(n);
+                }
+                Err(e) => {
+                    metrics.processing_errors.inc();
+                    sh.failure = Some(e);
+                }
+            }
+        });
+        if let Err(e) = polled {
+            break Err(group_err(e));
+        }
+        let mut sh = lock(&shared);
+        if let Some(f) = sh.failure.clone() {
+            break Err(f);
+        }
+        // Offsets stepped over (control batches, compaction) need no re-fetch.
+        owned.clear();
+        owned.extend(gc.assignment().iter().cloned());
+        let mut all_at_end = !owned.is_empty() && gc.phase() == Phase::Stable;
+        for tp in &owned {
+            seen.insert(tp.clone());
+            let fc = gc.fetch_consumer();
+            match fc.lag(&tp.topic, tp.partition) {
+                Some(lag) => {
+                    metrics.set_lag(&tp.topic, tp.partition, lag);
+                    all_at_end &= lag <= 0;
+                }
+                None => all_at_end = false,
+            }
+            if let (Output::Sink(Some(s)), Some(pos)) =
+                (&mut sh.out, gc.position(&tp.topic, tp.partition))
+            {
+                s.advance(&tp.topic, tp.partition, pos);
+            }
+        }
+        // Commit only what is flushed (stdout) or durable (sink).
+        let now = Instant::now();
+        let to_stdout = matches!(sh.out, Output::Stdout(_));
+        let commit_now = match &mut sh.out {
+            Output::Stdout(_) => false,
+            Output::Sink(Some(s)) => match s.poll(now) {
+                // A checkpoint made every record written so far durable: the
+                // processed offsets are the sink's committed positions now.
+                Ok(checkpointed) => auto_commit && checkpointed,
+                Err(e) => break Err(CliError::runtime(e.to_string())),
+            },
+            Output::Sink(None) => false,
+        };
+        let commit_now = if to_stdout {
+            match sh.flush() {
+                Ok(()) => auto_commit && now >= next_commit,
+                Err(e) => break Err(e),
+            }
+        } else {
+            commit_now
+        };
+        drop(sh);
+        if commit_now {
+            next_commit = now + commit_every;
+            let m = Arc::clone(&metrics);
+            gc.commit_async(move |r| {
+                if r.is_err() {
+                    m.commit_errors.inc();
+                }
+            });
+        }
+        let sum = fetch_metrics.fetch_latency_us_sum.load(Ordering::Relaxed);
+        let count = fetch_metrics.fetch_latency_count.load(Ordering::Relaxed);
+        if count > lat_count {
+            let mean = (sum.saturating_sub(lat_sum)) / (count - lat_count);
+            for _ in lat_count..count {
+                metrics.observe_fetch(Duration::from_micros(mean));
+            }
+            (lat_sum, lat_count) = (sum, count);
+        }
+        if let Some(bar) = &progress {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let lag: i64 = owned
+                .iter()
+                .filter_map(|tp| gc.fetch_consumer().lag(&tp.topic, tp.partition))
+                .sum();
+            bar.set_message(format!(
+                "{} records, {:.0} records/s, {} partition(s), lag {lag}",
+                summary.records,
+                summary.records as f64 / secs,
+                owned.len()
+            ));
+            bar.tick();
+        }
+        if plan.exit_at_end && all_at_end {
+            break Ok(StopReason::EndOfPartitions);
+        }
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let reason = match result {
+        Ok(r) => r,
+        Err(e) if e.code == 0 => StopReason::BrokenPipe,
+        Err(e) => return Err(e),
+    };
+    if reason == StopReason::BrokenPipe {
+        // Records handed over were not all read: no final commit (see module docs).
+        summary.partitions = seen.len();
+        summary.elapsed = started.elapsed();
+        summary.reason = reason;
+        return Ok(summary);
+    }
+    // Graceful end: flush or checkpoint, commit, leave the group, close the sink.
+    lock(&shared).flush()?;
+    let mut commit_failed = None;
+    if let Err(e) = gc.commit_sync(commit_timeout) {
+        metrics.commit_errors.inc();
+        commit_failed = Some(e);
+    }
+    // close revokes (the listener flushes again, the member commits anything left)
+    // and sends LeaveGroup, within close_timeout whatever the broker does.
+    let closed = gc.close(close_timeout);
+    drop(gc);
+    let sink = match &mut lock(&shared).out {
+        Output::Sink(s) => s.take(),
+        Output::Stdout(_) => None,
+    };
+    if let Some(s) = sink {
+        s.close().map_err(|e| CliError::runtime(e.to_string()))?;
+    }
+    if let Some(e) = commit_failed {
+        return Err(CliError::runtime(format!(
+            "the final offset commit failed ({e}); the output is complete, the group may read some records again"
+        )));
+    }
+    closed.map_err(|e| {
+        CliError::runtime(format!(
+            "leaving the group failed ({e}); the other members take over this member's partitions after session.timeout.ms"
+        ))
+    })?;
+    summary.partitions = seen.len();
+    summary.elapsed = started.elapsed();
+    summary.reason = reason;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigBuilder, Mode, Source};
+    use weir_coordinator::{AssignmentStrategy, AutoOffsetReset};
+
+    fn cfg(pairs: &[(&str, &str)]) -> ConsumerConfig {
+        let mut b = ConfigBuilder::new();
+        b.set("bootstrap.servers", "k:9092", Source::Option("-b"))
+            .unwrap();
+        for (k, v) in pairs {
+            b.set(k, v, Source::Option("-X")).unwrap();
+        }
+        b.build(Mode::Group).unwrap()
+    }
+
+    #[test]
+    fn kafka_properties_reach_the_member_without_its_auto_commit() {
+        let c = cfg(&[
+            ("group.id", "g"),
+            ("group.instance.id", "i1"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+            ("max.poll.interval.ms", "70000"),
+            ("partition.assignment.strategy", "roundrobin"),
+            ("auto.commit.interval.ms", "250"),
+        ]);
+        let g = member_config(&c, StartOffset::Beginning).unwrap();
+        assert_eq!(g.group_id, "g");
+        assert_eq!(g.group_instance_id.as_deref(), Some("i1"));
+        assert_eq!(g.session_timeout, Duration::from_millis(6000));
+        assert_eq!(g.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(g.max_poll_interval, Duration::from_millis(70000));
+        assert_eq!(
+            g.assignment_strategies,
+            vec![AssignmentStrategy::RoundRobin]
+        );
+        assert_eq!(g.auto_commit_interval, Duration::from_millis(250));
+        assert_eq!(g.auto_offset_reset, AutoOffsetReset::Earliest);
+        // weir commits itself, after the output is flushed or durable.
+        assert!(c.enable_auto_commit);
+        assert!(!g.enable_auto_commit);
+    }
+
+    #[test]
+    fn offsets_other_than_reset_points_are_usage_errors() {
+        let c = cfg(&[("group.id", "g")]);
+        for bad in [
+            StartOffset::Absolute(5),
+            StartOffset::FromEnd(5),
+            StartOffset::Timestamp(5),
+        ] {
+            let e = member_config(&c, bad).unwrap_err();
+            assert_eq!(e.code, crate::cli::EXIT_USAGE);
+        }
+    }
+}
