@@ -246,7 +246,15 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     Some(&next) => StartAt::Offset(next),
                     None => match plan.start {
                         StartOffset::Beginning => StartAt::Earliest,
-                        StartOffset::End | StartOffset::Stored => StartAt::Latest,
+                        StartOffset::Stored => StartAt::Latest,
+                        // `end` is `-0`: resolved from a fetch response's high
+                        // watermark, as -N is (tansu's ListOffsets(latest) can
+                        // answer an offset inside the last batch, so `-o end -e`
+                        // printed old records or never reached the end).
+                        StartOffset::End => {
+                            from_end.insert((topic.clone(), p), 0);
+                            StartAt::Latest
+                        }
                         StartOffset::Absolute(o) => StartAt::Offset(o),
                         StartOffset::Timestamp(t) => StartAt::Timestamp(t),
                         StartOffset::FromEnd(n) => {
