@@ -1,0 +1,415 @@
+//! `weir consume -G GROUP TOPIC...` (the binary in group mode) against a real broker
+//! (tansu), with librdkafka producing:
+//!
+//! * (a) `-o beginning -e` prints exactly what was produced and commits it: `weir groups
+//!   describe` shows lag 0;
+//! * (b) two members with `--sink DIR_i` share the group: the union of their sink
+//!   files holds every record exactly once, across a handover;
+//! * (c) SIGTERM on one of two members: it exits 0 at once and the other owns every
+//!   partition long before the session timeout;
+//! * (d) missing topics or group id: exit 2 with one clear line.
+//!
+//! tansu completes a first join after about half the session timeout, so members here
+//! use `heartbeat.interval.ms=500` and a session timeout chosen per test.
+//!
+//! Setup once per machine: `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::peer::{Manifest, Producer};
+use support::tansu::{Storage, Tansu};
+use support::unique_topic;
+use weir::sink::Sink;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(WEIR)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir")
+}
+
+/// Waits for `child` at most `limit`, killing it (and failing) past that.
+fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "{what} did not finish in {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigterm(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("pid fits i32");
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill -TERM {pid}");
+}
+
+/// `weir groups describe GROUP`: its stdout.
+fn describe(bootstrap: &str, group: &str) -> String {
+    let out = Command::new(WEIR)
+        .args(["groups", "describe", group, "-b", bootstrap])
+        .output()
+        .expect("run weir groups describe");
+    assert!(
+        out.status.success(),
+        "describe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The partition rows of `describe`: GROUP TOPIC PARTITION CURRENT-OFFSET
+/// LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID.
+fn rows(stdout: &str, group: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(group))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// Checks every partition of `m`'s topic is committed up to its end (lag 0).
+fn assert_committed_to_end(bootstrap: &str, group: &str, next: &BTreeMap<i32, i64>) {
+    let text = describe(bootstrap, group);
+    let rows = rows(&text, group);
+    for (p, end) in next {
+        let row = rows
+            .iter()
+            .find(|r| r.get(2) == Some(&p.to_string()))
+            .unwrap_or_else(|| panic!("no row for partition {p}:\n{text}"));
+        assert_eq!(row[3], end.to_string(), "CURRENT-OFFSET p{p}:\n{text}");
+        assert_eq!(row[5], "0", "LAG p{p}:\n{text}");
+    }
+    assert!(text.contains("total lag 0"), "{text}");
+}
+
+fn member_args<'a>(
+    bootstrap: &'a str,
+    group: &'a str,
+    topic: &'a str,
+    session_ms: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "consume",
+        "-b",
+        bootstrap,
+        "-G",
+        group,
+        topic,
+        "-q",
+        "-X",
+        session_ms,
+        "-X",
+        "heartbeat.interval.ms=500",
+    ]
+}
+
+#[test]
+fn group_reads_exactly_what_was_produced_and_commits_it() {
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-a");
+    let group = unique_topic("gcli-a-g");
+    let m = Producer::new(&b, &topic).partitions(3).count(70).run();
+    let mut args = member_args(&b, &group, &topic, "session.timeout.ms=6000");
+    args.extend(["-o", "beginning", "-e", "-f", "%p %o %S\\n"]);
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "weir -G -e");
+    assert!(
+        out.status.success(),
+        "weir -G -e: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = m
+        .records
+        .iter()
+        .flat_map(|(p, recs)| {
+            recs.iter().map(move |r| {
+                let len = r.rec.value.as_ref().map_or(-1, |v| v.len() as i64);
+                format!("{p} {} {len}", r.rec.offset)
+            })
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got.len(), m.count());
+    assert_eq!(got, want);
+    assert_committed_to_end(&b, &group, &m.next_offset);
+
+    // Committed: a second run with -o beginning starts at the commits, reads nothing.
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "second weir -G -e");
+    assert!(
+        out.status.success(),
+        "second run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+/// Every `"P O"` line in the durable sink files of `dirs`, with how often it occurs.
+fn sink_lines(dirs: &[PathBuf], topic: &str, partitions: i32) -> BTreeMap<(i32, i64), usize> {
+    let mut seen = BTreeMap::new();
+    for dir in dirs {
+        for p in 0..partitions {
+            let Ok(bytes) = Sink::read_durable(dir, topic, p) else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let mut it = line.split(' ');
+                let (Some(lp), Some(lo)) = (it.next(), it.next()) else {
+                    panic!("bad sink line {line:?}");
+                };
+                let key = (
+                    lp.parse::<i32>().expect("partition"),
+                    lo.parse::<i64>().expect("offset"),
+                );
+                assert_eq!(key.0, p, "line {line:?} in partition {p}'s files");
+                *seen.entry(key).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+fn produced(manifests: &[&Manifest]) -> BTreeSet<(i32, i64)> {
+    manifests
+        .iter()
+        .flat_map(|m| {
+            m.records
+                .iter()
+                .flat_map(|(p, recs)| recs.iter().map(move |r| (*p, r.rec.offset)))
+        })
+        .collect()
+}
+
+/// Waits until the sinks hold `want` (each once) or `limit` passes; returns what they
+/// hold.
+fn wait_for_sinks(
+    dirs: &[PathBuf],
+    topic: &str,
+    partitions: i32,
+    want: &BTreeSet<(i32, i64)>,
+    limit: Duration,
+) -> BTreeMap<(i32, i64), usize> {
+    let start = Instant::now();
+    loop {
+        let got = sink_lines(dirs, topic, partitions);
+        if got.keys().cloned().collect::<BTreeSet<_>>() == *want || start.elapsed() > limit {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn assert_exactly_once(got: &BTreeMap<(i32, i64), usize>, want: &BTreeSet<(i32, i64)>) {
+    let dup: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        dup.is_empty(),
+        "records in the sinks more than once: {dup:?}"
+    );
+    let missing: Vec<_> = want.iter().filter(|k| !got.contains_key(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "records missing from the sinks: {missing:?}"
+    );
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains(k)).collect();
+    assert!(extra.is_empty(), "records never produced: {extra:?}");
+}
+
+#[test]
+fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
+    const PARTS: i32 = 4;
+    const SESSION_MS: u64 = 20_000;
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-b");
+    let group = unique_topic("gcli-b-g");
+    // One record per batch: tansu answers a fetch from inside a batch with the next
+    // batch, so a member resuming at another's commit must resume at a batch start.
+    let produce = |count: usize, seq: u64| {
+        Producer::new(&b, &topic)
+            .partitions(PARTS)
+            .count(count)
+            .start_seq(seq)
+            .batch_num_messages(1)
+            .linger_ms(0)
+            .run()
+    };
+    let first = produce(50, 0);
+    let base = std::env::temp_dir().join(format!("weir-gcli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let dirs = [base.join("a"), base.join("b")];
+    let session = format!("session.timeout.ms={SESSION_MS}");
+    let start_member = |name: &str, dir: &Path| {
+        let client = format!("client.id={name}");
+        let dir = dir.to_str().expect("utf-8 temp dir");
+        let mut args = member_args(&b, &group, &topic, &session);
+        args.extend([
+            "-o",
+            "beginning",
+            "-f",
+            "%p %o\\n",
+            "--sink",
+            dir,
+            "-X",
+            &client,
+            "-X",
+            "weir.sink.checkpoint.ms=200",
+        ]);
+        spawn(&args)
+    };
+    let member_a = start_member("member-a", &dirs[0]);
+    let member_b = start_member("member-b", &dirs[1]);
+
+    // Both members are in a stable generation. (tansu's DescribeGroups carries no
+    // assignments, so who owns what is read from the sinks.)
+    let t = Instant::now();
+    loop {
+        let text = Command::new(WEIR)
+            .args(["groups", "describe", &group, "-b", &b])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if text.contains("state Stable, 2 member(s)") {
+            eprintln!("both members joined after {:?}", t.elapsed());
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(90) {
+            for (name, mut m) in [("a", member_a), ("b", member_b)] {
+                let _ = m.kill();
+                let out = m.wait_with_output().expect("member output");
+                eprintln!(
+                    "member {name} stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            panic!("the two members never formed a stable group:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let second = produce(100, 50);
+    let want = produced(&[&first, &second]);
+    let got = wait_for_sinks(&dirs, &topic, PARTS, &want, Duration::from_secs(60));
+    assert_exactly_once(&got, &want);
+    let new_in = |dir: &PathBuf, m: &Manifest| -> BTreeSet<i32> {
+        let have = sink_lines(std::slice::from_ref(dir), &topic, PARTS);
+        produced(&[m])
+            .into_iter()
+            .filter(|k| have.contains_key(k))
+            .map(|(p, _)| p)
+            .collect()
+    };
+    let a_parts = new_in(&dirs[0], &second);
+    let b_parts = new_in(&dirs[1], &second);
+    eprintln!("member a wrote partitions {a_parts:?}, member b {b_parts:?}");
+    assert!(
+        !a_parts.is_empty() && !b_parts.is_empty() && a_parts.is_disjoint(&b_parts),
+        "the members did not split the partitions: a {a_parts:?}, b {b_parts:?}"
+    );
+
+    // (c) SIGTERM on member a: it exits 0 at once; member b takes a's partitions
+    // (and resumes at a's commits) well before the session timeout.
+    let t = Instant::now();
+    sigterm(&member_a);
+    let out = wait_bounded(member_a, Duration::from_secs(15), "member a after SIGTERM");
+    let exit_took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "member a after SIGTERM: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = produce(60, 150);
+    let want3 = produced(&[&third]);
+    let handover = loop {
+        let in_b = sink_lines(std::slice::from_ref(&dirs[1]), &topic, PARTS);
+        if want3.iter().all(|k| in_b.contains_key(k)) {
+            break t.elapsed();
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(SESSION_MS),
+            "member b did not write every new record within the session timeout"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "member a exited {exit_took:?} after SIGTERM; b held every new record (all partitions) after {handover:?}"
+    );
+    assert!(
+        exit_took < Duration::from_secs(5),
+        "exit took {exit_took:?}"
+    );
+    // tansu expires a silent member after about half the session timeout: the
+    // handover must come well before that, so it came from the LeaveGroup.
+    assert!(
+        handover < Duration::from_millis(SESSION_MS / 2 - 2_000),
+        "handover after {handover:?}: no faster than a session expiry"
+    );
+    let want = produced(&[&first, &second, &third]);
+    let got = wait_for_sinks(&dirs, &topic, PARTS, &want, Duration::from_secs(30));
+    assert_exactly_once(&got, &want);
+
+    sigterm(&member_b);
+    let out = wait_bounded(member_b, Duration::from_secs(15), "member b after SIGTERM");
+    assert!(
+        out.status.success(),
+        "member b after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The group's commits are the sinks' durable positions: lag 0 everywhere.
+    let mut next = third.next_offset.clone();
+    for (p, o) in &first.next_offset {
+        next.entry(*p).or_insert(*o);
+    }
+    assert_committed_to_end(&b, &group, &next);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn missing_topics_or_group_id_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["consume", "-b", "127.0.0.1:1", "-G", "g"],
+            "group mode needs topics: -G GROUP TOPIC [TOPIC...]",
+        ),
+        (&["consume", "-b", "127.0.0.1:1", "-G"], "-G <GROUP>"),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-G", "", "t"],
+            "`group.id` is not set",
+        ),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-G", "g", "t", "-o", "42"],
+            "in group mode -o can only be beginning, end or stored",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = wait_bounded(spawn(args), Duration::from_secs(30), "weir usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
