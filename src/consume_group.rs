@@ -199,6 +199,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let mut seen: BTreeSet<TopicPartition> = BTreeSet::new();
     let mut next_commit = Instant::now() + commit_every;
     let mut owned: Vec<TopicPartition> = Vec::new();
+    let mut newly_owned: BTreeSet<TopicPartition> = BTreeSet::new();
 
     let result: Result<StopReason, CliError> = loop {
         if stop.load(Ordering::Acquire) {
@@ -239,10 +240,14 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             };
             let bytes = formatter.format(&view);
             let written = match &mut sh.out {
-                Output::Sink(Some(s)) => s
-                    .write(rec.topic, rec.partition, rec.offset(), bytes, now)
-                    .map(|_| ())
-                    .map_err(|e| CliError::runtime(e.to_string())),
+                Output::Sink(Some(s)) => {
+                    match s.write(rec.topic, rec.partition, rec.offset(), bytes, now) {
+                        Ok(true) => Ok(()),
+                        // Already in the sink's files: not written again, not counted.
+                        Ok(false) => return,
+                        Err(e) => Err(CliError::runtime(e.to_string())),
+                    }
+                }
                 Output::Sink(None) => Err(CliError::runtime("the sink is closed")),
                 Output::Stdout(w) => w.write_all(bytes).map_err(|e| {
                     if e.kind() == io::ErrorKind::BrokenPipe {
@@ -275,9 +280,45 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         if let Some(f) = sh.failure.clone() {
             break Err(f);
         }
-        // Offsets stepped over (control batches, compaction) need no re-fetch.
-        owned.clear();
-        owned.extend(gc.assignment().iter().cloned());
+        if gc.assignment().len() != owned.len()
+            || gc.assignment().iter().zip(&owned).any(|(a, b)| a != b)
+        {
+            for tp in gc.assignment() {
+                if !owned.contains(tp) {
+                    newly_owned.insert(tp.clone());
+                }
+            }
+            newly_owned.retain(|tp| gc.assignment().contains(tp));
+            owned.clear();
+            owned.extend(gc.assignment().iter().cloned());
+        }
+        // A newly owned partition starts at the group's commit; the sink is the
+        // source of truth: when it already holds records past that, seek to its
+        // position (it would drop those records anyway, but need not fetch them).
+        if let (Output::Sink(Some(s)), false) = (&mut sh.out, newly_owned.is_empty()) {
+            let resume = s.resume_positions();
+            let mut done = Vec::new();
+            for tp in &newly_owned {
+                let Some(pos) = gc.position(&tp.topic, tp.partition) else {
+                    continue; // start offset still being looked up
+                };
+                if let Some(&next) = resume.get(&(tp.topic.clone(), tp.partition))
+                    && next > pos
+                {
+                    gc.seek(&tp.topic, tp.partition, next).map_err(group_err)?;
+                    // The sink holds everything below `next` (what is still
+                    // buffered is durable before the next commit: commits follow
+                    // checkpoints, and the revoke listener checkpoints first).
+                    gc.mark_processed(&tp.topic, tp.partition, next);
+                }
+                done.push(tp.clone());
+            }
+            for tp in done {
+                newly_owned.remove(&tp);
+            }
+        } else {
+            newly_owned.clear();
+        }
         let mut all_at_end = !owned.is_empty() && gc.phase() == Phase::Stable;
         for tp in &owned {
             seen.insert(tp.clone());
@@ -292,6 +333,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             if let (Output::Sink(Some(s)), Some(pos)) =
                 (&mut sh.out, gc.position(&tp.topic, tp.partition))
             {
+                // Offsets stepped over (control batches, compaction) need no re-fetch.
                 s.advance(&tp.topic, tp.partition, pos);
             }
         }

@@ -268,6 +268,37 @@ impl GroupConsumer {
         self.consumer.position(topic, partition)
     }
 
+    /// Move an owned partition to `offset`; records already fetched for it are
+    /// dropped. For applications that keep their own positions (weir's `--sink`
+    /// resumes at its checkpoint when that is ahead of the group's commit). Commits
+    /// of the partition follow the records handled from there.
+    pub fn seek(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), GroupConsumerError> {
+        let tp = TopicPartition::new(topic, partition);
+        if !self.member.assignment().contains(&tp) {
+            return Err(GroupConsumerError::Config(format!(
+                "cannot seek {tp}: it is not assigned to this member"
+            )));
+        }
+        Ok(self
+            .consumer
+            .seek(topic, partition, StartAt::Offset(offset))?)
+    }
+
+    /// Count every record of an owned partition below `next_offset` as processed (the
+    /// next commit of it is at least `next_offset`), for records the application
+    /// holds already and skips with [`seek`](Self::seek).
+    pub fn mark_processed(&mut self, topic: &str, partition: i32, next_offset: i64) {
+        if next_offset > 0 {
+            let tp = TopicPartition::new(topic, partition);
+            self.member.record_processed(&tp, next_offset - 1, None);
+        }
+    }
+
     /// The fetch consumer underneath (metrics, lag).
     pub fn fetch_consumer(&self) -> &Consumer {
         &self.consumer

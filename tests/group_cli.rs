@@ -413,3 +413,79 @@ fn missing_topics_or_group_id_are_usage_errors() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// A sink ahead of the group (filled by a manual-assignment run): the group member
+/// resumes at the sink's positions, writes nothing twice, and commits them.
+#[test]
+fn group_member_resumes_at_a_sink_ahead_of_the_group() {
+    const PARTS: i32 = 3;
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-e");
+    let group = unique_topic("gcli-e-g");
+    let produce = |count: usize, seq: u64| {
+        Producer::new(&b, &topic)
+            .partitions(PARTS)
+            .count(count)
+            .start_seq(seq)
+            .batch_num_messages(1)
+            .linger_ms(0)
+            .run()
+    };
+    let first = produce(40, 0);
+    let dir = std::env::temp_dir().join(format!("weir-gcli-e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.to_str().expect("utf-8 temp dir").to_owned();
+    let out = wait_bounded(
+        spawn(&[
+            "consume",
+            "-b",
+            &b,
+            "-t",
+            &topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p %o\\n",
+            "--sink",
+            &dir_s,
+        ]),
+        Duration::from_secs(60),
+        "manual sink run",
+    );
+    assert!(
+        out.status.success(),
+        "manual run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dirs = [dir.clone()];
+    let want = produced(&[&first]);
+    assert_exactly_once(&sink_lines(&dirs, &topic, PARTS), &want);
+
+    let mut args = member_args(&b, &group, &topic, "session.timeout.ms=6000");
+    args.retain(|a| *a != "-q");
+    args.extend(["-o", "beginning", "-e", "-f", "%p %o\\n", "--sink", &dir_s]);
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "group sink run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "group run: {err}");
+    // No committed offset and -o beginning would start at 0: the sink is ahead.
+    assert!(err.contains("weir: 0 records"), "{err}");
+    assert_exactly_once(&sink_lines(&dirs, &topic, PARTS), &want);
+    assert_committed_to_end(&b, &group, &first.next_offset);
+
+    // New records: the member appends exactly those.
+    let second = produce(25, 40);
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "second group run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "second group run: {err}");
+    assert!(
+        err.contains(&format!("weir: {} records", second.count())),
+        "{err}"
+    );
+    let want = produced(&[&first, &second]);
+    assert_exactly_once(&sink_lines(&dirs, &topic, PARTS), &want);
+    assert_committed_to_end(&b, &group, &second.next_offset);
+    let _ = std::fs::remove_dir_all(&dir);
+}
