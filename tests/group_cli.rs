@@ -103,6 +103,24 @@ fn assert_committed_to_end(bootstrap: &str, group: &str, next: &BTreeMap<i32, i6
     assert!(text.contains("total lag 0"), "{text}");
 }
 
+/// One counter's value from `GET /metrics` at `addr` (`None` when absent).
+fn scrape(addr: &str, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect to --metrics-addr");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).expect("read /metrics");
+    body.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
 fn member_args<'a>(
     bootstrap: &'a str,
     group: &'a str,
@@ -263,7 +281,7 @@ fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
     let _ = std::fs::remove_dir_all(&base);
     let dirs = [base.join("a"), base.join("b")];
     let session = format!("session.timeout.ms={SESSION_MS}");
-    let start_member = |name: &str, dir: &Path| {
+    let start_member = |name: &str, dir: &Path, metrics: Option<&str>| {
         let client = format!("client.id={name}");
         let dir = dir.to_str().expect("utf-8 temp dir");
         let mut args = member_args(&b, &group, &topic, &session);
@@ -279,10 +297,14 @@ fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
             "-X",
             "weir.sink.checkpoint.ms=200",
         ]);
+        if let Some(m) = metrics {
+            args.extend(["--metrics-addr", m]);
+        }
         spawn(&args)
     };
-    let member_a = start_member("member-a", &dirs[0]);
-    let member_b = start_member("member-b", &dirs[1]);
+    let metrics_addr = format!("127.0.0.1:{}", support::tansu::free_port());
+    let member_a = start_member("member-a", &dirs[0], None);
+    let member_b = start_member("member-b", &dirs[1], Some(&metrics_addr));
 
     // Both members are in a stable generation. (tansu's DescribeGroups carries no
     // assignments, so who owns what is read from the sinks.)
@@ -371,6 +393,15 @@ fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
     let want = produced(&[&first, &second, &third]);
     let got = wait_for_sinks(&dirs, &topic, PARTS, &want, Duration::from_secs(30));
     assert_exactly_once(&got, &want);
+    // Member b saw at least the generation with a and the one after a left.
+    let rebalances = scrape(&metrics_addr, "kafka_consumer_rebalance_total");
+    let commit_errors = scrape(&metrics_addr, "kafka_consumer_commit_errors_total");
+    eprintln!("member b: rebalances {rebalances:?}, commit errors {commit_errors:?}");
+    assert!(rebalances.is_some_and(|n| n >= 2.0), "{rebalances:?}");
+    assert!(
+        commit_errors.is_some(),
+        "kafka_consumer_commit_errors_total missing"
+    );
 
     sigterm(&member_b);
     let out = wait_bounded(member_b, Duration::from_secs(15), "member b after SIGTERM");
