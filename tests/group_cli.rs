@@ -520,3 +520,122 @@ fn group_member_resumes_at_a_sink_ahead_of_the_group() {
     assert_committed_to_end(&b, &group, &second.next_offset);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Commits never run ahead of the sink: a member killed with SIGKILL mid-stream
+/// leaves its partitions committed at most to its durable records, so the member that
+/// takes them over (after the session expires) misses nothing. (Records between the
+/// killed member's last commit and its last checkpoint are in both sinks: each sink is
+/// exactly-once for itself, not across directories.)
+#[test]
+fn a_killed_sink_member_loses_nothing_to_its_successor() {
+    const PARTS: i32 = 2;
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-k");
+    let group = unique_topic("gcli-k-g");
+    let produce = |count: usize, seq: u64| {
+        Producer::new(&b, &topic)
+            .partitions(PARTS)
+            .count(count)
+            .start_seq(seq)
+            .batch_num_messages(1)
+            .linger_ms(0)
+            .run()
+    };
+    let first = produce(20, 0);
+    let base = std::env::temp_dir().join(format!("weir-gcli-k-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let dirs = [base.join("a"), base.join("b")];
+    let start_member = |dir: &Path| {
+        let dir = dir.to_str().expect("utf-8 temp dir");
+        let mut args = member_args(&b, &group, &topic, "session.timeout.ms=6000");
+        args.extend([
+            "-o",
+            "beginning",
+            "-f",
+            "%p %o\\n",
+            "--sink",
+            dir,
+            "-X",
+            "weir.sink.checkpoint.ms=100",
+            "-X",
+            // One member: range gives it every partition.
+            "partition.assignment.strategy=range",
+        ]);
+        spawn(&args)
+    };
+    let mut member_a = start_member(&dirs[0]);
+    let want = produced(&[&first]);
+    let got = wait_for_sinks(&dirs[..1], &topic, PARTS, &want, Duration::from_secs(60));
+    assert_exactly_once(&got, &want);
+    // Kill a while it writes a stream of records.
+    let producer = {
+        let (b, topic) = (b.clone(), topic.clone());
+        std::thread::spawn(move || {
+            Producer::new(&b, &topic)
+                .partitions(PARTS)
+                .count(1500)
+                .start_seq(20)
+                .batch_num_messages(1)
+                .linger_ms(0)
+                .run()
+        })
+    };
+    let t = Instant::now();
+    loop {
+        let n = sink_lines(&dirs[..1], &topic, PARTS).len();
+        if n >= want.len() + 200 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "member a never got the stream"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    member_a.kill().expect("SIGKILL member a");
+    member_a.wait().expect("reap member a");
+    let in_a = sink_lines(&dirs[..1], &topic, PARTS);
+    let second = producer.join().expect("producer thread");
+
+    let member_b = start_member(&dirs[1]);
+    let want = produced(&[&first, &second]);
+    let t = Instant::now();
+    let union = loop {
+        let u = sink_lines(&dirs, &topic, PARTS);
+        if want.iter().all(|k| u.contains_key(k)) || t.elapsed() > Duration::from_secs(60) {
+            break u;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    sigterm(&member_b);
+    let out = wait_bounded(member_b, Duration::from_secs(15), "member b after SIGTERM");
+    assert!(
+        out.status.success(),
+        "member b: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing: Vec<_> = want.iter().filter(|k| !union.contains_key(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} records in neither sink (commits ran ahead of the sink?): first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let in_b = sink_lines(&dirs[1..], &topic, PARTS);
+    for (sink, name) in [(&in_a, "a"), (&in_b, "b")] {
+        let dup: Vec<_> = sink.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(dup.is_empty(), "sink {name} holds records twice: {dup:?}");
+    }
+    let both = in_a.keys().filter(|k| in_b.contains_key(k)).count();
+    eprintln!(
+        "a held {} records at the kill, b {}, in both (after a's last commit) {both}",
+        in_a.len(),
+        in_b.len()
+    );
+    assert!(
+        in_b.len() < want.len(),
+        "b started from the beginning, not at a's commits"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
