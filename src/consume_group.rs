@@ -273,8 +273,16 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 }
             }
         });
-        if let Err(e) = polled {
-            break Err(group_err(e));
+        match polled {
+            Ok(_) => {}
+            Err(GroupConsumerError::Commit(e)) => {
+                // A failed commit is superseded by the next one; count it, go on.
+                metrics.commit_errors.inc();
+                if !plan.quiet {
+                    eprintln!("weir: warning: offset commit failed: {e}");
+                }
+            }
+            Err(e) => break Err(group_err(e)),
         }
         let mut sh = lock(&shared);
         if let Some(f) = sh.failure.clone() {

@@ -639,3 +639,68 @@ fn a_killed_sink_member_loses_nothing_to_its_successor() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A second SIGTERM during the graceful stop exits at once (status 1); the sink is
+/// intact, and the next run completes it exactly once.
+#[test]
+fn a_second_sigterm_exits_at_once_without_damaging_the_sink() {
+    const PARTS: i32 = 3;
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-s");
+    let group = unique_topic("gcli-s-g");
+    let m = Producer::new(&b, &topic)
+        .partitions(PARTS)
+        .count(1500)
+        .batch_num_messages(1)
+        .linger_ms(0)
+        .run();
+    let dir = std::env::temp_dir().join(format!("weir-gcli-s-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.to_str().expect("utf-8 temp dir").to_owned();
+    let mut args = member_args(&b, &group, &topic, "session.timeout.ms=6000");
+    args.extend([
+        "-o",
+        "beginning",
+        "-f",
+        "%p %o\\n",
+        "--sink",
+        &dir_s,
+        "-X",
+        "weir.sink.checkpoint.ms=50",
+    ]);
+    let child = spawn(&args);
+    let dirs = [dir.clone()];
+    let t = Instant::now();
+    while sink_lines(&dirs, &topic, PARTS).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(60), "nothing consumed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = Instant::now();
+    sigterm(&child);
+    // Two signals sent together can merge into one pending signal; let the first be
+    // handled (the graceful stop takes far longer than this).
+    std::thread::sleep(Duration::from_millis(10));
+    sigterm(&child);
+    let out = wait_bounded(child, Duration::from_secs(10), "weir after two SIGTERMs");
+    eprintln!("exited {:?} after the signals: {}", t.elapsed(), out.status);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+
+    let mut args = args.clone();
+    args.push("-e");
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "rerun with -e");
+    assert!(
+        out.status.success(),
+        "rerun: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exactly_once(&sink_lines(&dirs, &topic, PARTS), &produced(&[&m]));
+    assert_committed_to_end(&b, &group, &m.next_offset);
+    let _ = std::fs::remove_dir_all(&dir);
+}
