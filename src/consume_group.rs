@@ -3,30 +3,40 @@
 //! assignment.
 //!
 //! * Start: a partition with a committed offset starts there; one without starts per
-//!   `-o` (`beginning` is `auto.offset.reset=earliest`, `end` and `stored` leave
-//!   `auto.offset.reset` as configured, Kafka's default being `latest`). Other `-o`
-//!   forms name offsets of partitions this member may never own: a usage error.
+//!   `-o` as `auto.offset.reset` (see [`crate::consume::group_config`]; the command line
+//!   refuses other `-o` forms with `-G`).
 //! * Commits never run ahead of the output. The member's own auto-commit is turned off;
 //!   with `enable.auto.commit=true` (the default) weir commits itself:
 //!   - to stdout, every `auto.commit.interval.ms`, right after the output was flushed
 //!     (at least once);
 //!   - with `--sink`, right after each sink checkpoint, when everything written is
-//!     durable, so the committed offsets are the sink's
-//!     [`committed_positions`](Sink::committed_positions) and group lag tools show the
-//!     true lag. On revoke (and on close) the listener flushes stdout or checkpoints the
-//!     sink before the group consumer commits the revoked partitions. On assignment the
-//!     group's committed offset is the fetch start; records the sink already holds are
-//!     dropped by the sink (its resume position is the source of truth), so a sink
-//!     ahead of the group never gets a record twice.
-//! * `-e`: exits once the member owns partitions and every one of them is read to its
-//!   end.
+//!     durable: the processed offsets then equal the sink's
+//!     [`committed_positions`](Sink::committed_positions), so group lag tools show the
+//!     true lag.
+//!
+//!   On revoke (and on close) the listener flushes stdout or checkpoints the sink
+//!   before the group consumer commits the revoked partitions. A newly owned partition
+//!   starts at the group's commit; when the sink already holds records past it, weir
+//!   seeks to the sink's position and counts what the sink holds as processed (the
+//!   sink is the source of truth), so nothing is written twice.
+//! * `-e`: exits once the member owns partitions, is stable, and every owned partition
+//!   is read to its end.
 //! * SIGINT/SIGTERM: stop fetching, flush or checkpoint, commit, leave the group
-//!   (bounded), exit 0. A second signal exits at once (see `main.rs`); the sink
-//!   recovers from a stop at any instant.
+//!   (bounded by `default.api.timeout.ms` and `session.timeout.ms`), exit 0. A second
+//!   signal exits at once with status 1 (see `main.rs`); the sink recovers from a stop
+//!   at any instant, as from `kill -9`.
 //! * A write failure (or a closed stdout) ends the run without the final commit or
 //!   LeaveGroup: the records handed over since the last commit were not all written,
 //!   and committing them would lose them. The group notices the member gone after the
-//!   session timeout.
+//!   session timeout. A failure to flush during a revoke exits the process before the
+//!   group consumer can commit.
+//!
+//! Known limits: with `-c`, records handed over in the same poll after the count was
+//! reached are not written but count as processed (the group consumer marks every
+//! record it hands over), so the final commit can pass them. With
+//! `enable.auto.commit=false` nothing is committed periodically, but the group
+//! consumer still commits on revoke and close. `-J`'s `broker` is -1 (the group
+//! consumer does not expose partition leaders).
 
 use std::collections::BTreeSet;
 use std::io::{self, IsTerminal, Write};
