@@ -79,6 +79,11 @@ pub struct FetchConfig {
     /// `weir.fetch.sessions` (default true): use incremental fetch sessions (KIP-227)
     /// when the broker grants one.
     pub fetch_sessions: bool,
+    /// `weir.max.decompressed.batch.bytes` (default 64 MiB, the protocol crate's
+    /// `DEFAULT_DECOMPRESSED_LIMIT`): the largest size a compressed batch may
+    /// inflate to; a larger one is a [`ChunkError`](crate::ChunkError)
+    /// (`DecompressedTooLarge`) for its partition, never an unbounded allocation.
+    pub max_decompressed_batch_bytes: usize,
 }
 
 impl Default for FetchConfig {
@@ -101,6 +106,7 @@ impl Default for FetchConfig {
             metadata_max_age_ms: 300_000,
             ring_bytes: 64 << 20,
             fetch_sessions: true,
+            max_decompressed_batch_bytes: weir_protocol::compression::DEFAULT_DECOMPRESSED_LIMIT,
         }
     }
 }
@@ -145,6 +151,9 @@ impl FetchConfig {
                 self.fetch_max_bytes, self.ring_bytes
             ));
         }
+        if self.max_decompressed_batch_bytes == 0 {
+            return Err("weir.max.decompressed.batch.bytes must be positive".into());
+        }
         if self.request_timeout_ms <= self.fetch_max_wait_ms.max(0) as u64 {
             return Err(format!(
                 "request.timeout.ms ({}) must be larger than fetch.max.wait.ms ({})",
@@ -180,7 +189,14 @@ mod tests {
         assert_eq!(c.bootstrap_servers, vec!["a:1", "b:2"]);
         assert_eq!(c.fetch_max_bytes, 52_428_800);
         assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(c.max_decompressed_batch_bytes, 64 << 20);
         c.validate().unwrap();
+        let zero = FetchConfig {
+            max_decompressed_batch_bytes: 0,
+            ..c
+        };
+        let e = zero.validate().unwrap_err();
+        assert!(e.contains("weir.max.decompressed.batch.bytes"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! back on the broker, so memory is `weir.ring.bytes` plus small fixed overheads: the
 //! per-partition and per-connection bookkeeping, and one decompression scratch per
 //! worker (one per consumer in poll mode) that grows to the largest decompressed
-//! batch seen (capped at 64 MiB by the protocol crate's `Decompressor`).
+//! batch seen (capped by `weir.max.decompressed.batch.bytes`, default 64 MiB).
 //!
 //! # Files
 //!
@@ -105,9 +105,10 @@ type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
 impl Consumer {
     /// A consumer for `cfg` (validated here; nothing connects until the first poll).
     pub fn new(cfg: FetchConfig) -> Result<Self, FetchError> {
+        let limit = cfg.max_decompressed_batch_bytes;
         Ok(Self {
             reactor: Reactor::new(cfg)?,
-            scratch: Decompressor::new(),
+            scratch: Decompressor::with_limit(limit),
             warnings: Vec::new(),
         })
     }
@@ -283,12 +284,13 @@ impl Consumer {
     {
         let (tx, rx) = mpsc::channel::<Progress>();
         let waker = self.reactor.waker();
+        let limit = self.reactor.config().max_decompressed_batch_bytes;
         self.reactor.set_workers(workers);
         let pool = workers::WorkerPool::spawn(workers, pin, |i| {
             let mut handler = make(i);
             let tx = tx.clone();
             let waker = Arc::clone(&waker);
-            let mut scratch = Decompressor::new();
+            let mut scratch = Decompressor::with_limit(limit);
             move |chunk: Chunk| {
                 let res = process_chunk(&chunk, &mut scratch, &mut handler);
                 let _ = tx.send((chunk.part_idx, chunk.generation, res));

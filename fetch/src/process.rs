@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use weir_protocol::DecodeError;
 use weir_protocol::compression::Decompressor;
-use weir_protocol::record::{Batches, Record};
+use weir_protocol::record::{Batches, Record, TimestampType};
 use weir_protocol::txn::{AbortedTxn, AbortedTxnFilter, Verdict};
 
 use crate::ring::FrameSlice;
@@ -64,6 +64,9 @@ pub struct ConsumerRecord<'a> {
     /// The record (key, value, headers and timestamp borrow the ring or the
     /// decompression scratch; copy with [`to_owned`](Self::to_owned) to keep it).
     pub record: Record<'a>,
+    /// The timestamp type of the batch the record came from: `CreateTime`,
+    /// `LogAppendTime`, or `NoTimestamp` for a legacy magic-0 message.
+    pub timestamp_type: TimestampType,
 }
 
 impl<'a> ConsumerRecord<'a> {
@@ -100,6 +103,7 @@ impl<'a> ConsumerRecord<'a> {
             partition: self.partition,
             offset: self.record.offset(),
             timestamp: self.record.timestamp(),
+            timestamp_type: self.timestamp_type,
             key: self.record.key().map(<[u8]>::to_vec),
             value: self.record.value().map(<[u8]>::to_vec),
             headers,
@@ -118,6 +122,8 @@ pub struct OwnedRecord {
     pub offset: i64,
     /// The timestamp (ms since the epoch).
     pub timestamp: i64,
+    /// The batch's timestamp type (see [`ConsumerRecord::timestamp_type`]).
+    pub timestamp_type: TimestampType,
     /// The key.
     pub key: Option<Vec<u8>>,
     /// The value.
@@ -235,6 +241,7 @@ pub fn process_chunk(
             out.next_offset = out.next_offset.max(next);
             continue;
         }
+        let timestamp_type = batch.timestamp_type();
         let records = batch
             .records(scratch)
             .map_err(|e| fail(batch.base_offset(), e, &out))?;
@@ -247,6 +254,7 @@ pub fn process_chunk(
                 topic: &chunk.topic,
                 partition: chunk.partition,
                 record,
+                timestamp_type,
             });
             out.records += 1;
         }
@@ -260,7 +268,7 @@ mod tests {
     use super::*;
     use weir_protocol::compression::Compression;
     use weir_protocol::control::ControlKind;
-    use weir_protocol::record::{Header, RecordBatchBuilder};
+    use weir_protocol::record::{Header, LegacyMessageSetWriter, RecordBatchBuilder};
 
     fn batch(base: i64, n: usize, codec: Compression) -> Vec<u8> {
         let mut b = RecordBatchBuilder::new(base).compression(codec);
@@ -434,6 +442,71 @@ mod tests {
             got.iter().map(|r| r.offset).collect::<Vec<_>>(),
             vec![0, 1, 2, 4, 5]
         );
+    }
+
+    #[test]
+    fn records_carry_their_batch_timestamp_type() {
+        // A LogAppendTime batch (compressed, so the type survives decompression),
+        // then a CreateTime batch.
+        let mut b = RecordBatchBuilder::new(0)
+            .compression(Compression::Lz4)
+            .log_append_time(77_000);
+        b.append(5, None, Some(b"a"));
+        b.append(6, None, Some(b"b"));
+        let mut bytes = b.build();
+        bytes.extend(batch(2, 1, Compression::None));
+        let mut got = Vec::new();
+        let mut d = Decompressor::new();
+        process_chunk(&chunk(&bytes, 0), &mut d, |r| {
+            got.push((r.offset(), r.timestamp_type, r.timestamp()));
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (0, TimestampType::LogAppendTime, 77_000),
+                (1, TimestampType::LogAppendTime, 77_000),
+                (2, TimestampType::CreateTime, 1000),
+            ]
+        );
+        let (_, owned) = run(&chunk(&bytes, 0));
+        assert_eq!(owned[0].timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(owned[2].timestamp_type, TimestampType::CreateTime);
+
+        // A legacy magic-0 message set has no timestamps.
+        let mut w = LegacyMessageSetWriter::new(0);
+        w.append(0, 0, None, Some(b"old"));
+        let (r, owned) = run(&chunk(&w.build(), 0));
+        assert_eq!(r.unwrap().records, 1);
+        assert_eq!(owned[0].timestamp_type, TimestampType::NoTimestamp);
+    }
+
+    #[test]
+    fn a_batch_decompressing_beyond_the_limit_is_an_error_not_a_crash() {
+        // 64 KiB of zeros compresses to far less than the 4 KiB limit.
+        let big = vec![0u8; 64 << 10];
+        let mut bytes = batch(0, 1, Compression::Gzip);
+        let mut b = RecordBatchBuilder::new(1).compression(Compression::Zstd);
+        b.append(1, None, Some(&big));
+        bytes.extend(b.build());
+        assert!(bytes.len() < 4096, "the compressed batch fits the limit");
+        let c = chunk(&bytes, 0);
+        let mut got = 0;
+        let mut d = Decompressor::with_limit(4096);
+        let e = process_chunk(&c, &mut d, |_| got += 1).unwrap_err();
+        assert_eq!(got, 1, "the batch before it is delivered");
+        assert_eq!(e.offset, 1);
+        assert_eq!(e.partial.records, 1);
+        assert!(
+            matches!(e.error, DecodeError::DecompressedTooLarge { limit: 4096 }),
+            "{:?}",
+            e.error
+        );
+        assert!(e.to_string().contains("t-3 at offset 1"), "{e}");
+        // The same chunk within a large enough limit is fine.
+        let mut d = Decompressor::with_limit(1 << 20);
+        let fresh = chunk(&bytes, 0);
+        assert_eq!(process_chunk(&fresh, &mut d, |_| ()).unwrap().records, 2);
     }
 
     #[test]
