@@ -704,3 +704,63 @@ fn a_second_sigterm_exits_at_once_without_damaging_the_sink() {
     assert_committed_to_end(&b, &group, &m.next_offset);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Measurement, not a timed test: `weir consume -G` against manual assignment over
+/// the same records, output to /dev/null, wall and CPU time of the weir process.
+/// `cargo test -p weir --release --test group_cli measure -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement"]
+fn measure_group_mode_against_manual_assignment() {
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-m");
+    let m = Producer::new(&b, &topic)
+        .partitions(3)
+        .count(100_000)
+        .value_size(100)
+        .no_keys()
+        .omit_values()
+        .run();
+    let group = unique_topic("gcli-m-g");
+    let session = "session.timeout.ms=6000";
+    let mut group_args = member_args(&b, &group, &topic, session);
+    group_args.extend(["-o", "beginning", "-e"]);
+    let manual_args = [
+        "consume",
+        "-b",
+        &b,
+        "-t",
+        &topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    for (name, args) in [("manual", &manual_args[..]), ("group", &group_args[..])] {
+        let t = Instant::now();
+        let child = Command::new("/usr/bin/time")
+            .args(["-f", "%U %S"])
+            .arg(WEIR)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn /usr/bin/time weir");
+        let out = wait_bounded(child, Duration::from_secs(300), name);
+        let wall = t.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        let cpu: f64 = err
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|x| x.parse::<f64>().ok())
+            .sum();
+        eprintln!(
+            "{name}: {} records in {wall:?} wall, {cpu:.2} s CPU ({:.0} records per CPU-second)",
+            m.count(),
+            m.count() as f64 / cpu.max(0.001)
+        );
+    }
+}
