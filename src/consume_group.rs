@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use weir_coordinator::{GroupConfig, Phase, TopicPartition};
 use weir_fetch::ConsumerRecord;
+use weir_protocol::record::TimestampType as WireTimestampType;
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::ConsumerConfig;
@@ -236,10 +237,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 topic: rec.topic,
                 partition: rec.partition,
                 offset: rec.offset(),
-                timestamp_type: if rec.timestamp() >= 0 {
-                    TimestampType::CreateTime
-                } else {
-                    TimestampType::NotAvailable
+                timestamp_type: match rec.timestamp_type {
+                    WireTimestampType::NoTimestamp => TimestampType::NotAvailable,
+                    WireTimestampType::CreateTime => TimestampType::CreateTime,
+                    WireTimestampType::LogAppendTime => TimestampType::LogAppendTime,
                 },
                 timestamp: rec.timestamp(),
                 // The group consumer does not expose the partition leaders.

@@ -185,6 +185,43 @@ fn group_reads_exactly_what_was_produced_and_commits_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+
+    // -J in group mode: kcat's envelope with the batch's timestamp type.
+    let group2 = unique_topic("gcli-a-j");
+    let mut args = member_args(&b, &group2, &topic, "session.timeout.ms=6000");
+    args.extend(["-o", "beginning", "-e", "-J"]);
+    let out = wait_bounded(spawn(&args), Duration::from_secs(90), "weir -G -J");
+    assert!(
+        out.status.success(),
+        "weir -G -J: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want_ts: BTreeMap<(i64, i64), i64> = m
+        .records
+        .iter()
+        .flat_map(|(p, recs)| {
+            recs.iter()
+                .map(move |r| ((i64::from(*p), r.rec.offset), r.rec.timestamp))
+        })
+        .collect();
+    let mut n = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}"));
+        assert_eq!(
+            v["topic"],
+            serde_json::Value::from(topic.as_str()),
+            "{line}"
+        );
+        assert_eq!(v["tstype"], "create", "{line}");
+        let key = (
+            v["partition"].as_i64().expect("partition"),
+            v["offset"].as_i64().expect("offset"),
+        );
+        assert_eq!(v["ts"].as_i64(), want_ts.get(&key).copied(), "{line}");
+        n += 1;
+    }
+    assert_eq!(n, m.count());
 }
 
 /// Every `"P O"` line in the durable sink files of `dirs`, with how often it occurs.
