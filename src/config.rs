@@ -374,7 +374,8 @@ pub static PROPERTIES: &[PropertySpec] = &[
         "weir.worker.threads",
         Some("0"),
         int(0, 1024),
-        "Partition worker threads (0: one per available core).",
+        "Partition worker threads for the library's Consumer::run_workers (0: one per \
+         available core); `weir consume` itself runs on one thread and does not use it.",
     ),
 ];
 

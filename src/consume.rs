@@ -112,7 +112,19 @@ pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
         retry_backoff_ms: u64::from(c.retry_backoff_ms),
         metadata_max_age_ms: u64::from(c.metadata_max_age_ms),
         ring_bytes: usize::try_from(c.ring_bytes).unwrap_or(usize::MAX),
+        max_decompressed_batch_bytes: usize::try_from(c.max_decompressed_batch_bytes)
+            .unwrap_or(usize::MAX),
         ..FetchConfig::default()
+    }
+}
+
+/// The output formats' name for a batch's timestamp type (magic 0 has none).
+fn timestamp_type(t: weir_protocol::record::TimestampType) -> TimestampType {
+    use weir_protocol::record::TimestampType as Wire;
+    match t {
+        Wire::NoTimestamp => TimestampType::NotAvailable,
+        Wire::CreateTime => TimestampType::CreateTime,
+        Wire::LogAppendTime => TimestampType::LogAppendTime,
     }
 }
 
@@ -329,13 +341,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 topic: rec.topic,
                 partition: rec.partition,
                 offset: rec.offset(),
-                // The engine's record view carries no timestamp type (it is a batch
-                // attribute); a present timestamp is reported as create time.
-                timestamp_type: if rec.timestamp() >= 0 {
-                    TimestampType::CreateTime
-                } else {
-                    TimestampType::NotAvailable
-                },
+                timestamp_type: timestamp_type(rec.timestamp_type),
                 timestamp: rec.timestamp(),
                 broker: leaders
                     .iter()
@@ -632,5 +638,41 @@ fn discover_partitions(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigBuilder, Mode, Source};
+    use weir_protocol::record::TimestampType as Wire;
+
+    #[test]
+    fn the_decompression_limit_reaches_the_fetch_config() {
+        let mut b = ConfigBuilder::new();
+        b.set("bootstrap.servers", "localhost:9092", Source::Flag)
+            .unwrap();
+        let defaults = b.clone();
+        b.set("weir.max.decompressed.batch.bytes", "4096", Source::Flag)
+            .unwrap();
+        let f = fetch_config(&b.build(Mode::Assign).unwrap());
+        assert_eq!(f.max_decompressed_batch_bytes, 4096);
+        // weir's own default (32 MiB) is passed too, not the engine's 64 MiB.
+        let f = fetch_config(&defaults.build(Mode::Assign).unwrap());
+        assert_eq!(f.max_decompressed_batch_bytes, 32 << 20);
+        f.validate().unwrap();
+    }
+
+    #[test]
+    fn batch_timestamp_types_map_to_the_output_formats() {
+        assert_eq!(timestamp_type(Wire::CreateTime), TimestampType::CreateTime);
+        assert_eq!(
+            timestamp_type(Wire::LogAppendTime),
+            TimestampType::LogAppendTime
+        );
+        assert_eq!(
+            timestamp_type(Wire::NoTimestamp),
+            TimestampType::NotAvailable
+        );
     }
 }
