@@ -1132,13 +1132,58 @@ fn offsets_of(out: &[u8]) -> Vec<(i32, i64)> {
     v
 }
 
+/// Waits (bounded) until weir's /metrics shows a zero lag for `partitions` partitions.
+fn wait_caught_up(weir: &mut Weir, addr: &str, partitions: i32) {
+    use std::io::Write;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    loop {
+        assert!(
+            !weir.exits_within(Duration::from_millis(50)),
+            "weir exited: {}",
+            weir.stderr_now()
+        );
+        if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: weir\r\n\r\n");
+            let mut body = String::new();
+            let _ = conn.read_to_string(&mut body);
+            let lags: Vec<&str> = body
+                .lines()
+                .filter(|l| l.starts_with("kafka_consumer_lag{"))
+                .collect();
+            if lags.len() == partitions as usize && lags.iter().all(|l| l.ends_with(" 0")) {
+                return;
+            }
+            last = lags.join("; ");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "weir did not reach the end within 60 s; lags: {last}"
+        );
+    }
+}
+
 /// `-o end` without -e: only records produced after the start are printed.
 fn check_tail_from_end(bootstrap: &str, topic: &str, partitions: i32, next: &mut Manifest) {
-    let weir = Weir::spawn(&[
-        "consume", "-b", bootstrap, "-t", topic, "-o", "end", "-q", "-f", "%p %o\\n",
+    let metrics = format!("127.0.0.1:{}", support::tansu::free_port());
+    let mut weir = Weir::spawn(&[
+        "consume",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-o",
+        "end",
+        "-q",
+        "-f",
+        "%p %o\\n",
+        "--metrics-addr",
+        &metrics,
     ]);
-    // Let it resolve the end and reach it before anything new arrives.
-    thread::sleep(Duration::from_secs(2));
+    // Nothing new is produced until weir has resolved the end of every partition:
+    // its lag gauges then read 0 (a lag is set only from a fetch response).
+    wait_caught_up(&mut weir, &metrics, partitions);
     let before = next.records.clone();
     produce_more(bootstrap, next, partitions, 3);
     let want: Vec<(i32, i64)> = next
