@@ -349,9 +349,10 @@ fn parse_json_line(line: &[u8], topic: &str) -> Rec {
     }
 }
 
-/// The line kcat prints for `-f FMT_LINE` (`%t|%p|%o|%T|%K|%k|%S|%s|%h\n`).
+/// Every `-f` token, `%%` included, but `%R` (its 4 binary bytes could hold a newline).
 const FMT_LINE: &str = "%t|%p|%o|%T|%K|%k|%S|%s|%h|%%\\n";
 
+/// The line kcat prints for one record with `-f FMT_LINE`, without its newline.
 fn kcat_line(topic: &str, r: &Rec) -> Vec<u8> {
     let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(-1, |b| b.len() as i64);
     let mut out = format!(
