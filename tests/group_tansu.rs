@@ -616,3 +616,285 @@ fn group_static_member_restart_keeps_its_partitions() {
     b.close(Duration::from_secs(10)).unwrap();
     eprintln!("both closed in {:?}", t.elapsed());
 }
+
+/// The rebalance pause when a second member joins a group consuming steady traffic,
+/// from per-record arrival times (seconds relative to the join): (time until the half
+/// of the partitions that paused longest (those that moved) are all consumed again,
+/// their longest gap, the longest gap of the other half (kept)).
+fn pause_of(arrivals: &[(i32, f64)], partitions: i32, window: f64) -> (f64, f64, f64) {
+    let mut gaps = Vec::new();
+    for p in 0..partitions {
+        let mut ts: Vec<f64> = arrivals
+            .iter()
+            .filter(|(q, t)| *q == p && *t >= -1.0 && *t <= window)
+            .map(|x| x.1)
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        assert!(
+            !ts.is_empty(),
+            "partition {p} was never consumed around the join"
+        );
+        // A partition silent until the window's end counts as one long gap.
+        ts.push(window);
+        let (mut gap, mut gap_end) = (0.0f64, 0.0f64);
+        for w in ts.windows(2) {
+            if w[1] - w[0] > gap {
+                gap = w[1] - w[0];
+                gap_end = w[1];
+            }
+        }
+        eprint!(" p{p}: {:.2}..{gap_end:.2}", gap_end - gap);
+        gaps.push((gap, gap_end));
+    }
+    gaps.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let half = gaps.len() / 2;
+    let kept = gaps[..half].iter().map(|g| g.0).fold(0.0, f64::max);
+    let moved = gaps[half..].iter().map(|g| g.0).fold(0.0, f64::max);
+    let all_again = gaps[half..].iter().map(|g| g.1).fold(0.0, f64::max);
+    (all_again, moved, kept)
+}
+
+fn steady_producer(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    seconds: u32,
+) -> std::process::Child {
+    std::process::Command::new(support::peer::python())
+        .arg(support::repo_root().join("scripts/rebalance_peer.py"))
+        .args(["produce", "--bootstrap", bootstrap, "--topic", topic])
+        .args(["--partitions", &partitions.to_string(), "--rate", "100"])
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start scripts/rebalance_peer.py produce")
+}
+
+const PARTS: i32 = 6;
+const WINDOW: f64 = 15.0;
+
+fn weir_pause(bootstrap: &str, strategy: AssignmentStrategy) -> (f64, f64, f64) {
+    let topic = unique_topic("g-pause");
+    let group = unique_topic("grp-pause");
+    Producer::new(bootstrap, &topic)
+        .partitions(PARTS)
+        .count(1)
+        .run();
+    let mut producer = steady_producer(bootstrap, &topic, PARTS, 40);
+    let cfg = || {
+        let mut c = group_config(&group, &[strategy]);
+        c.enable_auto_commit = true;
+        c.auto_commit_interval = Duration::from_millis(200);
+        c
+    };
+    let mut a = member(bootstrap, cfg(), &topic);
+    let mut arrivals: Vec<(i32, Instant)> = Vec::new();
+    let mut warm: Option<Instant> = None;
+    let end = Instant::now() + Duration::from_secs(60);
+    while warm.is_none_or(|w| w.elapsed() < Duration::from_secs(2)) {
+        assert!(Instant::now() < end, "a never consumed every partition");
+        a.poll(Duration::from_millis(20), |r| {
+            arrivals.push((r.partition, Instant::now()))
+        })
+        .unwrap();
+        let consuming: BTreeSet<i32> = arrivals.iter().map(|x| x.0).collect();
+        if warm.is_none()
+            && a.assignment().len() == PARTS as usize
+            && consuming.len() == PARTS as usize
+        {
+            warm = Some(Instant::now());
+        }
+    }
+    let t0 = Instant::now();
+    let mut b = member(bootstrap, cfg(), &topic);
+    while t0.elapsed() < Duration::from_secs_f64(WINDOW) {
+        a.poll(Duration::from_millis(10), |r| {
+            arrivals.push((r.partition, Instant::now()))
+        })
+        .unwrap();
+        b.poll(Duration::from_millis(10), |r| {
+            arrivals.push((r.partition, Instant::now()))
+        })
+        .unwrap();
+    }
+    let split = (a.assignment().len(), b.assignment().len());
+    assert_eq!(split.0 + split.1, PARTS as usize, "{split:?}");
+    let _ = producer.kill();
+    let _ = producer.wait();
+    let rel: Vec<(i32, f64)> = arrivals
+        .iter()
+        .map(|(p, t)| {
+            let s = if *t >= t0 {
+                (*t - t0).as_secs_f64()
+            } else {
+                -(t0 - *t).as_secs_f64()
+            };
+            (*p, s)
+        })
+        .collect();
+    a.close(Duration::from_secs(5)).unwrap();
+    b.close(Duration::from_secs(5)).unwrap();
+    pause_of(&rel, PARTS, WINDOW)
+}
+
+#[allow(clippy::too_many_arguments)] // test helper: one call site per member
+fn rdkafka_member(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    strategy: &str,
+    seconds: f64,
+    start_at: Option<f64>,
+    sink: std::sync::Arc<std::sync::Mutex<Vec<(i32, f64)>>>,
+    owned: std::sync::Arc<std::sync::Mutex<usize>>,
+) -> (std::process::Child, std::thread::JoinHandle<()>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(support::peer::python())
+        .arg(support::repo_root().join("scripts/rebalance_peer.py"))
+        .args([
+            "consume",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+        ])
+        .args(["--strategy", strategy, "--seconds", &seconds.to_string()])
+        .args(["--session-timeout-ms", &SESSION.as_millis().to_string()])
+        .args(start_at.map(|t| format!("--start-at={t:.6}")))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start scripts/rebalance_peer.py consume");
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.unwrap();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() == Some(&"assigned") {
+                let n = if f.len() == 3 {
+                    f[1].split(',').count()
+                } else {
+                    0
+                };
+                *owned.lock().unwrap() = n;
+            } else if f.len() == 3 {
+                sink.lock()
+                    .unwrap()
+                    .push((f[0].parse().unwrap(), f[2].parse().unwrap()));
+            }
+        }
+    });
+    (child, reader)
+}
+
+fn wall() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn rdkafka_pause(bootstrap: &str, strategy: &str) -> (f64, f64, f64) {
+    use std::sync::{Arc, Mutex};
+    let topic = unique_topic("r-pause");
+    let group = unique_topic("rgrp-pause");
+    Producer::new(bootstrap, &topic)
+        .partitions(PARTS)
+        .count(1)
+        .run();
+    let mut producer = steady_producer(bootstrap, &topic, PARTS, 45);
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let (owned_a, owned_b) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+    let (mut ca, ra) = rdkafka_member(
+        bootstrap,
+        &topic,
+        &group,
+        strategy,
+        40.0,
+        None,
+        Arc::clone(&arrivals),
+        Arc::clone(&owned_a),
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut warm: Option<Instant> = None;
+    while warm.is_none_or(|w| w.elapsed() < Duration::from_secs(2)) {
+        assert!(
+            Instant::now() < end,
+            "librdkafka member a never consumed every partition"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let consuming: BTreeSet<i32> = arrivals.lock().unwrap().iter().map(|x| x.0).collect();
+        if warm.is_none()
+            && *owned_a.lock().unwrap() == PARTS as usize
+            && consuming.len() == PARTS as usize
+        {
+            warm = Some(Instant::now());
+        }
+    }
+    // b's process starts now and subscribes at t0, its start-up cost paid before.
+    let t0 = wall() + 3.0;
+    let (mut cb, rb) = rdkafka_member(
+        bootstrap,
+        &topic,
+        &group,
+        strategy,
+        WINDOW + 8.0,
+        Some(t0),
+        Arc::clone(&arrivals),
+        Arc::clone(&owned_b),
+    );
+    std::thread::sleep(Duration::from_secs_f64(t0 - wall() + WINDOW + 0.5));
+    let split = (*owned_a.lock().unwrap(), *owned_b.lock().unwrap());
+    let _ = ca.kill();
+    let _ = producer.kill();
+    let _ = cb.wait();
+    let _ = ca.wait();
+    let _ = producer.wait();
+    ra.join().unwrap();
+    rb.join().unwrap();
+    assert_eq!(
+        split.0 + split.1,
+        PARTS as usize,
+        "librdkafka split {split:?}"
+    );
+    let rel: Vec<(i32, f64)> = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, t)| (*p, t - t0))
+        .collect();
+    pause_of(&rel, PARTS, WINDOW)
+}
+
+/// Rebalance pause, weir vs librdkafka, eager (range) and cooperative
+/// (cooperative-sticky): a member consumes 6 partitions of steady traffic (100
+/// records/s each); a second member joins; per-record arrival times give the time
+/// until every partition is consumed again and the worst per-partition gap. Prints a
+/// table for BENCHMARKS.md.
+///
+/// `cargo test --release -p weir --test group_tansu rebalance_pause_report -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement (about 2 minutes); prints the rebalance pause table"]
+fn rebalance_pause_report() {
+    let tansu = Tansu::start(Storage::Memory);
+    let bs = tansu.bootstrap();
+    let mut rows = Vec::new();
+    for (strategy, name) in [
+        (AssignmentStrategy::Range, "range"),
+        (AssignmentStrategy::CooperativeSticky, "cooperative-sticky"),
+    ] {
+        eprint!("weir {name}: longest gaps");
+        rows.push(("weir", name, weir_pause(&bs, strategy)));
+        eprint!("\nlibrdkafka {name}: longest gaps");
+        rows.push(("librdkafka", name, rdkafka_pause(&bs, name)));
+        eprintln!();
+    }
+    println!(
+        "| client | strategy | every partition consuming again after the join | longest pause, moved partitions | longest pause, kept partitions |"
+    );
+    println!("|---|---|---|---|---|");
+    for (client, strategy, (again, moved, kept)) in rows {
+        println!("| {client} | {strategy} | {again:.2} s | {moved:.2} s | {kept:.2} s |");
+    }
+}
