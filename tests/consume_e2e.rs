@@ -4,6 +4,8 @@
 //! * `--sink` survives `kill -9` at random moments: after restarts with the same
 //!   arguments, the files hold every record exactly once, in order;
 //! * SIGTERM stops gracefully (exit 0, summary line).
+//! * `weir.max.decompressed.batch.bytes` bounds decompression: a batch inflating past
+//!   it is a clear error naming the partition and offset.
 //!
 //! Setup once per machine: `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
 
@@ -15,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::peer::Producer;
+use support::peer::{Codec, Producer};
 use support::tansu::{Storage, Tansu};
 use weir::sink::Sink;
 
@@ -178,6 +180,69 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
             );
         }
     }
+}
+
+/// `weir.max.decompressed.batch.bytes` reaches the engine: a compressed batch that
+/// inflates past it stops the run with a message naming the partition and offset
+/// (exit 1, no crash); the default limit reads the same batches.
+#[test]
+fn a_batch_inflating_past_the_decompression_limit_is_a_clear_error() {
+    let broker = Tansu::start(Storage::Memory);
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("weir-inflate");
+    let manifest = Producer::new(&bootstrap, &topic)
+        .partitions(1)
+        // 40 KiB of output: within a pipe's buffer (wait_bounded reads it at exit).
+        .count(20)
+        .value_size(2048)
+        .compression(Codec::Zstd)
+        .linger_ms(50)
+        .run();
+    let args = [
+        "consume",
+        "-b",
+        &bootstrap,
+        "-t",
+        &topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ];
+    let mut limited = args.to_vec();
+    limited.extend(["-X", "weir.max.decompressed.batch.bytes=1024"]);
+    let out = wait_bounded(
+        weir(&limited),
+        Duration::from_secs(60),
+        "weir consume with a small decompression limit",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains(&format!("{topic}-0 at offset 0")) && err.contains("1024"),
+        "the error names the partition, offset and limit: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing delivered past the bad batch"
+    );
+
+    let out = wait_bounded(
+        weir(&args),
+        Duration::from_secs(60),
+        "weir consume with the default decompression limit",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.stdout.iter().filter(|&&b| b == b'\n').count(),
+        manifest.count(),
+        "every record with the default limit"
+    );
 }
 
 fn sink_args<'a>(
