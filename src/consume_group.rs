@@ -31,9 +31,11 @@
 //!   session timeout. A failure to flush during a revoke exits the process before the
 //!   group consumer can commit.
 //!
-//! Known limits: with `-c`, records handed over in the same poll after the count was
-//! reached are not written but count as processed (the group consumer marks every
-//! record it hands over), so the final commit can pass them. With
+//! `-c`: records handed over after the count was reached are refused
+//! ([`GroupConsumer::poll_accepting`]), so the final commit is the record after the
+//! last one written, as kcat's.
+//!
+//! Known limits: with
 //! `enable.auto.commit=false` nothing is committed periodically, but the group
 //! consumer still commits on revoke and close. `-J`'s `broker` is -1 (the group
 //! consumer does not expose partition leaders).
@@ -220,13 +222,15 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             break Ok(StopReason::Count);
         }
         let now = Instant::now();
-        let polled = gc.poll(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
+        // The handler's answer: whether the record is in the output (committable).
+        // Past -c or after a write failure, nothing more is.
+        let polled = gc.poll_accepting(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
             if plan.count.is_some_and(|c| summary.records >= c) {
-                return;
+                return false;
             }
             let mut sh = lock(&shared);
             if sh.failure.is_some() {
-                return;
+                return false;
             }
             let headers = rec
                 .record
@@ -255,7 +259,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     match s.write(rec.topic, rec.partition, rec.offset(), bytes, now) {
                         Ok(true) => Ok(()),
                         // Already in the sink's files: not written again, not counted.
-                        Ok(false) => return,
+                        Ok(false) => return true,
                         Err(e) => Err(CliError::runtime(e.to_string())),
                     }
                 }
@@ -277,10 +281,12 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     summary.records += 1;
                     summary.bytes += n as u64;
                     metrics.record_consumed(n);
+                    true
                 }
                 Err(e) => {
                     metrics.processing_errors.inc();
                     sh.failure = Some(e);
+                    false
                 }
             }
         });

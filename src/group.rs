@@ -315,6 +315,26 @@ impl GroupConsumer {
     where
         F: FnMut(&ConsumerRecord<'_>),
     {
+        self.poll_accepting(timeout, |rec| {
+            handler(rec);
+            true
+        })
+    }
+
+    /// [`poll`](Self::poll) where a record counts as processed (committable) only
+    /// when `handler` returns `true`. For an application that stops partway through
+    /// what was fetched (weir's `-c`): once it refuses a record of a partition it must
+    /// refuse the rest of that partition, since the commit is the record after the
+    /// highest accepted one. Refused records are not handed to this member again (its
+    /// position has moved on); the next owner reads them from the commit.
+    pub fn poll_accepting<F>(
+        &mut self,
+        timeout: Duration,
+        mut handler: F,
+    ) -> Result<usize, GroupConsumerError>
+    where
+        F: FnMut(&ConsumerRecord<'_>) -> bool,
+    {
         if self.closed {
             return Err(GroupConsumerError::Closed);
         }
@@ -329,8 +349,9 @@ impl GroupConsumer {
                 let processed = &mut self.processed;
                 processed.clear();
                 let n = self.consumer.poll(Duration::ZERO, |rec| {
-                    handler(rec);
-                    note_processed(processed, rec);
+                    if handler(rec) {
+                        note_processed(processed, rec);
+                    }
                 });
                 self.flush_processed();
                 let n = n?;
