@@ -21,7 +21,7 @@
 //! | symptom | signal | remedies |
 //! |---|---|---|
 //! | high lag | `kafka_consumer_lag_sum > 10000` for 5 minutes | add consumers to the group (up to the partition count); make processing cheaper; raise `fetch.max.bytes` / `max.partition.fetch.bytes` (within `weir.ring.bytes`); check the downstream system the output feeds |
-//! | slow processing | processing latency above 1 s, or `max.poll.interval.ms` exceeded | process in parallel (`weir.worker.threads`); batch the output; simplify per-record work; raise `max.poll.interval.ms` if the work is legitimately slow |
+//! | slow processing | processing latency above 1 s, or `max.poll.interval.ms` exceeded | process partitions in parallel (the library's `Consumer::run_workers`, or more group members for `weir consume`); batch the output; simplify per-record work; raise `max.poll.interval.ms` if the work is legitimately slow |
 //! | frequent rebalances | more than 5 in 5 minutes (`rate(kafka_consumer_rebalance_total[10m]) > 0.5`) | raise `session.timeout.ms` and keep `heartbeat.interval.ms` at a third of it or less; raise `max.poll.interval.ms`; speed up processing; use static membership (`group.instance.id`) for rolling restarts; check network stability |
 
 use std::collections::BTreeMap;
