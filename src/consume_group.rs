@@ -35,10 +35,11 @@
 //! ([`GroupConsumer::poll_accepting`]), so the final commit is the record after the
 //! last one written, as kcat's.
 //!
-//! Known limits: with
-//! `enable.auto.commit=false` nothing is committed periodically, but the group
-//! consumer still commits on revoke and close. `-J`'s `broker` is -1 (the group
-//! consumer does not expose partition leaders).
+//! `enable.auto.commit=false`: no record is accepted as processed, so nothing is
+//! committed, periodically or on revoke and close (kcat with commits off).
+//!
+//! Known limit: `-J`'s `broker` is -1 (the group consumer does not expose partition
+//! leaders).
 
 use std::collections::BTreeSet;
 use std::io::{self, IsTerminal, Write};
@@ -259,7 +260,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     match s.write(rec.topic, rec.partition, rec.offset(), bytes, now) {
                         Ok(true) => Ok(()),
                         // Already in the sink's files: not written again, not counted.
-                        Ok(false) => return true,
+                        Ok(false) => return auto_commit,
                         Err(e) => Err(CliError::runtime(e.to_string())),
                     }
                 }
@@ -281,7 +282,9 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     summary.records += 1;
                     summary.bytes += n as u64;
                     metrics.record_consumed(n);
-                    true
+                    // enable.auto.commit=false: nothing is ever committable, so
+                    // nothing is committed (as kcat without commits).
+                    auto_commit
                 }
                 Err(e) => {
                     metrics.processing_errors.inc();
@@ -334,7 +337,9 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     // The sink holds everything below `next` (what is still
                     // buffered is durable before the next commit: commits follow
                     // checkpoints, and the revoke listener checkpoints first).
-                    gc.mark_processed(&tp.topic, tp.partition, next);
+                    if auto_commit {
+                        gc.mark_processed(&tp.topic, tp.partition, next);
+                    }
                 }
                 done.push(tp.clone());
             }

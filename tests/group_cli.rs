@@ -847,3 +847,37 @@ fn count_commits_exactly_what_was_written() {
     let want: Vec<(i32, i64)> = produced(&[&m]).into_iter().collect();
     assert_eq!(all, want, "first run {first:?}\nsecond run {rest:?}");
 }
+
+/// `-X enable.auto.commit=false`: weir commits nothing, not even on exit, so a second
+/// run of the group reads everything again.
+#[test]
+fn auto_commit_off_commits_nothing() {
+    let tansu = Tansu::start(Storage::Memory);
+    let b = tansu.bootstrap();
+    let topic = unique_topic("gcli-n");
+    let group = unique_topic("gcli-n-g");
+    let m = Producer::new(&b, &topic).partitions(2).count(30).run();
+    let mut args = member_args(&b, &group, &topic, "session.timeout.ms=6000");
+    args.extend([
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%p %o\\n",
+        "-X",
+        "enable.auto.commit=false",
+    ]);
+    for what in ["first run", "second run"] {
+        let out = wait_bounded(spawn(&args), Duration::from_secs(90), what);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            m.count(),
+            "{what}"
+        );
+    }
+}
