@@ -22,13 +22,17 @@
 //! the revocation acknowledged to the group. Assigned partitions start at the
 //! committed offset, or per `auto.offset.reset` when there is none.
 //!
-//! Not supported yet: worker mode (`run_workers`) in group mode: the fetch crate's
-//! worker loop owns the thread and has no hook to drive the coordinator; topic
-//! patterns; periodic metadata refresh for the leader (partition counts are read once
-//! per rebalance the leader runs).
+//! Two ways to consume, as in weir-fetch: [`GroupConsumer::poll`] on the caller's
+//! thread, or [`GroupConsumer::run_workers`] with pinned worker threads while the
+//! calling thread drives the reactor and the group.
+//!
+//! Not supported yet: topic patterns; periodic metadata refresh for the leader
+//! (partition counts are read once per rebalance the leader runs).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use weir_coordinator::{
@@ -36,8 +40,13 @@ use weir_coordinator::{
     GroupError, GroupMember, GroupVersions, Outgoing, Phase, Request, RequestId, Response,
     StartPosition, Target, TopicPartition,
 };
-use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, SideEvent, SideId, StartAt};
+use weir_fetch::workers::WorkerPool;
+use weir_fetch::{
+    Chunk, ChunkError, ChunkOutcome, Consumer, ConsumerRecord, FetchConfig, FetchError, SideEvent,
+    SideId, StartAt, process_chunk,
+};
 use weir_protocol::ResponseBody;
+use weir_protocol::compression::Decompressor;
 use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
 
 /// The application's view of rebalances. Every method defaults to doing nothing.
@@ -147,6 +156,10 @@ pub struct GroupConsumer {
     closed: bool,
     /// Per poll: the highest offset handled per partition (topic, partition, offset).
     processed: Vec<(String, i32, i64)>,
+    /// Revoked partitions whose revocation waits for workers to finish their chunks.
+    pending_revoke: Vec<TopicPartition>,
+    /// Worker mode: chunks handed to workers and not reported back, by partition index.
+    outstanding: HashMap<usize, usize>,
 }
 
 // GroupConsumer moves between threads (it is used from one at a time).
@@ -210,6 +223,8 @@ impl GroupConsumer {
             errors: VecDeque::new(),
             closed: false,
             processed: Vec::new(),
+            pending_revoke: Vec::new(),
+            outstanding: HashMap::new(),
         })
     }
 
@@ -367,6 +382,146 @@ impl GroupConsumer {
             }
             self.turn(deadline)?;
         }
+    }
+
+    /// Consume with `workers` threads until `stop` is set or an error occurs, driving
+    /// the group on this thread meanwhile (heartbeats, commits, rebalances).
+    ///
+    /// As [`weir_fetch::Consumer::run_workers`]: `make(i)` builds worker `i`'s handler,
+    /// each partition is handled in order by one worker (the one its assignment order
+    /// picks). A record counts as processed once its worker finished the chunk holding
+    /// it. A revocation waits until the workers finished every chunk of the revoked
+    /// partitions already handed to them (chunks still queued are dropped), then runs
+    /// the listener, commits and acknowledges. Every loop turn counts as a poll for
+    /// `max.poll.interval.ms`. On return every chunk handed to a worker has been
+    /// processed and recorded; call [`close`](Self::close) to leave the group.
+    pub fn run_workers<M, H>(
+        &mut self,
+        workers: usize,
+        pin: bool,
+        mut make: M,
+        stop: &AtomicBool,
+    ) -> Result<(), GroupConsumerError>
+    where
+        M: FnMut(usize) -> H,
+        H: FnMut(&ConsumerRecord<'_>) + Send + 'static,
+    {
+        if self.closed {
+            return Err(GroupConsumerError::Closed);
+        }
+        type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
+        let (tx, rx) = mpsc::channel::<Progress>();
+        let reactor = self.consumer.reactor();
+        let waker = reactor.waker();
+        let limit = reactor.config().max_decompressed_batch_bytes;
+        reactor.set_workers(workers);
+        let pool = WorkerPool::spawn(workers, pin, |i| {
+            let mut handler = make(i);
+            let tx = tx.clone();
+            let waker = Arc::clone(&waker);
+            let mut scratch = Decompressor::with_limit(limit);
+            move |chunk: Chunk| {
+                let res = process_chunk(&chunk, &mut scratch, &mut handler);
+                let _ = tx.send((chunk.part_idx, chunk.generation, res));
+                drop(chunk);
+                let _ = waker.wake();
+            }
+        })
+        .map_err(|e| GroupConsumerError::Fetch(FetchError::Io(e)))?;
+        drop(tx);
+        let mut result = Ok(());
+        loop {
+            let stopping = stop.load(Ordering::Acquire) || result.is_err();
+            if stopping && self.outstanding.values().all(|n| *n == 0) {
+                break;
+            }
+            if !stopping {
+                self.member.poll(Instant::now());
+            }
+            let far = Instant::now() + Duration::from_millis(100);
+            if let Err(e) = self.drive().and_then(|()| self.turn(far)) {
+                result = Err(e);
+            }
+            while let Ok((i, g, r)) = rx.try_recv() {
+                self.on_worker_progress(i, g, r);
+            }
+            self.finish_revoke(Instant::now());
+            if let Some(e) = self.errors.pop_front() {
+                result = Err(e);
+            }
+            if let Some(e) = self.consumer.reactor().pop_error() {
+                result = Err(GroupConsumerError::Fetch(e));
+            }
+            if stopping {
+                continue;
+            }
+            let reactor = self.consumer.reactor();
+            let chunks: Vec<Chunk> = reactor.take_chunks().collect();
+            let mut held = Vec::new();
+            for c in chunks {
+                match reactor.partitions().get(c.part_idx) {
+                    Some(p) if !p.paused => {
+                        let i = c.part_idx;
+                        match pool.send(p.worker, c) {
+                            Ok(()) => *self.outstanding.entry(i).or_default() += 1,
+                            Err(c) => {
+                                held.push(c);
+                                result = Err(GroupConsumerError::Config(
+                                    "a worker thread died (its handler panicked)".into(),
+                                ));
+                            }
+                        }
+                    }
+                    _ => held.push(c),
+                }
+            }
+            reactor.requeue(held);
+            if pool.any_dead() && result.is_ok() {
+                result = Err(GroupConsumerError::Config(
+                    "a worker thread died (its handler panicked)".into(),
+                ));
+            }
+            if result.is_err() {
+                // Chunks of a dead worker never report back: stop waiting for them.
+                if pool.any_dead() {
+                    self.outstanding.clear();
+                }
+            }
+        }
+        pool.shutdown();
+        // Progress reported while shutting down.
+        while let Ok((i, g, r)) = rx.try_recv() {
+            self.on_worker_progress(i, g, r);
+        }
+        self.outstanding.clear();
+        self.finish_revoke(Instant::now());
+        result
+    }
+
+    fn on_worker_progress(
+        &mut self,
+        i: usize,
+        generation: u64,
+        res: Result<ChunkOutcome, ChunkError>,
+    ) {
+        if let Some(n) = self.outstanding.get_mut(&i) {
+            *n = n.saturating_sub(1);
+        }
+        let reactor = self.consumer.reactor();
+        if let Some(p) = reactor.partitions().get(i) {
+            // Handled records count as processed even when the partition was paused
+            // (revoked) meanwhile: they were handled, and the revocation waits for them.
+            let next = match &res {
+                Ok(o) if !o.stale && o.records > 0 => Some(o.next_offset),
+                Err(e) if e.partial.records > 0 => Some(e.partial.next_offset),
+                _ => None,
+            };
+            if let Some(next) = next {
+                let tp = TopicPartition::new(p.topic.as_ref(), p.partition);
+                self.member.record_processed(&tp, next - 1, None);
+            }
+        }
+        reactor.on_processed(i, generation, res);
     }
 
     /// Commit the processed offsets and wait for the outcome (retrying retriable
@@ -728,13 +883,8 @@ impl GroupConsumer {
                 }
                 Event::PartitionsRevoked(tps) => {
                     self.stop_fetching(&tps);
-                    self.listener.on_partitions_revoked(&tps);
-                    if !self.group_cfg.enable_auto_commit {
-                        // The final commit of what was processed; queued before the ack,
-                        // it completes before the member rejoins or leaves.
-                        let _ = self.member.commit_processed(now, CommitMode::Async);
-                    }
-                    self.member.ack_revoked(now);
+                    self.pending_revoke.extend(tps);
+                    self.finish_revoke(now);
                 }
                 Event::PartitionsLost(tps) => {
                     self.stop_fetching(&tps);
@@ -762,6 +912,31 @@ impl GroupConsumer {
             }
         }
         Ok(any)
+    }
+
+    /// Once no worker holds a chunk of a revoked partition (always, in poll mode): run
+    /// the listener, commit what was processed, and acknowledge the revocation.
+    fn finish_revoke(&mut self, now: Instant) {
+        if self.pending_revoke.is_empty() {
+            return;
+        }
+        let busy = self.pending_revoke.iter().any(|tp| {
+            self.consumer
+                .reactor()
+                .index_of(&tp.topic, tp.partition)
+                .is_some_and(|i| self.outstanding.get(&i).is_some_and(|n| *n > 0))
+        });
+        if busy {
+            return;
+        }
+        let tps = std::mem::take(&mut self.pending_revoke);
+        self.listener.on_partitions_revoked(&tps);
+        if !self.group_cfg.enable_auto_commit {
+            // The final commit of what was processed; queued before the ack, it
+            // completes before the member rejoins or leaves.
+            let _ = self.member.commit_processed(now, CommitMode::Async);
+        }
+        self.member.ack_revoked(now);
     }
 
     fn stop_fetching(&mut self, tps: &[TopicPartition]) {

@@ -898,3 +898,108 @@ fn rebalance_pause_report() {
         println!("| {client} | {strategy} | {again:.2} s | {moved:.2} s | {kept:.2} s |");
     }
 }
+
+/// Worker mode in a group: member A consumes with two worker threads (on its own
+/// thread), member B joins in poll mode, then A closes. Every record is handled, in
+/// order per partition, none twice: A's revocation waits for its workers, commits,
+/// and only then lets B start at the committed offsets.
+#[test]
+fn group_worker_mode_rebalances_without_loss() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-workers");
+    let group = unique_topic("grp-workers");
+    let first = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(4)
+        .count(30)
+        .run();
+    let strategies = [AssignmentStrategy::Range];
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut a = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let a_thread = {
+        let (seen, stop) = (Arc::clone(&seen), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            a.run_workers(
+                2,
+                false,
+                |_| {
+                    let seen = Arc::clone(&seen);
+                    move |r: &weir::fetch::ConsumerRecord<'_>| {
+                        seen.lock().unwrap().push((0, r.partition, r.offset()))
+                    }
+                },
+                &stop,
+            )
+            .unwrap();
+            let t = Instant::now();
+            a.close(Duration::from_secs(10)).unwrap();
+            t.elapsed()
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    while !covered(&seen.lock().unwrap(), &first.next_offset) {
+        assert!(
+            Instant::now() < end,
+            "worker-mode member did not read everything"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (bs, t) = (tansu.bootstrap(), topic.clone());
+    let more = std::thread::spawn(move || {
+        Producer::new(&bs, &t)
+            .partitions(4)
+            .count(30)
+            .start_seq(100)
+            .run()
+    });
+    let mut b = member(
+        &tansu.bootstrap(),
+        group_config(&group, &strategies),
+        &topic,
+    );
+    let poll_b = |b: &mut GroupConsumer| {
+        b.poll(Duration::from_millis(20), |r| {
+            seen.lock().unwrap().push((1, r.partition, r.offset()))
+        })
+        .unwrap();
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(b.phase() == Phase::Stable && b.assignment().len() == 2) {
+        assert!(
+            Instant::now() < end,
+            "b never got half: {:?}",
+            b.assignment()
+        );
+        poll_b(&mut b);
+    }
+    while !more.is_finished() {
+        poll_b(&mut b);
+    }
+    let ends = more.join().unwrap().next_offset;
+    stop.store(true, Ordering::Release);
+    while !a_thread.is_finished() {
+        poll_b(&mut b);
+    }
+    let close_took = a_thread.join().unwrap();
+    assert!(close_took < Duration::from_secs(10));
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(b.assignment().len() == 4 && covered(&seen.lock().unwrap(), &ends)) {
+        assert!(
+            Instant::now() < end,
+            "b did not finish: {:?}",
+            b.assignment()
+        );
+        poll_b(&mut b);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let by_member: BTreeSet<usize> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(by_member.len(), 2, "both members handled records");
+    assert_eq!(check_no_loss(&seen, &ends), 0, "records handled twice");
+    b.close(Duration::from_secs(10)).unwrap();
+}
