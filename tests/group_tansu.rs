@@ -1003,3 +1003,74 @@ fn group_worker_mode_rebalances_without_loss() {
     assert_eq!(check_no_loss(&seen, &ends), 0, "records handled twice");
     b.close(Duration::from_secs(10)).unwrap();
 }
+
+/// enable.auto.commit commits processed offsets on its interval without any call;
+/// commit_async reports its outcome to the callback during a later poll.
+#[test]
+fn group_auto_commit_and_commit_async() {
+    use std::sync::{Arc, Mutex};
+    let tansu = Tansu::start(Storage::Memory);
+    let topic = unique_topic("g-auto");
+    let group = unique_topic("grp-auto");
+    let first = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(2)
+        .count(25)
+        .run();
+    let strategies = [AssignmentStrategy::CooperativeSticky];
+    let mut cfg = group_config(&group, &strategies);
+    cfg.enable_auto_commit = true;
+    cfg.auto_commit_interval = Duration::from_millis(300);
+    let mut a = member(&tansu.bootstrap(), cfg, &topic);
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        |_, s| covered(s, &first.next_offset),
+    );
+    let tps: Vec<_> = (0..2)
+        .map(|p| weir::coordinator::TopicPartition::new(topic.clone(), p))
+        .collect();
+    // No commit call: the interval commits what the handler finished.
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(10),
+        |m, _| {
+            tps.iter()
+                .all(|tp| m[0].1.committed(tp) == Some(first.next_offset[&tp.partition]))
+        },
+    );
+
+    // commit_async: nothing new to commit answers Ok at once.
+    let outcome: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let o = Arc::clone(&outcome);
+    a.commit_async(move |r| o.lock().unwrap().push(r.is_ok()));
+    assert_eq!(*outcome.lock().unwrap(), [true]);
+    // New records, then an async commit well before the auto-commit interval.
+    let second = Producer::new(&tansu.bootstrap(), &topic)
+        .partitions(2)
+        .count(5)
+        .start_seq(100)
+        .run();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(30),
+        |_, s| covered(s, &second.next_offset),
+    );
+    let o = Arc::clone(&outcome);
+    a.commit_async(move |r| o.lock().unwrap().push(r.is_ok()));
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(10),
+        |_, _| outcome.lock().unwrap().len() == 2,
+    );
+    assert_eq!(*outcome.lock().unwrap(), [true, true]);
+    for tp in &tps {
+        assert_eq!(a.committed(tp), Some(second.next_offset[&tp.partition]));
+    }
+    assert_eq!(check_no_loss(&seen, &second.next_offset), 0);
+    a.close(Duration::from_secs(10)).unwrap();
+}
