@@ -350,3 +350,25 @@ fn dropped_coordinator_connection_during_join_rejoins() {
     assert_eq!(generation.load(Ordering::SeqCst), 1, "one completed join");
     m.close(Duration::from_secs(5)).unwrap();
 }
+
+/// close() returns within its timeout when the coordinator stops answering (the
+/// final commit and the LeaveGroup are never answered).
+#[test]
+fn close_is_bounded_when_the_coordinator_is_silent() {
+    let (b, _) = coordinator_broker();
+    let mut m = member(&b.bootstrap());
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(20), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    for key in [ApiKey::OffsetCommit, ApiKey::LeaveGroup, ApiKey::Heartbeat] {
+        b.on(key, |_, _, _| Some(Action::NoResponse));
+    }
+    let t = Instant::now();
+    let _ = m.close(Duration::from_secs(2));
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(2600), "close took {took:?}");
+    // It tried: the final commit of the handled records went out.
+    assert!(!b.requests_of(ApiKey::OffsetCommit).is_empty());
+    assert!(m.poll(Duration::ZERO, |_| {}).is_err(), "closed");
+}
