@@ -611,7 +611,13 @@ impl GroupConsumer {
     fn turn(&mut self, until: Instant) -> Result<(), GroupConsumerError> {
         let now = Instant::now();
         let mut wake = until.min(now + Duration::from_millis(100));
-        if let Some(t) = self.member.poll_timeout() {
+        // `drive()` has just run every timer that was due, so a timer still due now is
+        // waiting on a connection (no broker reachable yet, a handshake under way), not
+        // on time: letting it shorten the wait would spin. The reactor wakes us on IO,
+        // and the 100 ms cap retries in any case.
+        if let Some(t) = self.member.poll_timeout()
+            && t > now
+        {
             wake = wake.min(t);
         }
         let wait = wake.saturating_duration_since(now);
