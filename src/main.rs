@@ -73,9 +73,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 message: e.to_string(),
             };
             let text = match group {
-                None => weir::admin::render_list(
-                    &weir::admin::list_groups(&config).map_err(admin_err)?,
-                ),
+                None => {
+                    weir::admin::render_list(&weir::admin::list_groups(&config).map_err(admin_err)?)
+                }
                 Some(g) => weir::admin::describe_group(&config, &g)
                     .map_err(admin_err)?
                     .render(),

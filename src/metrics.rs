@@ -367,7 +367,10 @@ mod tests {
         // The serving thread has ended; tiny_http closes its listener asynchronously.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(addr).is_ok() {
-            assert!(std::time::Instant::now() < deadline, "server still listening after drop");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server still listening after drop"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -41,6 +41,8 @@ pub mod record;
 pub mod txn;
 pub mod versions;
 
+pub use compression::{Compression, Decompressor};
+pub use control::{ControlKind, ControlRecord};
 pub use error::DecodeError;
 pub use error_code::ErrorCode;
 pub use frame::{
@@ -48,8 +50,6 @@ pub use frame::{
 };
 pub use messages::ResponseBody;
 pub use reader::Reader;
-pub use compression::{Compression, Decompressor};
-pub use control::{ControlKind, ControlRecord};
 pub use record::{
     Batch, Batches, Header, Headers, Record, RecordBatch, RecordBatchBuilder, RecordIter,
     TimestampType,
