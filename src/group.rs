@@ -26,8 +26,10 @@
 //! thread, or [`GroupConsumer::run_workers`] with pinned worker threads while the
 //! calling thread drives the reactor and the group.
 //!
-//! Not supported yet: topic patterns; periodic metadata refresh for the leader
-//! (partition counts are read once per rebalance the leader runs).
+//! The leader re-reads the subscribed topics' partition counts every
+//! `metadata.max.age.ms` (of the fetch config); a change rebalances the group.
+//!
+//! Not supported yet: topic patterns.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -160,6 +162,10 @@ pub struct GroupConsumer {
     pending_revoke: Vec<TopicPartition>,
     /// Worker mode: chunks handed to workers and not reported back, by partition index.
     outstanding: HashMap<usize, usize>,
+    /// The subscription (the leader refreshes its partition counts).
+    topics: Vec<String>,
+    /// When the leader next refreshes partition counts (`metadata.max.age.ms`).
+    next_metadata_refresh: Instant,
 }
 
 // GroupConsumer moves between threads (it is used from one at a time).
@@ -225,6 +231,8 @@ impl GroupConsumer {
             processed: Vec::new(),
             pending_revoke: Vec::new(),
             outstanding: HashMap::new(),
+            topics: Vec::new(),
+            next_metadata_refresh: Instant::now(),
         })
     }
 
@@ -241,6 +249,7 @@ impl GroupConsumer {
         S: Into<String>,
     {
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.topics = topics.clone();
         self.member.subscribe(Instant::now(), topics);
     }
 
@@ -667,6 +676,19 @@ impl GroupConsumer {
         while let Some(o) = self.member.poll_transmit(now) {
             self.send(o)?;
             any = true;
+        }
+        // The leader re-reads partition counts every metadata.max.age.ms, so a topic
+        // that grows is rebalanced onto its new partitions.
+        if self.member.is_leader()
+            && self.member.phase() == Phase::Stable
+            && self.metadata_wanted.is_none()
+            && now >= self.next_metadata_refresh
+        {
+            let age = Duration::from_millis(self.consumer.reactor().config().metadata_max_age_ms);
+            self.next_metadata_refresh = now + age;
+            if !self.topics.is_empty() {
+                self.metadata_wanted = Some(self.topics.clone());
+            }
         }
         if let Some(topics) = self.metadata_wanted.clone()
             && !self.metadata_in_flight

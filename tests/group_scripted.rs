@@ -206,7 +206,12 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
 }
 
 fn member(bootstrap: &str) -> GroupConsumer {
+    member_with(bootstrap, 300_000)
+}
+
+fn member_with(bootstrap: &str, metadata_max_age_ms: u64) -> GroupConsumer {
     let fetch = FetchConfig {
+        metadata_max_age_ms,
         fetch_max_bytes: 1 << 20,
         ring_bytes: 4 << 20,
         fetch_max_wait_ms: 50,
@@ -371,4 +376,31 @@ fn close_is_bounded_when_the_coordinator_is_silent() {
     // It tried: the final commit of the handled records went out.
     assert!(!b.requests_of(ApiKey::OffsetCommit).is_empty());
     assert!(m.poll(Duration::ZERO, |_| {}).is_err(), "closed");
+}
+
+/// The leader re-reads partition counts every metadata.max.age.ms: a topic that grows
+/// is rebalanced onto its new partition, which is then consumed.
+#[test]
+fn leader_picks_up_a_new_partition() {
+    let (b, generation) = coordinator_broker();
+    let mut m = member_with(&b.bootstrap(), 300);
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(20), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    assert_eq!(generation.load(Ordering::SeqCst), 1);
+    b.with_cluster(|c| {
+        let t = c.topics.get_mut(T).unwrap();
+        let mut p = t.partitions[0].clone();
+        p.batches.clear();
+        t.partitions.push(p);
+    });
+    b.append_batch(T, 2, batch(0, 7));
+    pump(&mut m, &mut seen, Duration::from_secs(10), |m, s| {
+        m.phase() == Phase::Stable
+            && m.assignment().len() == 3
+            && s.iter().filter(|(p, _)| *p == 2).count() == 7
+    });
+    assert_eq!(generation.load(Ordering::SeqCst), 2, "one rebalance");
+    m.close(Duration::from_secs(5)).unwrap();
 }
