@@ -950,14 +950,6 @@ fn group_worker_mode_rebalances_without_loss() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (bs, t) = (tansu.bootstrap(), topic.clone());
-    let more = std::thread::spawn(move || {
-        Producer::new(&bs, &t)
-            .partitions(4)
-            .count(30)
-            .start_seq(100)
-            .run()
-    });
     let mut b = member(
         &tansu.bootstrap(),
         group_config(&group, &strategies),
@@ -978,6 +970,15 @@ fn group_worker_mode_rebalances_without_loss() {
         );
         poll_b(&mut b);
     }
+    // New records for both members' partitions.
+    let (bs, t) = (tansu.bootstrap(), topic.clone());
+    let more = std::thread::spawn(move || {
+        Producer::new(&bs, &t)
+            .partitions(4)
+            .count(30)
+            .start_seq(100)
+            .run()
+    });
     while !more.is_finished() {
         poll_b(&mut b);
     }
