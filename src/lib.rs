@@ -12,8 +12,12 @@
 //!   made durable with fsync and rename ordering; recovery after `kill -9`).
 //! * [`metrics`]: Prometheus metrics with the names `alerts/weir-alerts.yml` uses, served
 //!   at `/metrics`.
-//! * [`cli`] and [`consume`]: the command line (kcat's flags) and the consume loop
-//!   (manual assignment, or group mode through [`group::GroupConsumer`]).
+//! * [`group`]: [`group::GroupConsumer`], the library's consumer-group API: the fetch
+//!   reactor and the coordinator's state machine on one thread (`poll`) or with pinned
+//!   workers (`run_workers`), a rebalance listener, and commits of processed offsets only.
+//! * [`cli`], [`consume`] and [`consume_group`]: the command line (kcat's flags) and the
+//!   consume loops, manual assignment and group mode (`-G`), whose commits follow the
+//!   flushed or durable output.
 //! * [`admin`]: `weir groups list` / `weir groups describe` (ListGroups on every broker;
 //!   FindCoordinator, DescribeGroups, OffsetFetch and the Fetch high watermark for lag).
 
@@ -30,3 +34,8 @@ pub mod sink;
 pub use weir_coordinator as coordinator;
 pub use weir_fetch as fetch;
 pub use weir_protocol as protocol;
+
+/// The README's Rust examples, compiled as doctests so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
