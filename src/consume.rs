@@ -2,18 +2,14 @@
 //! stdout or the [`Sink`], with metrics, a progress line, `-e`/`-c` exits and graceful
 //! signal handling.
 //!
-//! Two modes, both on the caller's thread:
-//! * manual assignment (`-t TOPIC [-p PARTITION...]`; without `-p`, every partition the
-//!   topic has when weir starts, found with a Metadata request on a side connection of
-//!   the reactor) with [`weir_fetch::Consumer::poll`];
-//! * group mode (`-G GROUP TOPIC...`) with [`crate::group::GroupConsumer`]: offsets are
-//!   committed as records are written (auto commit) and on exit, before leaving the
-//!   group.
+//! This module runs manual assignment (`-t TOPIC [-p PARTITION...]`; without `-p`,
+//! every partition the topic has when weir starts, found with a Metadata request on a
+//! side connection of the reactor) with [`weir_fetch::Consumer::poll`] on the caller's
+//! thread. Group mode (`-G GROUP TOPIC...`, with or without `--sink`) lives in
+//! [`crate::consume_group`]; [`run`] hands it over there, and that module uses
+//! [`group_config`] and [`fetch_config`] from here.
 //!
-//! Not available yet, each with a message saying so: `-o stored` without `-G`, and
-//! `--sink` with `-G` (group commits would run ahead of the sink's durable positions).
-//! In group mode the `-J` `broker` field is -1 (the group consumer does not expose
-//! partition leaders).
+//! Not available yet, with a message saying so: `-o stored` without `-G`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IsTerminal, Write};
@@ -26,12 +22,9 @@ use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, StartAt};
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::{Assignor, ConsumerConfig, IsolationLevel, Mode, OffsetReset};
 use crate::format::{Formatter, RecordView, TimestampType};
-use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
-use weir_coordinator::{
-    AssignmentStrategy, AutoOffsetReset as GroupAutoOffsetReset, GroupConfig, TopicPartition,
-};
+use weir_coordinator::{AssignmentStrategy, AutoOffsetReset as GroupAutoOffsetReset, GroupConfig};
 
 /// What a run did, for the summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,30 +128,6 @@ fn fetch_err(e: FetchError) -> CliError {
     }
 }
 
-/// The engine behind a run: manual assignment, or a group member.
-enum Engine {
-    Manual(Box<Consumer>),
-    Group(Box<GroupConsumer>),
-}
-
-impl Engine {
-    fn fetch(&self) -> &Consumer {
-        match self {
-            Engine::Manual(c) => c,
-            Engine::Group(g) => g.fetch_consumer(),
-        }
-    }
-}
-
-/// Counts rebalances for `kafka_consumer_rebalance_total`.
-struct RebalanceCounter(Arc<Metrics>);
-
-impl RebalanceListener for RebalanceCounter {
-    fn on_partitions_assigned(&mut self, _partitions: &[TopicPartition]) {
-        self.0.rebalances.inc();
-    }
-}
-
 /// The group member's settings from weir's configuration.
 pub fn group_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfig, CliError> {
     let ms = |v: u32| Duration::from_millis(u64::from(v));
@@ -206,7 +175,8 @@ pub fn group_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfi
     Ok(g)
 }
 
-/// Runs `weir consume` until `-e`, `-c`, a signal (`stop`), or an error.
+/// Runs `weir consume` until `-e`, `-c`, a signal (`stop`), or an error. Group mode
+/// (`-G`) is handed to [`crate::consume_group::run`].
 pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     if plan.mode == Mode::Assign && plan.start == StartOffset::Stored {
         return Err(CliError::runtime(
@@ -242,53 +212,40 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     // Partitions whose -o -N start waits for the end offset.
     let mut from_end: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut manual_parts: Vec<(String, i32)> = Vec::new();
-    let mut engine = match plan.mode {
-        Mode::Assign => {
-            let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
-            let topic = plan.topics.first().cloned().unwrap_or_default();
-            let partitions = if plan.partitions.is_empty() {
-                // kcat's default: every partition of the topic.
-                let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
-                discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
-            } else {
-                plan.partitions.clone()
-            };
-            for &p in &partitions {
-                let start = match resume.get(&(topic.clone(), p)) {
-                    Some(&next) => StartAt::Offset(next),
-                    None => match plan.start {
-                        StartOffset::Beginning => StartAt::Earliest,
-                        StartOffset::Stored => StartAt::Latest,
-                        // `end` is `-0`: resolved from a fetch response's high
-                        // watermark, as -N is (tansu's ListOffsets(latest) can
-                        // answer an offset inside the last batch, so `-o end -e`
-                        // printed old records or never reached the end).
-                        StartOffset::End => {
-                            from_end.insert((topic.clone(), p), 0);
-                            StartAt::Latest
-                        }
-                        StartOffset::Absolute(o) => StartAt::Offset(o),
-                        StartOffset::Timestamp(t) => StartAt::Timestamp(t),
-                        StartOffset::FromEnd(n) => {
-                            from_end.insert((topic.clone(), p), n);
-                            StartAt::Latest
-                        }
-                    },
-                };
-                consumer.assign(&topic, p, start);
-                manual_parts.push((topic.clone(), p));
-            }
-            Engine::Manual(Box::new(consumer))
-        }
-        Mode::Group => {
-            let group = group_config(&plan.config, plan.start)?;
-            let mut gc =
-                GroupConsumer::new(fetch_config(&plan.config), group).map_err(group_err)?;
-            gc.set_listener(RebalanceCounter(Arc::clone(&metrics)));
-            gc.subscribe(plan.topics.iter().cloned());
-            Engine::Group(Box::new(gc))
-        }
+    let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
+    let topic = plan.topics.first().cloned().unwrap_or_default();
+    let partitions = if plan.partitions.is_empty() {
+        // kcat's default: every partition of the topic.
+        let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
+        discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
+    } else {
+        plan.partitions.clone()
     };
+    for &p in &partitions {
+        let start = match resume.get(&(topic.clone(), p)) {
+            Some(&next) => StartAt::Offset(next),
+            None => match plan.start {
+                StartOffset::Beginning => StartAt::Earliest,
+                StartOffset::Stored => StartAt::Latest,
+                // `end` is `-0`: resolved from a fetch response's high
+                // watermark, as -N is (tansu's ListOffsets(latest) can
+                // answer an offset inside the last batch, so `-o end -e`
+                // printed old records or never reached the end).
+                StartOffset::End => {
+                    from_end.insert((topic.clone(), p), 0);
+                    StartAt::Latest
+                }
+                StartOffset::Absolute(o) => StartAt::Offset(o),
+                StartOffset::Timestamp(t) => StartAt::Timestamp(t),
+                StartOffset::FromEnd(n) => {
+                    from_end.insert((topic.clone(), p), n);
+                    StartAt::Latest
+                }
+            },
+        };
+        consumer.assign(&topic, p, start);
+        manual_parts.push((topic.clone(), p));
+    }
 
     let mut formatter = Formatter::new(plan.style.clone());
     let stdout = io::stdout();
@@ -298,7 +255,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         bar.set_message("connecting");
         bar
     });
-    let fetch_metrics = engine.fetch().metrics_handle();
+    let fetch_metrics = consumer.metrics_handle();
     let (mut lat_sum, mut lat_count) = (0u64, 0u64);
 
     let mut summary = Summary::default();
@@ -306,7 +263,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let mut failure: Option<CliError> = None;
     // (topic, partition, leader) for -J's "broker", refreshed before every poll.
     let mut leaders: Vec<(Arc<str>, i32, i32)> = Vec::new();
-    let mut assigned: Vec<(String, i32)> = Vec::new();
     let reason = loop {
         if stop.load(Ordering::Acquire) {
             break StopReason::Signal;
@@ -316,14 +272,13 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         }
         let now = Instant::now();
         leaders.clear();
-        if let Engine::Manual(c) = &mut engine {
-            leaders.extend(
-                c.reactor()
-                    .partitions()
-                    .iter()
-                    .map(|ps| (Arc::clone(&ps.topic), ps.partition, ps.leader.unwrap_or(-1))),
-            );
-        }
+        leaders.extend(
+            consumer
+                .reactor()
+                .partitions()
+                .iter()
+                .map(|ps| (Arc::clone(&ps.topic), ps.partition, ps.leader.unwrap_or(-1))),
+        );
         let handler = |rec: &ConsumerRecord<'_>| {
             if failure.is_some()
                 || plan.count.is_some_and(|c| summary.records >= c)
@@ -381,23 +336,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 }
             }
         };
-        let polled = match &mut engine {
-            Engine::Manual(c) => c
-                .poll(Duration::from_millis(100), handler)
-                .map_err(fetch_err),
-            Engine::Group(g) => match g.poll(Duration::from_millis(100), handler) {
-                Err(GroupConsumerError::Commit(e)) => {
-                    // A failed commit is retried by the next one; count it and go on.
-                    metrics.commit_errors.inc();
-                    if !plan.quiet {
-                        eprintln!("weir: warning: offset commit failed: {e}");
-                    }
-                    Ok(0)
-                }
-                other => other.map_err(group_err),
-            },
-        };
-        if let Err(e) = polled {
+        if let Err(e) = consumer
+            .poll(Duration::from_millis(100), handler)
+            .map_err(fetch_err)
+        {
             failure.get_or_insert(e);
         }
         if let Some(f) = failure.take() {
@@ -406,11 +348,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             }
             if let Some(bar) = &progress {
                 bar.finish_and_clear();
-            }
-            if let Engine::Group(g) = &mut engine {
-                let _ = g.close(Duration::from_millis(u64::from(
-                    plan.config.default_api_timeout_ms,
-                )));
             }
             return Err(f);
         }
@@ -426,36 +363,26 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         // lag: the high watermark, or the LSO under read_committed), seek N records
         // back from it. The start offset from ListOffsets(latest) is not used for
         // this: some brokers (tansu) answer it with the last batch's base offset.
-        if let Engine::Manual(c) = &mut engine {
-            let ready: Vec<((String, i32), i64)> = from_end
-                .iter()
-                .filter_map(|((t, p), &n)| {
-                    let end = c.position(t, *p)? + c.lag(t, *p)?;
-                    Some(((t.clone(), *p), (end - n).max(0)))
-                })
-                .collect();
-            for ((t, p), target) in ready {
-                c.seek(&t, p, StartAt::Offset(target)).map_err(fetch_err)?;
-                from_end.remove(&(t, p));
-            }
+        let ready: Vec<((String, i32), i64)> = from_end
+            .iter()
+            .filter_map(|((t, p), &n)| {
+                let end = consumer.position(t, *p)? + consumer.lag(t, *p)?;
+                Some(((t.clone(), *p), (end - n).max(0)))
+            })
+            .collect();
+        for ((t, p), target) in ready {
+            consumer
+                .seek(&t, p, StartAt::Offset(target))
+                .map_err(fetch_err)?;
+            from_end.remove(&(t, p));
         }
-        assigned.clear();
-        match &engine {
-            Engine::Manual(_) => assigned.extend(manual_parts.iter().cloned()),
-            Engine::Group(g) => assigned.extend(
-                g.assignment()
-                    .iter()
-                    .map(|tp| (tp.topic.clone(), tp.partition)),
-            ),
-        }
-        let fetch = engine.fetch();
-        let mut all_at_end = from_end.is_empty() && !assigned.is_empty();
+        let mut all_at_end = from_end.is_empty() && !manual_parts.is_empty();
         let mut total_lag = 0i64;
-        for (t, p) in &assigned {
+        for (t, p) in &manual_parts {
             if seen.insert((t.clone(), *p)) {
                 summary.partitions += 1;
             }
-            match fetch.lag(t, *p) {
+            match consumer.lag(t, *p) {
                 Some(lag) => {
                     metrics.set_lag(t, *p, lag);
                     total_lag += lag.max(0);
@@ -463,7 +390,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 }
                 None => all_at_end = false,
             }
-            if let (Some(s), Some(pos)) = (&mut sink, fetch.position(t, *p)) {
+            if let (Some(s), Some(pos)) = (&mut sink, consumer.position(t, *p)) {
                 // Offsets stepped over (control batches, compaction) need no re-fetch.
                 s.advance(t, *p, pos);
             }
@@ -499,13 +426,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    if let Engine::Group(g) = &mut engine {
-        // Commits the processed offsets and leaves the group, so it rebalances now.
-        g.close(Duration::from_millis(u64::from(
-            plan.config.default_api_timeout_ms,
-        )))
-        .map_err(group_err)?;
-    }
     if let Some(s) = sink {
         s.close().map_err(|e| CliError::runtime(e.to_string()))?;
     } else if reason != StopReason::BrokenPipe {
@@ -519,14 +439,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     summary.elapsed = started.elapsed();
     summary.reason = reason;
     Ok(summary)
-}
-
-fn group_err(e: GroupConsumerError) -> CliError {
-    match e {
-        GroupConsumerError::Config(m) => CliError::usage(m),
-        GroupConsumerError::Fetch(f) => fetch_err(f),
-        other => CliError::runtime(format!("consumer failed: {other}")),
-    }
 }
 
 /// Lists `topic`'s partitions with a Metadata request on a side connection to the
