@@ -217,7 +217,22 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let partitions = if plan.partitions.is_empty() {
         // kcat's default: every partition of the topic.
         let timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
-        discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
+        let Some(found) = discover_partitions(&mut consumer, &plan.config, &topic, stop, timeout)?
+        else {
+            // SIGTERM or SIGINT before anything was assigned: nothing was read, so there
+            // is nothing to flush or commit, and the stop is as clean as any other.
+            if let Some(s) = sink.take() {
+                s.close().map_err(|e| CliError::runtime(e.to_string()))?;
+            }
+            return Ok(Summary {
+                records: 0,
+                bytes: 0,
+                partitions: 0,
+                elapsed: started.elapsed(),
+                reason: StopReason::Signal,
+            });
+        };
+        found
     } else {
         plan.partitions.clone()
     };
@@ -442,14 +457,15 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
 }
 
 /// Lists `topic`'s partitions with a Metadata request on a side connection to the
-/// first bootstrap broker, retrying retriable errors until `timeout`.
+/// first bootstrap broker, retrying retriable errors until `timeout`; `None` when
+/// `stop` is set first.
 fn discover_partitions(
     consumer: &mut Consumer,
     cfg: &ConsumerConfig,
     topic: &str,
     stop: &AtomicBool,
     timeout: Duration,
-) -> Result<Vec<i32>, CliError> {
+) -> Result<Option<Vec<i32>>, CliError> {
     use weir_fetch::reactor::SideEvent;
     use weir_protocol::ResponseBody;
     use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
@@ -465,9 +481,7 @@ fn discover_partitions(
     let mut retry_at: Option<Instant> = None;
     loop {
         if stop.load(Ordering::Acquire) {
-            return Err(CliError::runtime(
-                "stopped while listing the topic's partitions",
-            ));
+            return Ok(None);
         }
         let now = Instant::now();
         if now >= deadline {
@@ -541,7 +555,7 @@ fn discover_partitions(
                             "topic `{topic}` has no partitions"
                         )));
                     }
-                    return Ok(parts);
+                    return Ok(Some(parts));
                 }
                 SideEvent::Closed { side: s, .. } if s == side => {
                     in_flight = false;
