@@ -20,6 +20,10 @@ scripts/setup-python.sh
 echo "== cargo test --workspace --all-targets"
 cargo test --workspace --all-targets
 
+# --all-targets leaves doctests out: the crate docs' and the README's examples.
+echo "== cargo test --workspace --doc"
+cargo test --workspace --doc
+
 # The coordinator crate's live group tests drive a broker through their own small
 # std::net driver and cannot use the root crate's harness, so they take the broker's
 # address from the environment and are #[ignore]d in a plain `cargo test`. Here they
