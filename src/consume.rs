@@ -21,7 +21,7 @@ use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, StartAt};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::{Assignor, ConsumerConfig, IsolationLevel, Mode, OffsetReset};
-use crate::format::{Formatter, RecordView, TimestampType};
+use crate::format::{Formatter, RecordView};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
 use weir_coordinator::{AssignmentStrategy, AutoOffsetReset as GroupAutoOffsetReset, GroupConfig};
@@ -112,15 +112,6 @@ pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
 }
 
 /// The output formats' name for a batch's timestamp type (magic 0 has none).
-fn timestamp_type(t: weir_protocol::record::TimestampType) -> TimestampType {
-    use weir_protocol::record::TimestampType as Wire;
-    match t {
-        Wire::NoTimestamp => TimestampType::NotAvailable,
-        Wire::CreateTime => TimestampType::CreateTime,
-        Wire::LogAppendTime => TimestampType::LogAppendTime,
-    }
-}
-
 fn fetch_err(e: FetchError) -> CliError {
     match e {
         FetchError::Config(m) => CliError::usage(m),
@@ -311,7 +302,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 topic: rec.topic,
                 partition: rec.partition,
                 offset: rec.offset(),
-                timestamp_type: timestamp_type(rec.timestamp_type),
+                timestamp_type: rec.timestamp_type.into(),
                 timestamp: rec.timestamp(),
                 broker: leaders
                     .iter()
@@ -571,7 +562,6 @@ fn discover_partitions(
 mod tests {
     use super::*;
     use crate::config::{ConfigBuilder, Mode, Source};
-    use weir_protocol::record::TimestampType as Wire;
 
     #[test]
     fn the_decompression_limit_reaches_the_fetch_config() {
@@ -587,18 +577,5 @@ mod tests {
         let f = fetch_config(&defaults.build(Mode::Assign).unwrap());
         assert_eq!(f.max_decompressed_batch_bytes, 32 << 20);
         f.validate().unwrap();
-    }
-
-    #[test]
-    fn batch_timestamp_types_map_to_the_output_formats() {
-        assert_eq!(timestamp_type(Wire::CreateTime), TimestampType::CreateTime);
-        assert_eq!(
-            timestamp_type(Wire::LogAppendTime),
-            TimestampType::LogAppendTime
-        );
-        assert_eq!(
-            timestamp_type(Wire::NoTimestamp),
-            TimestampType::NotAvailable
-        );
     }
 }

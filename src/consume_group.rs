@@ -49,12 +49,11 @@ use std::time::{Duration, Instant};
 
 use weir_coordinator::{GroupConfig, Phase, TopicPartition};
 use weir_fetch::ConsumerRecord;
-use weir_protocol::record::TimestampType as WireTimestampType;
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::ConsumerConfig;
 use crate::consume::{StopReason, Summary, fetch_config, group_config};
-use crate::format::{Formatter, RecordView, TimestampType};
+use crate::format::{Formatter, RecordView};
 use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
@@ -242,11 +241,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 topic: rec.topic,
                 partition: rec.partition,
                 offset: rec.offset(),
-                timestamp_type: match rec.timestamp_type {
-                    WireTimestampType::NoTimestamp => TimestampType::NotAvailable,
-                    WireTimestampType::CreateTime => TimestampType::CreateTime,
-                    WireTimestampType::LogAppendTime => TimestampType::LogAppendTime,
-                },
+                timestamp_type: rec.timestamp_type.into(),
                 timestamp: rec.timestamp(),
                 // The group consumer does not expose the partition leaders.
                 broker: -1,

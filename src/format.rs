@@ -42,6 +42,18 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+impl From<weir_protocol::record::TimestampType> for TimestampType {
+    /// The timestamp type of the batch a record came from, as the formats print it.
+    fn from(t: weir_protocol::record::TimestampType) -> Self {
+        use weir_protocol::record::TimestampType as Wire;
+        match t {
+            Wire::NoTimestamp => Self::NotAvailable,
+            Wire::CreateTime => Self::CreateTime,
+            Wire::LogAppendTime => Self::LogAppendTime,
+        }
+    }
+}
+
 /// A borrowed view of one record: everything an output format needs.
 ///
 /// `H` iterates over the headers as `(name, value)`; it is cloned when a format
@@ -644,5 +656,22 @@ mod tests {
                 total as f64 / el.as_secs_f64() / 1e6
             );
         }
+    }
+
+    #[test]
+    fn batch_timestamp_types_map_to_the_output_formats() {
+        use weir_protocol::record::TimestampType as Wire;
+        assert_eq!(
+            TimestampType::from(Wire::CreateTime),
+            TimestampType::CreateTime
+        );
+        assert_eq!(
+            TimestampType::from(Wire::LogAppendTime),
+            TimestampType::LogAppendTime
+        );
+        assert_eq!(
+            TimestampType::from(Wire::NoTimestamp),
+            TimestampType::NotAvailable
+        );
     }
 }
