@@ -85,14 +85,32 @@ fn kill_9_at_random_moments_keeps_exactly_once() {
             .spawn()
             .expect("spawn child")
     };
+    // Calibrate: one uninterrupted run in a scratch dir says how long the whole job
+    // takes on this machine, and every kill below lands within its first eighth. So
+    // the child always needs several lives to finish, on a fast machine as on a slow
+    // one (fixed 10-100 ms delays let a fast CI machine finish after 4 kills).
+    let calibration = dir.with_extension("calibrate");
+    let _ = std::fs::remove_dir_all(&calibration);
+    let t0 = Instant::now();
+    let status = Command::new(&exe)
+        .args(["--exact", "child_writer", "--test-threads=1", "--quiet"])
+        .env(CHILD_ENV, &calibration)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("calibration run");
+    let whole = t0.elapsed();
+    assert!(status.success(), "calibration run failed: {status}");
+    let _ = std::fs::remove_dir_all(&calibration);
+    let window_us = (whole.as_micros() as u64 / 8).max(2_000);
+    eprintln!("one whole run takes {whole:?}; kills land within {window_us} us");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut killed = 0;
-    for _ in 0..25 {
+    for _ in 0..40 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let mut child = spawn();
-        std::thread::sleep(Duration::from_millis(10 + seed % 90));
+        std::thread::sleep(Duration::from_micros(window_us / 4 + seed % window_us));
         if child.try_wait().expect("try_wait").is_some() {
             break;
         }
