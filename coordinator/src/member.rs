@@ -762,6 +762,16 @@ impl GroupMember {
                 return;
             }
         }
+        // A commit the application queued before the ack (its final commit of the
+        // revoked partitions) must reach the coordinator while this member still
+        // holds its id and generation: leaving first would make the broker reject it
+        // (UNKNOWN_MEMBER_ID) and the next owner read those records again.
+        if let (Some(last), State::Revoking { commit, .. }) =
+            (self.commits.last().map(|c| c.id), &mut self.state)
+        {
+            *commit = Some(last);
+            return;
+        }
         self.finish_revoke(now, after);
     }
 

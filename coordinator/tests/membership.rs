@@ -758,6 +758,35 @@ fn close_revokes_commits_leaves() {
     assert_eq!(h.m.phase(), Phase::Closed);
 }
 
+/// Without auto-commit the application commits what it processed before it acks the
+/// revocation (as `weir::group` does): that commit goes out with the member's id and
+/// generation, and LeaveGroup only after it completed. Leaving first makes Apache
+/// Kafka reject the commit (UNKNOWN_MEMBER_ID), and the next owner re-reads.
+#[test]
+fn close_leaves_only_after_the_applications_revoke_commit() {
+    let mut c = cfg();
+    c.enable_auto_commit = false;
+    let mut h = stable(c, 2);
+    h.m.record_processed(&TopicPartition::new("t", 0), 4, None);
+    h.m.close(h.now, Duration::from_secs(10));
+    h.events();
+    assert!(h.m.commit_processed(h.now, CommitMode::Async).is_some());
+    h.m.ack_revoked(h.now);
+    let c = h.one(8);
+    let Request::OffsetCommit(req) = &c.request else {
+        unreachable!()
+    };
+    assert_eq!(req.member_id.as_str(), "m1", "the commit names the member");
+    assert!(req.generation_id_or_member_epoch > 0, "and its generation");
+    assert!(
+        h.tx().is_empty(),
+        "no LeaveGroup while the commit is in flight"
+    );
+    h.m.handle_response(h.now, c.id, commit_resp(&[("t", 0, ErrorCode::NONE)]));
+    let _l = h.one(13);
+    assert_eq!(h.m.phase(), Phase::Leaving);
+}
+
 #[test]
 fn close_is_bounded() {
     let mut c = cfg();
