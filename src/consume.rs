@@ -267,8 +267,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let mut summary = Summary::default();
     let mut seen: BTreeSet<(String, i32)> = BTreeSet::new();
     let mut failure: Option<CliError> = None;
-    // (topic, partition, leader) for -J's "broker", refreshed before every poll.
-    let mut leaders: Vec<(Arc<str>, i32, i32)> = Vec::new();
     let reason = loop {
         if stop.load(Ordering::Acquire) {
             break StopReason::Signal;
@@ -277,14 +275,6 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             break StopReason::Count;
         }
         let now = Instant::now();
-        leaders.clear();
-        leaders.extend(
-            consumer
-                .reactor()
-                .partitions()
-                .iter()
-                .map(|ps| (Arc::clone(&ps.topic), ps.partition, ps.leader.unwrap_or(-1))),
-        );
         let handler = |rec: &ConsumerRecord<'_>| {
             if failure.is_some()
                 || plan.count.is_some_and(|c| summary.records >= c)
@@ -304,10 +294,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 offset: rec.offset(),
                 timestamp_type: rec.timestamp_type.into(),
                 timestamp: rec.timestamp(),
-                broker: leaders
-                    .iter()
-                    .find(|(t, p, _)| *p == rec.partition && &**t == rec.topic)
-                    .map_or(-1, |(_, _, l)| *l),
+                broker: rec.broker,
                 key: rec.key(),
                 value: rec.value(),
                 headers,

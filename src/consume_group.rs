@@ -243,8 +243,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 offset: rec.offset(),
                 timestamp_type: rec.timestamp_type.into(),
                 timestamp: rec.timestamp(),
-                // The group consumer does not expose the partition leaders.
-                broker: -1,
+                broker: rec.broker,
                 key: rec.key(),
                 value: rec.value(),
                 headers,

@@ -34,6 +34,9 @@ pub struct Chunk {
     pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
+    /// The node id of the broker the chunk was fetched from (the partition's leader
+    /// when the fetch was sent).
+    pub broker: i32,
     /// The consumer's index for this partition (routing and progress reports).
     pub part_idx: usize,
     /// Seek generation when the fetch was sent; a stale chunk (the partition was
@@ -61,6 +64,8 @@ pub struct ConsumerRecord<'a> {
     pub topic: &'a str,
     /// The partition.
     pub partition: i32,
+    /// The node id of the broker the record was fetched from.
+    pub broker: i32,
     /// The record (key, value, headers and timestamp borrow the ring or the
     /// decompression scratch; copy with [`to_owned`](Self::to_owned) to keep it).
     pub record: Record<'a>,
@@ -253,6 +258,7 @@ pub fn process_chunk(
             handler(&ConsumerRecord {
                 topic: &chunk.topic,
                 partition: chunk.partition,
+                broker: chunk.broker,
                 record,
                 timestamp_type,
             });
@@ -301,6 +307,7 @@ mod tests {
         Chunk {
             topic: Arc::from("t"),
             partition: 3,
+            broker: 1,
             part_idx: 0,
             generation: 7,
             live_generation: Arc::new(AtomicU64::new(7)),

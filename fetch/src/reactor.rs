@@ -1627,6 +1627,7 @@ impl Reactor {
                 self.chunks.push_back(Chunk {
                     topic: Arc::clone(&p.topic),
                     partition: p.partition,
+                    broker: self.brokers[i].node_id,
                     part_idx: idx,
                     generation: p.current_generation(),
                     live_generation: Arc::clone(&p.generation),
