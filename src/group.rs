@@ -158,6 +158,9 @@ pub struct GroupConsumer {
     closed: bool,
     /// Per poll: the highest offset handled per partition (topic, partition, offset).
     processed: Vec<(String, i32, i64)>,
+    /// Owned partitions of which the handler refused a record (`poll_accepting`):
+    /// their commits stop at the last accepted record, never at the position.
+    refused: HashSet<TopicPartition>,
     /// Revoked partitions whose revocation waits for workers to finish their chunks.
     pending_revoke: Vec<TopicPartition>,
     /// Worker mode: chunks handed to workers and not reported back, by partition index.
@@ -229,6 +232,7 @@ impl GroupConsumer {
             errors: VecDeque::new(),
             closed: false,
             processed: Vec::new(),
+            refused: HashSet::new(),
             pending_revoke: Vec::new(),
             outstanding: HashMap::new(),
             topics: Vec::new(),
@@ -371,13 +375,20 @@ impl GroupConsumer {
             }
             if self.consumer.reactor().has_deliverable() {
                 let processed = &mut self.processed;
+                let refused = &mut self.refused;
                 processed.clear();
                 let n = self.consumer.poll(Duration::ZERO, |rec| {
                     if handler(rec) {
                         note_processed(processed, rec);
+                    } else if !refused
+                        .iter()
+                        .any(|tp| tp.partition == rec.partition && tp.topic == rec.topic)
+                    {
+                        refused.insert(TopicPartition::new(rec.topic, rec.partition));
                     }
                 });
                 self.flush_processed();
+                self.processed_to_positions();
                 let n = n?;
                 if n > 0 {
                     // Commits and heartbeats due now go out before returning.
@@ -635,6 +646,29 @@ impl GroupConsumer {
         Ok(())
     }
 
+    /// Every record below an owned partition's position has been handed to the
+    /// handler and accepted (unless it refused one): what lies between the last
+    /// record and the position is control records (transaction markers) and aborted
+    /// batches, so the commit may pass them, as Java's commits of the position do.
+    /// Without this a group on a transactional topic would keep a lag of 1 (the final
+    /// marker) forever.
+    fn processed_to_positions(&mut self) {
+        let owned: Vec<TopicPartition> = self
+            .member
+            .assignment()
+            .iter()
+            .filter(|tp| !self.refused.contains(*tp))
+            .cloned()
+            .collect();
+        for tp in owned {
+            if let Some(pos) = self.consumer.position(&tp.topic, tp.partition)
+                && pos > 0
+            {
+                self.member.record_processed(&tp, pos - 1, None);
+            }
+        }
+    }
+
     fn flush_processed(&mut self) {
         for (topic, partition, offset) in self.processed.drain(..) {
             let tp = TopicPartition::new(topic, partition);
@@ -886,6 +920,9 @@ impl GroupConsumer {
             any = true;
             match ev {
                 Event::PartitionsAssigned(tps) => {
+                    for tp in &tps {
+                        self.refused.remove(tp);
+                    }
                     self.listener.on_partitions_assigned(&tps);
                 }
                 Event::StartPositions(list) => {
