@@ -1,4 +1,4 @@
-//! `weir consume` end to end against a real broker (tansu), with librdkafka producing.
+//! `weir consume` end to end against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with librdkafka producing.
 //!
 //! * `-J` output carries kcat's envelope and every produced record exactly once;
 //! * `--sink` survives `kill -9` at random moments: after restarts with the same
@@ -7,7 +7,7 @@
 //! * `weir.max.decompressed.batch.bytes` bounds decompression: a batch inflating past
 //!   it is a clear error naming the partition and offset.
 //!
-//! Setup once per machine: `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
+//! Setup once per machine: `scripts/install-kafka.sh` and `scripts/setup-python.sh`.
 
 mod support;
 
@@ -17,8 +17,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::broker::Broker;
 use support::peer::{Codec, Producer};
-use support::tansu::{Storage, Tansu};
 use weir::sink::Sink;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
@@ -58,7 +58,7 @@ fn text(v: &Value) -> Option<String> {
 
 #[test]
 fn json_output_has_kcat_envelope_and_every_record_once() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("weir-json");
     let manifest = Producer::new(&bootstrap, &topic)
@@ -187,7 +187,7 @@ fn json_output_has_kcat_envelope_and_every_record_once() {
 /// (exit 1, no crash); the default limit reads the same batches.
 #[test]
 fn a_batch_inflating_past_the_decompression_limit_is_a_clear_error() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("weir-inflate");
     let manifest = Producer::new(&bootstrap, &topic)
@@ -296,7 +296,7 @@ fn expected_lines(manifest: &support::peer::Manifest, topic: &str, p: i32) -> Ve
 
 #[test]
 fn sink_keeps_exactly_once_across_kill_9_and_stops_on_sigterm() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("weir-sink");
     // One record per batch: tansu 0.6 answers a fetch from the middle of a batch with
@@ -443,7 +443,7 @@ fn sink_keeps_exactly_once_across_kill_9_and_stops_on_sigterm() {
 
 #[test]
 fn group_mode_reads_everything_once_and_resumes_from_commits() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("weir-group");
     let group = support::unique_topic("weir-g");

@@ -1,5 +1,5 @@
 //! `weir consume -G GROUP TOPIC...` (the binary in group mode) against a real broker
-//! (tansu), with librdkafka producing:
+//! (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with librdkafka producing:
 //!
 //! * (a) `-o beginning -e` prints exactly what was produced and commits it: `weir groups
 //!   describe` shows lag 0;
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::broker::Broker;
 use support::peer::{Manifest, Producer};
-use support::tansu::{Storage, Tansu};
 use support::unique_topic;
 use weir::sink::Sink;
 
@@ -144,7 +144,7 @@ fn member_args<'a>(
 
 #[test]
 fn group_reads_exactly_what_was_produced_and_commits_it() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-a");
     let group = unique_topic("gcli-a-g");
@@ -298,7 +298,7 @@ fn assert_exactly_once(got: &BTreeMap<(i32, i64), usize>, want: &BTreeSet<(i32, 
 fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
     const PARTS: i32 = 4;
     const SESSION_MS: u64 = 20_000;
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-b");
     let group = unique_topic("gcli-b-g");
@@ -339,7 +339,7 @@ fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
         }
         spawn(&args)
     };
-    let metrics_addr = format!("127.0.0.1:{}", support::tansu::free_port());
+    let metrics_addr = format!("127.0.0.1:{}", support::free_port());
     let member_a = start_member("member-a", &dirs[0], None);
     let member_b = start_member("member-b", &dirs[1], Some(&metrics_addr));
 
@@ -487,7 +487,7 @@ fn missing_topics_or_group_id_are_usage_errors() {
 #[test]
 fn group_member_resumes_at_a_sink_ahead_of_the_group() {
     const PARTS: i32 = 3;
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-e");
     let group = unique_topic("gcli-e-g");
@@ -566,7 +566,7 @@ fn group_member_resumes_at_a_sink_ahead_of_the_group() {
 #[test]
 fn a_killed_sink_member_loses_nothing_to_its_successor() {
     const PARTS: i32 = 2;
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-k");
     let group = unique_topic("gcli-k-g");
@@ -682,7 +682,7 @@ fn a_killed_sink_member_loses_nothing_to_its_successor() {
 #[test]
 fn a_second_sigterm_exits_at_once_without_damaging_the_sink() {
     const PARTS: i32 = 3;
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-s");
     let group = unique_topic("gcli-s-g");
@@ -751,7 +751,7 @@ fn a_second_sigterm_exits_at_once_without_damaging_the_sink() {
 #[test]
 #[ignore = "measurement"]
 fn measure_group_mode_against_manual_assignment() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-m");
     let m = Producer::new(&b, &topic)
@@ -809,7 +809,7 @@ fn measure_group_mode_against_manual_assignment() {
 /// group reads the rest, nothing twice, nothing lost.
 #[test]
 fn count_commits_exactly_what_was_written() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-c");
     let group = unique_topic("gcli-c-g");
@@ -852,7 +852,7 @@ fn count_commits_exactly_what_was_written() {
 /// run of the group reads everything again.
 #[test]
 fn auto_commit_off_commits_nothing() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("gcli-n");
     let group = unique_topic("gcli-n-g");

@@ -1,5 +1,5 @@
-//! `weir groups list` and `weir groups describe` against a real broker (tansu), with a
-//! librdkafka member committing offsets. Needs `scripts/install-tansu.sh` and
+//! `weir groups list` and `weir groups describe` against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with a
+//! librdkafka member committing offsets. Needs `scripts/install-kafka.sh` and
 //! `scripts/setup-python.sh`.
 
 mod support;
@@ -7,8 +7,9 @@ mod support;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use support::broker::Broker;
+use support::free_port;
 use support::peer::{Producer, RdkafkaConsume};
-use support::tansu::{Storage, Tansu, free_port};
 use support::unique_topic;
 
 fn weir(args: &[&str]) -> Output {
@@ -36,7 +37,7 @@ fn rows(stdout: &str, group: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn describe_shows_committed_offsets_log_end_and_lag_after_a_member_commits() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("groups");
     let group = unique_topic("groups-g");
@@ -101,7 +102,7 @@ fn describe_shows_committed_offsets_log_end_and_lag_after_a_member_commits() {
 
 #[test]
 fn describe_shows_a_live_member_with_no_lag() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let topic = unique_topic("groups-live");
     let group = unique_topic("groups-live-g");
@@ -174,7 +175,7 @@ fn describe_shows_a_live_member_with_no_lag() {
 
 #[test]
 fn describe_of_an_unknown_group_says_so_and_exits_1() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let b = tansu.bootstrap();
     let out = weir(&["groups", "describe", "no-such-group-here", "-b", &b]);
     let (stdout, stderr) = text(&out);

@@ -1,5 +1,6 @@
-//! Proves the test harness itself: the tansu launcher, the librdkafka peer scripts and
-//! the scripted broker. Needs `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
+//! Proves the test harness itself: the broker launcher (Apache Kafka, or tansu with
+//! `WEIR_TEST_BROKER=tansu`), the librdkafka peer scripts and the scripted broker.
+//! Needs `scripts/install-kafka.sh` and `scripts/setup-python.sh`.
 
 mod support;
 
@@ -14,9 +15,9 @@ use kafka_protocol::messages::{
     MetadataResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use support::broker::Broker;
 use support::peer::{Codec, Producer, RdkafkaConsume, Txn, rdkafka_consume};
 use support::scripted::{Action, ScriptedBroker, code, uncompressed_batch};
-use support::tansu::{Storage, Tansu};
 use support::{unique_topic, wire};
 use weir_protocol::{Compression, ControlKind, RecordBatchBuilder};
 
@@ -28,36 +29,36 @@ fn metadata_all() -> MetadataRequest {
     r
 }
 
-// ---------------------------------------------------------------- tansu launcher
+// ---------------------------------------------------------------- broker launcher
 
 #[test]
-fn tansu_answers_api_versions_and_metadata_on_loopback() {
-    let tansu = Tansu::start(Storage::Memory);
-    assert!(tansu.bootstrap().starts_with("127.0.0.1:"));
+fn broker_answers_api_versions_and_metadata_on_loopback() {
+    let broker = Broker::shared();
+    assert!(broker.bootstrap().starts_with("127.0.0.1:"));
 
-    let versions = wire::api_versions(tansu.addr(), T).expect("ApiVersions round trip");
+    let versions = wire::api_versions(broker.addr(), T).expect("ApiVersions round trip");
     assert_eq!(versions.error_code, 0);
     let fetch = versions
         .api_keys
         .iter()
         .find(|k| k.api_key == ApiKey::Fetch as i16)
-        .expect("tansu lists Fetch");
+        .expect("the broker lists Fetch");
     assert!(fetch.max_version >= 12, "Fetch max v{}", fetch.max_version);
 
-    let mut stream = wire::connect(tansu.addr(), T).expect("connect");
+    let mut stream = wire::connect(broker.addr(), T).expect("connect");
     let md: MetadataResponse =
         wire::roundtrip(&mut stream, 7, 12, &metadata_all()).expect("Metadata");
     assert_eq!(md.brokers.len(), 1);
     assert_eq!(md.brokers[0].host.as_str(), "127.0.0.1");
-    assert_eq!(md.brokers[0].port, i32::from(tansu.addr().port()));
+    assert_eq!(md.brokers[0].port, i32::from(broker.addr().port()));
 }
 
 #[test]
-fn tansu_every_codec_round_trips_through_librdkafka() {
-    let tansu = Tansu::start(Storage::Memory);
+fn every_codec_round_trips_through_librdkafka() {
+    let broker = Broker::shared();
     for codec in Codec::ALL {
         let topic = unique_topic(&format!("codec-{}", codec.name()));
-        let manifest = Producer::new(&tansu.bootstrap(), &topic)
+        let manifest = Producer::new(&broker.bootstrap(), &topic)
             .partitions(2)
             .count(25)
             .compression(codec)
@@ -76,28 +77,26 @@ fn tansu_every_codec_round_trips_through_librdkafka() {
         );
         assert_eq!(rec.rec.timestamp, 1_700_000_000_006);
 
-        let consumed = rdkafka_consume(&tansu.bootstrap(), &topic);
+        let consumed = rdkafka_consume(&broker.bootstrap(), &topic);
         assert_eq!(consumed.records, manifest.all(), "{codec:?}");
         assert_eq!(consumed.summary.records, 50);
     }
 }
 
 #[test]
-fn tansu_sqlite_restart_keeps_data_and_port() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("harness-sqlite-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut tansu = Tansu::start(Storage::Sqlite(dir.join("restart.db")));
-    let bootstrap = tansu.bootstrap();
+fn dedicated_broker_restart_keeps_data_and_port() {
+    let mut broker = Broker::dedicated();
+    let bootstrap = broker.bootstrap();
     let topic = unique_topic("restart");
     let manifest = Producer::new(&bootstrap, &topic)
         .partitions(3)
         .count(10)
         .run();
 
-    tansu.restart();
-    assert_eq!(tansu.bootstrap(), bootstrap, "same port after restart");
-    let consumed = rdkafka_consume(&tansu.bootstrap(), &topic);
+    broker.kill();
+    broker.restart();
+    assert_eq!(broker.bootstrap(), bootstrap, "same port after restart");
+    let consumed = rdkafka_consume(&broker.bootstrap(), &topic);
     assert_eq!(consumed.records, manifest.all());
 
     // Appending after the restart continues the offsets.
@@ -107,36 +106,94 @@ fn tansu_sqlite_restart_keeps_data_and_port() {
         .start_seq(10)
         .run();
     assert_eq!(more.records[&0][0].rec.offset, 10);
-    drop(tansu);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn tansu_is_killed_on_drop() {
-    let tansu = Tansu::start(Storage::Memory);
-    let addr = tansu.addr();
-    let pid = tansu.pid().expect("running");
-    drop(tansu);
+fn dedicated_broker_is_killed_on_drop() {
+    let broker = Broker::dedicated();
+    let addr = broker.addr();
+    let pid = broker.pid().expect("running");
+    drop(broker);
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "tansu pid {pid} still exists after drop"
+        "broker pid {pid} still exists after drop"
     );
     assert!(std::net::TcpStream::connect_timeout(&addr, T).is_err());
 }
 
+const PANIC_CHILD_ENV: &str = "WEIR_HARNESS_PANIC_CHILD";
+
+/// Started by `a_panicking_test_leaves_no_broker_behind` only: starts the shared broker,
+/// writes its pid where the parent reads it, and panics.
 #[test]
-#[should_panic(expected = "scripts/install-tansu.sh")]
-fn missing_tansu_fails_with_the_setup_command() {
-    let _ = Tansu::start_with_bin("/nonexistent/tansu".into(), Storage::Memory);
+fn panic_child_starts_the_shared_broker_and_panics() {
+    let Some(path) = std::env::var_os(PANIC_CHILD_ENV) else {
+        return;
+    };
+    let broker = Broker::shared();
+    let pid = broker.pid().expect("the shared broker runs");
+    std::fs::write(&path, pid.to_string()).expect("write the pid");
+    panic!("on purpose: the broker must die with this process");
 }
 
-/// tansu 0.6.0 has no EndTxn: a transaction stays open. Its records are above the
-/// last stable offset: librdkafka's read_committed consumer sees none of them.
 #[test]
-fn tansu_open_transaction_is_invisible_to_read_committed() {
-    let tansu = Tansu::start(Storage::Memory);
+fn a_panicking_test_leaves_no_broker_behind() {
+    if std::env::var_os(PANIC_CHILD_ENV).is_some()
+        || std::env::var_os("WEIR_TEST_BOOTSTRAP").is_some()
+    {
+        return;
+    }
+    let pid_file = support::scratch_dir("panic-child").join("pid");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "panic_child_starts_the_shared_broker_and_panics",
+            "--quiet",
+        ])
+        .env(PANIC_CHILD_ENV, &pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run the child");
+    assert!(!status.success(), "the child test was meant to panic");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the child wrote the broker's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // SIGKILL through PR_SET_PDEATHSIG is immediate; allow for a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if zombie {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker pid {pid} outlived the panicking test process"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[should_panic(expected = "scripts/install-kafka.sh")]
+fn missing_kafka_fails_with_the_setup_command() {
+    let _ = support::kafka::Kafka::start(
+        support::kafka::KafkaOptions::default().home("/nonexistent/weir-kafka-home"),
+    );
+}
+
+/// A transaction left open: its records are above the last stable offset, so
+/// librdkafka's read_committed consumer sees none of them (until the broker aborts it
+/// after the producer's transaction.timeout.ms, a minute away).
+#[test]
+fn open_transaction_is_invisible_to_read_committed() {
+    let broker = Broker::shared();
     let topic = unique_topic("open-txn");
-    let manifest = Producer::new(&tansu.bootstrap(), &topic)
+    let manifest = Producer::new(&broker.bootstrap(), &topic)
         .partitions(2)
         .count(5)
         .transactions(&[Txn::Open])
@@ -144,11 +201,11 @@ fn tansu_open_transaction_is_invisible_to_read_committed() {
     assert_eq!(manifest.count(), 10);
     assert!(manifest.committed().is_empty());
 
-    let committed = RdkafkaConsume::new(&tansu.bootstrap(), &topic)
+    let committed = RdkafkaConsume::new(&broker.bootstrap(), &topic)
         .read_committed()
         .run();
     assert!(committed.records.is_empty(), "{:?}", committed.records);
-    let uncommitted = rdkafka_consume(&tansu.bootstrap(), &topic);
+    let uncommitted = rdkafka_consume(&broker.bootstrap(), &topic);
     assert_eq!(uncommitted.records, manifest.all());
 }
 
@@ -475,46 +532,52 @@ fn scripted_broker_serves_librdkafka() {
 /// consume_rdkafka.py as a group member: it joins, is assigned every partition and
 /// stops at their ends.
 #[test]
-fn tansu_rdkafka_group_member_reads_everything() {
-    let tansu = Tansu::start(Storage::Memory);
+fn rdkafka_group_member_reads_everything() {
+    let broker = Broker::shared();
     let topic = unique_topic("group");
-    let manifest = Producer::new(&tansu.bootstrap(), &topic)
+    let manifest = Producer::new(&broker.bootstrap(), &topic)
         .partitions(3)
         .count(4)
         .run();
-    let consumed = RdkafkaConsume::new(&tansu.bootstrap(), &topic)
+    let consumed = RdkafkaConsume::new(&broker.bootstrap(), &topic)
         .group(&unique_topic("harness-group"))
         .session_timeout_ms(6000)
         .run();
     assert_eq!(consumed.records, manifest.all());
 }
 
-/// The tansu quirk the fetch path must live with: ListOffsets(latest) can answer the
-/// base offset of the last batch, while Fetch's high watermark is the log end.
+/// Fetch's high watermark is the log end on every broker. On Apache Kafka
+/// ListOffsets(latest) is exactly that too, and every Fetch version decodes; tansu
+/// (`WEIR_TEST_BROKER=tansu`) has two quirks the fetch path must live with: its
+/// ListOffsets(latest) can answer the base offset of the last batch, and its Fetch
+/// v12-v15 responses carry a top-level tagged field that kafka-protocol rejects.
 #[test]
-fn tansu_fetch_high_watermark_is_the_log_end() {
+fn fetch_high_watermark_is_the_log_end() {
     use kafka_protocol::messages::ListOffsetsRequest;
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 
-    let tansu = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let topic = unique_topic("hwm");
-    let manifest = Producer::new(&tansu.bootstrap(), &topic)
+    let manifest = Producer::new(&broker.bootstrap(), &topic)
         .count(100)
         .batch_num_messages(10)
         .linger_ms(0)
         .run();
     assert_eq!(manifest.next_offset[&0], 100);
 
-    // tansu 0.6.0's Fetch v12-v15 responses carry a top-level tagged field 0
-    // (node_endpoints, defined from v16 only): kafka-protocol's strict decoder rejects
-    // them, so a decoder must skip unknown tags. v4-v11 and v16-v17 decode cleanly.
     for v in [12i16, 15] {
-        let mut s = wire::connect(tansu.addr(), T).expect("connect");
+        let mut s = wire::connect(broker.addr(), T).expect("connect");
         let req = fetch_request(&topic, uuid::Uuid::nil(), v, 0, 0);
-        let err = wire::roundtrip(&mut s, 1, v, &req).expect_err("tansu quirk");
-        assert!(err.to_string().contains("Tag 0"), "v{v}: {err}");
+        let result: Result<FetchResponse, _> = wire::roundtrip(&mut s, 1, v, &req);
+        if broker.is_kafka() {
+            let resp = result.unwrap_or_else(|e| panic!("Fetch v{v}: {e}"));
+            assert_eq!(resp.responses[0].partitions[0].high_watermark, 100, "v{v}");
+        } else {
+            let err = result.expect_err("tansu quirk");
+            assert!(err.to_string().contains("Tag 0"), "v{v}: {err}");
+        }
     }
-    let mut stream = wire::connect(tansu.addr(), T).expect("connect");
+    let mut stream = wire::connect(broker.addr(), T).expect("connect");
     let req = fetch_request(&topic, uuid::Uuid::nil(), 11, 0, 0);
     let resp: FetchResponse = wire::roundtrip(&mut stream, 1, 11, &req).expect("Fetch");
     let pd = &resp.responses[0].partitions[0];
@@ -531,6 +594,9 @@ fn tansu_fetch_high_watermark_is_the_log_end() {
     let resp: kafka_protocol::messages::ListOffsetsResponse =
         wire::roundtrip(&mut stream, 2, 7, &lo).expect("ListOffsets");
     let latest = resp.topics[0].partitions[0].offset;
-    eprintln!("tansu ListOffsets(latest) = {latest}, Fetch high watermark = 100");
-    assert!((0..=100).contains(&latest), "latest {latest}");
+    if broker.is_kafka() {
+        assert_eq!(latest, 100, "Kafka's ListOffsets(latest) is the log end");
+    } else {
+        assert!((0..=100).contains(&latest), "latest {latest}");
+    }
 }

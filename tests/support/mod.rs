@@ -11,6 +11,8 @@
 // Each test binary uses its own subset of the support code.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod kafka;
 pub mod peer;
 pub mod scripted;
 pub mod tansu;
@@ -33,4 +35,28 @@ pub fn unique_topic(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A fresh directory under the target's tmp dir, unique within this process.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// A port the kernel reports free on 127.0.0.1 (released before the broker binds it;
+/// the launchers retry with other ports when they lose that race).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+        .port()
 }

@@ -143,6 +143,52 @@ impl Manifest {
     pub fn count(&self) -> usize {
         self.records.values().map(Vec::len).sum()
     }
+
+    /// Adds the records of a later producer run on the same topic (offsets after
+    /// this manifest's): records keep offset order, `next_offset` is the later end.
+    pub fn merge(&mut self, later: Manifest) {
+        assert_eq!(self.topic, later.topic, "merging manifests of two topics");
+        for (p, recs) in later.records {
+            let mine = self.records.entry(p).or_default();
+            mine.extend(recs);
+            mine.sort_by_key(|r| r.rec.offset);
+        }
+        for (p, end) in later.next_offset {
+            let e = self.next_offset.entry(p).or_insert(end);
+            *e = (*e).max(end);
+        }
+        self.partitions = self.partitions.max(later.partitions);
+    }
+}
+
+/// A producer running in the background ([`Producer::spawn`]); killed on drop.
+#[derive(Debug)]
+pub struct Running {
+    child: Option<std::process::Child>,
+}
+
+impl Running {
+    /// Waits for the producer to finish and returns its manifest.
+    pub fn wait(mut self) -> Manifest {
+        let child = self.child.take().expect("waited once");
+        let output = child.wait_with_output().expect("wait for produce.py");
+        assert!(
+            output.status.success(),
+            "produce.py failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse_manifest(&String::from_utf8_lossy(&output.stdout))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Runs `scripts/produce.py`; see its help for the content of each record.
@@ -239,6 +285,28 @@ impl Producer {
     /// An extra librdkafka producer property.
     pub fn property(self, key: &str, value: &str) -> Producer {
         self.opt("-X", format!("{key}={value}"))
+    }
+
+    /// With `transactions`: once the last transaction's records are on the broker,
+    /// create `file` and wait until it is removed before ending that transaction.
+    pub fn hold_last(self, file: &std::path::Path) -> Producer {
+        self.opt("--hold-last", file.display())
+    }
+
+    /// Runs the producer in the background (see [`Running`]).
+    pub fn spawn(&self) -> Running {
+        let mut args = self.args.clone();
+        args.extend(["--manifest".into(), "-".into()]);
+        let path = repo_root().join("scripts").join("produce.py");
+        let child = Command::new(python())
+            .arg(&path)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        Running { child: Some(child) }
     }
 
     /// Creates the topic only.

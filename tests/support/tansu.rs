@@ -15,17 +15,16 @@
 //! waits about half of `session.timeout.ms`.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::MetadataRequest;
 
-use super::wire;
+use super::{free_port, scratch_dir, wire};
 
 /// How long `start` and `restart` wait for the broker to answer.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,27 +64,6 @@ pub fn tansu_bin() -> PathBuf {
     cargo_home.join("bin").join("tansu")
 }
 
-fn scratch_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tansu-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
-}
-
-/// A port the kernel reports free on 127.0.0.1 (released before tansu binds it; `start`
-/// retries with another port if tansu loses the race).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
-    listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("local_addr: {e}"))
-        .port()
-}
-
 impl Tansu {
     /// Starts a broker with `storage` on a free port and waits until it answers.
     ///
@@ -103,7 +81,7 @@ impl Tansu {
             bin.display()
         );
         let (dir, owns_dir) = match &storage {
-            Storage::Memory => (scratch_dir(), true),
+            Storage::Memory => (scratch_dir("tansu"), true),
             Storage::Sqlite(file) => {
                 let parent = match file.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -172,6 +150,10 @@ impl Tansu {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
     }
 
     /// The broker's output so far.

@@ -1,4 +1,4 @@
-//! The `weir` binary's promises, proven against a real broker (tansu) with librdkafka as
+//! The `weir` binary's promises, proven against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu) with librdkafka as
 //! the producer and as the reference consumer:
 //!
 //! 1. every codec: `weir consume -J`, `-f` and the default output carry exactly what
@@ -38,8 +38,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::broker::Broker;
 use support::peer::{self, Codec, Manifest, Producer, Rec};
-use support::tansu::{Storage, Tansu};
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 
@@ -381,7 +381,7 @@ fn kcat_line(topic: &str, r: &Rec) -> Vec<u8> {
 
 #[test]
 fn every_codec_matches_librdkafka() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     const PARTITIONS: i32 = 3;
     const COUNT: usize = 120;
@@ -834,10 +834,9 @@ fn sink_is_exactly_once_across_random_kill_9() {
     let mut rng = Rng(seed.max(1));
 
     let dir = scratch("kill9");
-    // sqlite: its Fetch returns the batch containing a mid-batch offset (memory does
-    // not). Its fetches cost time in proportion to what remains of the partition, so
-    // the topic is sized for a first response within a second or two.
-    let broker = Tansu::start(Storage::Sqlite(dir.join("kill9.db")));
+    // A broker of its own: on tansu that means sqlite storage, whose Fetch returns the
+    // batch containing a mid-batch offset (memory storage does not).
+    let broker = Broker::dedicated();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("kill9");
     let mut manifest = Producer::new(&bootstrap, &topic)
@@ -852,6 +851,24 @@ fn sink_is_exactly_once_across_random_kill_9() {
     let mut args = sink_args(&bootstrap, &topic, &sink_s);
     // Fetch responses of ~2,500 records: several per run, so kills land mid-stream.
     args.extend(["-X", "fetch.max.bytes=262144", "-e"]);
+
+    // Calibrate: one uninterrupted run into a scratch sink says how long the whole
+    // job takes here, and the kill delays below are fractions of it. Against a fast
+    // broker (Apache Kafka) a run takes a fraction of a second, so fixed delays of up
+    // to 1.5 s let nearly every run finish before its kill.
+    let whole = {
+        let scratch_sink = dir.join("calibrate");
+        let scratch_s = scratch_sink.to_str().expect("UTF-8 path").to_owned();
+        let mut calibrate = sink_args(&bootstrap, &topic, &scratch_s);
+        calibrate.extend(["-X", "fetch.max.bytes=262144", "-e"]);
+        let t0 = Instant::now();
+        let f = Weir::spawn(&calibrate).finish();
+        assert!(f.status.success(), "calibration run: {}", f.stderr);
+        let _ = fs::remove_dir_all(&scratch_sink);
+        t0.elapsed()
+    };
+    let whole_ms = (whole.as_millis() as u64).max(20);
+    eprintln!("one whole run takes {whole:?}");
 
     let mut expected: Vec<Expected> = (0..PARTITIONS)
         .map(|p| expected_sink(&manifest, p))
@@ -887,9 +904,9 @@ fn sink_is_exactly_once_across_random_kill_9() {
             }
         }
         let delay = match (armed, kills < MIN_KILLS) {
-            (true, _) => rng.between(0, 400),
-            (false, true) => rng.between(3, 1500),
-            (false, false) => rng.between(3, 3000),
+            (true, _) => rng.between(0, (whole_ms / 4).min(400)),
+            (false, true) => rng.between(3, (whole_ms / 2).min(1500)),
+            (false, false) => rng.between(3, (whole_ms * 3).min(3000)),
         };
         finished = finished || weir.exits_within(Duration::from_millis(delay));
         if finished {
@@ -1004,7 +1021,7 @@ fn summary_records(stderr: &str) -> u64 {
 fn sigterm_and_sigint_stop_cleanly_and_a_second_signal_at_once() {
     const PARTITIONS: i32 = 2;
     let dir = scratch("signals");
-    let broker = Tansu::start(Storage::Sqlite(dir.join("signals.db")));
+    let broker = Broker::dedicated();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("signals");
     let mut manifest = Producer::new(&bootstrap, &topic)
@@ -1167,7 +1184,7 @@ fn wait_caught_up(weir: &mut Weir, addr: &str, partitions: i32) {
 
 /// `-o end` without -e: only records produced after the start are printed.
 fn check_tail_from_end(bootstrap: &str, topic: &str, partitions: i32, next: &mut Manifest) {
-    let metrics = format!("127.0.0.1:{}", support::tansu::free_port());
+    let metrics = format!("127.0.0.1:{}", support::free_port());
     let mut weir = Weir::spawn(&[
         "consume",
         "-b",
@@ -1217,7 +1234,7 @@ fn start_offsets_mean_what_kcat_means() {
     let dir = scratch("offsets");
     // sqlite: ListOffsets(latest) is the log end and mid-batch fetches work, so every
     // -o form can be checked with multi-record batches.
-    let broker = Tansu::start(Storage::Sqlite(dir.join("offsets.db")));
+    let broker = Broker::dedicated();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("offsets");
     let ts_base = 1_700_000_000_000i64;
@@ -1286,7 +1303,7 @@ fn start_offsets_mean_what_kcat_means() {
 fn start_offsets_on_tansu_memory_trust_the_fetch_high_watermark() {
     // tansu's memory engine: ListOffsets(latest) answers an offset inside the last
     // batch. `-o end` must still start at the log end (the Fetch high watermark).
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("memend");
     let mut manifest = Producer::new(&bootstrap, &topic)

@@ -1,7 +1,7 @@
-//! Group mode (`weir::group::GroupConsumer`) against a real broker (tansu), with
+//! Group mode (`weir::group::GroupConsumer`) against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with
 //! librdkafka producing and, in mixed groups, consuming beside weir.
 //!
-//! Setup once per machine: `scripts/install-tansu.sh` and `scripts/setup-python.sh`;
+//! Setup once per machine: `scripts/install-kafka.sh` and `scripts/setup-python.sh`;
 //! without them these tests fail (they never skip).
 //!
 //! tansu waits about half the session timeout before completing a first join, so the
@@ -15,8 +15,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use support::broker::Broker;
 use support::peer::{Producer, RdkafkaConsume};
-use support::tansu::{Storage, Tansu};
 use support::unique_topic;
 use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
 use weir::fetch::FetchConfig;
@@ -135,7 +135,7 @@ fn covered(seen: &Seen, ends: &BTreeMap<i32, i64>) -> bool {
 /// resumes at the committed offsets: nothing is handled twice after a clean close.
 #[test]
 fn group_consume_commit_and_resume() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-resume");
     let group = unique_topic("grp-resume");
     let first = Producer::new(&tansu.bootstrap(), &topic)
@@ -200,7 +200,7 @@ fn group_consume_commit_and_resume() {
 /// long before the (deliberately long) session timeout of the member that left.
 #[test]
 fn group_close_hands_partitions_over_at_once() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-close");
     let group = unique_topic("grp-close");
     Producer::new(&tansu.bootstrap(), &topic)
@@ -272,7 +272,7 @@ fn produce_in_background(
 /// (b) A group grows from one member to three and shrinks back to one while records
 /// flow: nothing is lost and each partition is handled in order.
 fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-grow");
     let group = unique_topic("grp-grow");
     Producer::new(&tansu.bootstrap(), &topic)
@@ -348,7 +348,7 @@ fn group_grow_and_shrink_cooperative() {
 
 /// (c) A weir member and a librdkafka member in one group split the partitions.
 fn mixed(strategy: AssignmentStrategy, rdkafka_name: &str) {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-mixed");
     let group = unique_topic("grp-mixed");
     let first = Producer::new(&tansu.bootstrap(), &topic)
@@ -467,7 +467,7 @@ fn group_mixed_with_librdkafka_cooperative_sticky() {
 /// timeout.
 #[test]
 fn group_killed_member_partitions_move_after_session_timeout() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-kill");
     let group = unique_topic("grp-kill");
     Producer::new(&tansu.bootstrap(), &topic)
@@ -545,7 +545,7 @@ impl weir::group::RebalanceListener for Counter {
 /// LeaveGroup for a static member, so nothing moves while it is away).
 #[test]
 fn group_static_member_restart_keeps_its_partitions() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let tansu_started = Instant::now();
     let topic = unique_topic("g-static");
     let group = unique_topic("grp-static");
@@ -873,11 +873,11 @@ fn rdkafka_pause(bootstrap: &str, strategy: &str) -> (f64, f64, f64) {
 /// until every partition is consumed again and the worst per-partition gap. Prints a
 /// table for BENCHMARKS.md.
 ///
-/// `cargo test --release -p weir --test group_tansu rebalance_pause_report -- --ignored --nocapture`
+/// `cargo test --release -p weir --test group_live rebalance_pause_report -- --ignored --nocapture`
 #[test]
 #[ignore = "measurement (about 2 minutes); prints the rebalance pause table"]
 fn rebalance_pause_report() {
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let bs = tansu.bootstrap();
     let mut rows = Vec::new();
     for (strategy, name) in [
@@ -907,7 +907,7 @@ fn rebalance_pause_report() {
 fn group_worker_mode_rebalances_without_loss() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-workers");
     let group = unique_topic("grp-workers");
     let first = Producer::new(&tansu.bootstrap(), &topic)
@@ -1010,7 +1010,7 @@ fn group_worker_mode_rebalances_without_loss() {
 #[test]
 fn group_auto_commit_and_commit_async() {
     use std::sync::{Arc, Mutex};
-    let tansu = Tansu::start(Storage::Memory);
+    let tansu = Broker::shared();
     let topic = unique_topic("g-auto");
     let group = unique_topic("grp-auto");
     let first = Producer::new(&tansu.bootstrap(), &topic)

@@ -1,11 +1,11 @@
-//! weir-fetch against a real broker (tansu), with librdkafka as the producer.
+//! weir-fetch against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with librdkafka as the producer.
 //!
 //! Every record produced in every codec must come back exactly once, in order per
 //! partition, with keys, values, headers and timestamps intact; consumption must
 //! survive a broker restart (sqlite storage). Faults tansu will not produce on demand
 //! (OFFSET_OUT_OF_RANGE, leader moves, session errors, aborted transactions) are in
 //! tests/fetch_scripted.rs. Setup once per machine:
-//! `scripts/install-tansu.sh` and `scripts/setup-python.sh`.
+//! `scripts/install-kafka.sh` and `scripts/setup-python.sh`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::broker::Broker;
 use support::peer::{Codec, Manifest, Producer, Rec};
-use support::tansu::{Storage, Tansu};
 use weir_fetch::{Consumer, FetchConfig, OwnedRecord, StartAt};
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -107,7 +107,7 @@ fn poll_all(c: &mut Consumer, m: &Manifest, out: &mut Vec<OwnedRecord>) {
 
 #[test]
 fn every_codec_round_trips_exactly_once_in_order() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     for codec in Codec::ALL {
         let topic = support::unique_topic(&format!("codec-{}", codec.name()));
@@ -143,7 +143,7 @@ fn every_codec_round_trips_exactly_once_in_order() {
 
 #[test]
 fn worker_mode_delivers_every_record_in_partition_order() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("workers");
     let m = Producer::new(&bootstrap, &topic)
@@ -193,7 +193,7 @@ fn consumption_survives_a_broker_restart_with_sqlite() {
         .join(format!("fetch-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut broker = Tansu::start(Storage::Sqlite(dir.join("tansu.db")));
+    let mut broker = Broker::dedicated();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("restart");
     let first = Producer::new(&bootstrap, &topic)
@@ -226,7 +226,7 @@ fn consumption_survives_a_broker_restart_with_sqlite() {
 
 #[test]
 fn seek_pause_and_resume() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("seek");
     let m = Producer::new(&bootstrap, &topic)
@@ -263,7 +263,7 @@ fn seek_pause_and_resume() {
 }
 
 /// Not a pass/fail test: prints consumption rates against tansu. Run with
-/// `cargo test --release --test fetch_tansu throughput_report -- --ignored --nocapture`
+/// `cargo test --release --test fetch_live throughput_report -- --ignored --nocapture`
 /// (`WAIT_MS` sets fetch.max.wait.ms, default 100; `PER_PARTITION` the records per
 /// partition, default 100000). tansu 0.6.0 holds every fetch for about
 /// fetch.max.wait.ms even when data is there, so with few, large fetches the wait
@@ -271,7 +271,7 @@ fn seek_pause_and_resume() {
 #[test]
 #[ignore]
 fn throughput_report() {
-    let broker = Tansu::start(Storage::Memory);
+    let broker = Broker::shared();
     let bootstrap = broker.bootstrap();
     let topic = support::unique_topic("throughput");
     let per_partition = 100_000;
