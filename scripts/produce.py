@@ -33,6 +33,7 @@ Keys, values and header values are the produced ASCII text (null for None). With
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -40,6 +41,17 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def hold_until_removed(path, timeout):
+    """Creates path, then waits until somebody removes it (bounded by timeout)."""
+    with open(path, "w") as f:
+        f.write("held\n")
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path):
+        if time.monotonic() > deadline:
+            fail(f"--hold-last: {path} was not removed within {timeout}s")
+        time.sleep(0.02)
 
 
 def parse_args(argv):
@@ -64,6 +76,9 @@ def parse_args(argv):
                         "in each; the last may be left open (its records stay above the last stable offset)")
     p.add_argument("--transactional-id", default=None, help="default: weir-test-<topic>")
     p.add_argument("--transaction-timeout-ms", type=int, default=60000)
+    p.add_argument("--hold-last", default=None, metavar="FILE",
+                   help="with --transactions: once the last transaction's records are on the broker, create "
+                        "FILE and wait (at most --timeout seconds) until it is removed before ending it")
     p.add_argument("--idempotent", action="store_true", help="enable.idempotence=true")
     p.add_argument("--linger-ms", type=int, default=5)
     p.add_argument("--batch-num-messages", type=int, default=10000, help="records per batch, at most")
@@ -215,6 +230,8 @@ def main(argv):
             left = producer.flush(args.timeout)
             if left:
                 fail(f"{left} records not delivered within {args.timeout}s")
+            if args.hold_last and index == len(txns) - 1:
+                hold_until_removed(args.hold_last, args.timeout)
             try:
                 if kind == "commit":
                     producer.commit_transaction(args.timeout)

@@ -1,10 +1,11 @@
-//! Two weir group members against a real broker (tansu), driven by a small
+//! Two weir group members against a real broker (Apache Kafka in `scripts/test.sh`;
+//! tansu works too), driven by a small
 //! std::net driver: discovery, joins, a rebalance when the second member arrives,
 //! heartbeats, commits, OffsetFetch, and LeaveGroup on close.
 //!
 //! Ignored by default (it needs a broker):
-//! `WEIR_TANSU_BOOTSTRAP=127.0.0.1:PORT cargo test -p weir-coordinator --test tansu_group -- --ignored`
-//! It creates its topic with `tansu topic create`.
+//! `WEIR_LIVE_BOOTSTRAP=127.0.0.1:PORT cargo test -p weir-coordinator --test live_group -- --ignored`
+//! It creates its topics with librdkafka's admin client (`scripts/produce.py`).
 
 use bytes::BytesMut;
 use std::collections::{BTreeSet, VecDeque};
@@ -194,7 +195,7 @@ fn run_until(nodes: &mut [&mut Node], limit: Duration, mut done: impl FnMut(&[&m
 }
 
 #[test]
-#[ignore = "needs a tansu broker: WEIR_TANSU_BOOTSTRAP=host:port"]
+#[ignore = "needs a broker: WEIR_LIVE_BOOTSTRAP=host:port (scripts/test.sh starts one)"]
 fn two_members_share_a_topic_eager() {
     two_members(
         vec![
@@ -206,7 +207,7 @@ fn two_members_share_a_topic_eager() {
 }
 
 #[test]
-#[ignore = "needs a tansu broker: WEIR_TANSU_BOOTSTRAP=host:port"]
+#[ignore = "needs a broker: WEIR_LIVE_BOOTSTRAP=host:port (scripts/test.sh starts one)"]
 fn two_members_share_a_topic_cooperative() {
     two_members(vec![AssignmentStrategy::CooperativeSticky], "c");
 }
@@ -214,29 +215,11 @@ fn two_members_share_a_topic_cooperative() {
 fn two_members(strategies: Vec<AssignmentStrategy>, tag: &str) {
     let cooperative =
         AssignmentStrategy::protocol_for(&strategies) == RebalanceProtocol::Cooperative;
-    let Ok(addr) = std::env::var("WEIR_TANSU_BOOTSTRAP") else {
-        panic!("set WEIR_TANSU_BOOTSTRAP=host:port");
+    let Ok(addr) = std::env::var("WEIR_LIVE_BOOTSTRAP") else {
+        panic!("set WEIR_LIVE_BOOTSTRAP=host:port");
     };
     let topic = format!("weir-group-{tag}-{}", std::process::id());
-    let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let st = std::process::Command::new(tansu)
-        .args([
-            "topic",
-            "create",
-            &topic,
-            "--partitions",
-            "4",
-            "--broker",
-            &format!("tcp://{addr}"),
-        ])
-        .status()
-        .expect("run tansu topic create");
-    assert!(st.success(), "topic create failed");
+    create_topic(&addr, &topic, 4);
 
     let table = api_versions(&addr);
     let versions = GroupVersions::from_table(&table).expect("group APIs supported");
@@ -374,30 +357,12 @@ print("closed", flush=True)
 
 fn mixed_group(strategy: AssignmentStrategy, weir_first: bool, tag: &str) {
     use std::io::BufRead;
-    let Ok(addr) = std::env::var("WEIR_TANSU_BOOTSTRAP") else {
-        panic!("set WEIR_TANSU_BOOTSTRAP=host:port");
+    let Ok(addr) = std::env::var("WEIR_LIVE_BOOTSTRAP") else {
+        panic!("set WEIR_LIVE_BOOTSTRAP=host:port");
     };
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
     let topic = format!("weir-mixed-{tag}-{}", std::process::id());
-    let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let st = std::process::Command::new(tansu)
-        .args([
-            "topic",
-            "create",
-            &topic,
-            "--partitions",
-            "4",
-            "--broker",
-            &format!("tcp://{addr}"),
-        ])
-        .status()
-        .expect("run tansu topic create");
-    assert!(st.success());
+    create_topic(&addr, &topic, 4);
     let versions = GroupVersions::from_table(&api_versions(&addr)).expect("versions");
     let group = format!("weir-mixed-g-{tag}-{}", std::process::id());
     let mut cfg = GroupConfig::new(group.clone());
@@ -475,55 +440,37 @@ fn mixed_group(strategy: AssignmentStrategy, weir_first: bool, tag: &str) {
 }
 
 #[test]
-#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+#[ignore = "needs a broker (WEIR_LIVE_BOOTSTRAP) and the .venv with confluent-kafka"]
 fn mixed_group_librdkafka_leads_range() {
     mixed_group(AssignmentStrategy::Range, false, "rk-range");
 }
 
 #[test]
-#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+#[ignore = "needs a broker (WEIR_LIVE_BOOTSTRAP) and the .venv with confluent-kafka"]
 fn mixed_group_weir_leads_cooperative() {
     mixed_group(AssignmentStrategy::CooperativeSticky, true, "weir-coop");
 }
 
 #[test]
-#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+#[ignore = "needs a broker (WEIR_LIVE_BOOTSTRAP) and the .venv with confluent-kafka"]
 fn mixed_group_librdkafka_leads_cooperative() {
     mixed_group(AssignmentStrategy::CooperativeSticky, false, "rk-coop");
 }
 
 #[test]
-#[ignore = "needs a tansu broker and the .venv with confluent-kafka"]
+#[ignore = "needs a broker (WEIR_LIVE_BOOTSTRAP) and the .venv with confluent-kafka"]
 fn mixed_group_weir_leads_roundrobin() {
     mixed_group(AssignmentStrategy::RoundRobin, true, "weir-rr");
 }
 
 #[test]
-#[ignore = "needs a tansu broker: WEIR_TANSU_BOOTSTRAP=host:port"]
+#[ignore = "needs a broker: WEIR_LIVE_BOOTSTRAP=host:port (scripts/test.sh starts one)"]
 fn static_member_restart_gets_its_partitions_back() {
-    let Ok(addr) = std::env::var("WEIR_TANSU_BOOTSTRAP") else {
-        panic!("set WEIR_TANSU_BOOTSTRAP=host:port");
+    let Ok(addr) = std::env::var("WEIR_LIVE_BOOTSTRAP") else {
+        panic!("set WEIR_LIVE_BOOTSTRAP=host:port");
     };
     let topic = format!("weir-static-{}", std::process::id());
-    let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
-        format!(
-            "{}/.cargo/bin/tansu",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let st = std::process::Command::new(tansu)
-        .args([
-            "topic",
-            "create",
-            &topic,
-            "--partitions",
-            "4",
-            "--broker",
-            &format!("tcp://{addr}"),
-        ])
-        .status()
-        .expect("run tansu topic create");
-    assert!(st.success());
+    create_topic(&addr, &topic, 4);
     let versions = GroupVersions::from_table(&api_versions(&addr)).expect("versions");
     let group = format!("weir-static-g-{}", std::process::id());
     let mk = |instance: Option<&str>| {
@@ -565,8 +512,43 @@ fn static_member_restart_gets_its_partitions_back() {
         &a_parts,
         "the static member gets its partitions back"
     );
-    // Not checked here: that b sees no rebalance (Kafka keeps a static member's
-    // place; tansu 0.6 rebalances anyway), and FENCED_INSTANCE_ID for a duplicate
-    // instance id (tansu answers UNKNOWN_MEMBER_ID, so duplicates take turns). The
-    // scripted tests cover both.
+    // Apache Kafka keeps a static member's place: b sees no rebalance at all.
+    // tansu 0.6 rebalances anyway (WEIR_LIVE_BROKER=tansu skips this check), and
+    // answers UNKNOWN_MEMBER_ID where Kafka fences a duplicate instance id; the
+    // scripted tests and tests/static_membership.rs cover the fencing.
+    if std::env::var("WEIR_LIVE_BROKER").as_deref() != Ok("tansu") {
+        let moved: Vec<&Event> = b.events[b_events_before..]
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::PartitionsRevoked(_)
+                        | Event::PartitionsAssigned(_)
+                        | Event::PartitionsLost(_)
+                )
+            })
+            .collect();
+        assert!(moved.is_empty(), "b saw a rebalance: {moved:?}");
+    }
+}
+
+/// Creates `topic` with librdkafka's admin client (scripts/produce.py --create-only),
+/// which works on Apache Kafka and tansu alike.
+fn create_topic(addr: &str, topic: &str, partitions: i32) {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/produce.py");
+    let st = std::process::Command::new(python)
+        .args([
+            script,
+            "--bootstrap",
+            addr,
+            "--topic",
+            topic,
+            "--partitions",
+        ])
+        .arg(partitions.to_string())
+        .args(["--create-only", "--manifest", ""])
+        .status()
+        .expect("run scripts/produce.py --create-only (scripts/setup-python.sh makes the .venv)");
+    assert!(st.success(), "creating topic {topic} failed");
 }
