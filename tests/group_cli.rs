@@ -881,3 +881,294 @@ fn auto_commit_off_commits_nothing() {
         );
     }
 }
+
+/// The owner (CONSUMER-ID, CLIENT-ID) of each partition in `describe` output.
+fn owners(text: &str, group: &str) -> BTreeMap<i32, (String, String)> {
+    rows(text, group)
+        .into_iter()
+        .filter(|r| r.len() > 8)
+        .filter_map(|r| Some((r[2].parse().ok()?, (r[6].clone(), r[8].clone()))))
+        .collect()
+}
+
+/// Waits (bounded) until `describe` shows every one of `parts` partitions owned and
+/// `ok` holds for the owners; returns them.
+fn wait_owners(
+    b: &str,
+    group: &str,
+    parts: i32,
+    ok: impl Fn(&BTreeMap<i32, (String, String)>) -> bool,
+) -> BTreeMap<i32, (String, String)> {
+    let start = Instant::now();
+    loop {
+        // The group does not exist until its first member joined: describe fails.
+        let out = Command::new(WEIR)
+            .args(["groups", "describe", group, "-b", b])
+            .output()
+            .expect("run weir groups describe");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let o = owners(&text, group);
+        if o.len() == parts as usize && o.values().all(|(m, _)| m != "-") && ok(&o) {
+            return o;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the owners never became what the test waits for:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The partitions owned by the member with `client` as client.id, and its member id.
+fn owned_by(o: &BTreeMap<i32, (String, String)>, client: &str) -> (BTreeSet<i32>, Option<String>) {
+    let parts = o
+        .iter()
+        .filter(|(_, (_, c))| c == client)
+        .map(|(p, _)| *p)
+        .collect();
+    let id = o
+        .values()
+        .find(|(_, c)| c == client)
+        .map(|(m, _)| m.clone());
+    (parts, id)
+}
+
+/// Apache Kafka keeps a static member's place while it restarts within
+/// `session.timeout.ms`: no rebalance for the other member (its rebalance counter
+/// and member id do not change), and the restarted member owns what it owned. A
+/// second process with the same `group.instance.id` takes the place, and the one it
+/// replaced is fenced: it exits 1 with a message naming `group.instance.id`.
+#[test]
+fn static_member_restart_causes_no_rebalance_and_a_duplicate_is_fenced() {
+    const PARTS: i32 = 4;
+    let broker = Broker::shared();
+    assert!(
+        broker.is_kafka(),
+        "static membership is checked on Apache Kafka"
+    );
+    let b = broker.bootstrap();
+    let topic = unique_topic("gcli-static");
+    let group = unique_topic("gcli-static-g");
+    Producer::new(&b, &topic).partitions(PARTS).count(5).run();
+    let session = "session.timeout.ms=30000";
+    let member = |client: &str, instance: Option<&str>, metrics: Option<&str>| {
+        let mut args = member_args(&b, &group, &topic, session);
+        let client = format!("client.id={client}");
+        args.extend(["-o", "beginning", "-f", "%p %o\\n", "-X", &client]);
+        let id;
+        if let Some(i) = instance {
+            id = format!("group.instance.id={i}");
+            args.extend(["-X", &id]);
+        }
+        if let Some(m) = metrics {
+            args.extend(["--metrics-addr", m]);
+        }
+        Command::new(WEIR)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weir")
+    };
+    let metrics = format!("127.0.0.1:{}", support::free_port());
+    let dynamic = member("dynamic", None, Some(&metrics));
+    let first = member("static", Some("static-a"), None);
+    let two = |o: &BTreeMap<i32, (String, String)>| {
+        !owned_by(o, "static").0.is_empty() && !owned_by(o, "dynamic").0.is_empty()
+    };
+    let before = wait_owners(&b, &group, PARTS, two);
+    // Let the group settle, then read the dynamic member's rebalance count.
+    std::thread::sleep(Duration::from_secs(2));
+    let rebalances = scrape(&metrics, "kafka_consumer_rebalance_total").expect("rebalance counter");
+    let (static_parts, static_id) = owned_by(&before, "static");
+    let (_, dynamic_id) = owned_by(&before, "dynamic");
+
+    // A static member leaves no group on SIGTERM; its replacement takes its place (a
+    // new member id, the same partitions).
+    sigterm(&first);
+    let out = wait_bounded(
+        first,
+        Duration::from_secs(20),
+        "the static member's SIGTERM",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restarted = member("static", Some("static-a"), None);
+    let after = wait_owners(&b, &group, PARTS, |o| owned_by(o, "static").1 != static_id);
+    assert_eq!(
+        owned_by(&after, "static").0,
+        static_parts,
+        "the restarted member's partitions"
+    );
+    assert_eq!(
+        owned_by(&after, "dynamic").1,
+        dynamic_id,
+        "the other member did not rejoin"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        scrape(&metrics, "kafka_consumer_rebalance_total"),
+        Some(rebalances),
+        "the other member saw a rebalance"
+    );
+
+    // A duplicate instance id: the newcomer takes the place, the old process is fenced.
+    let duplicate = member("static", Some("static-a"), None);
+    let out = wait_bounded(restarted, Duration::from_secs(30), "the fenced member");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "fenced member's exit: {stderr}");
+    assert!(
+        stderr.contains("fenced") && stderr.contains("group.instance.id"),
+        "the message names the cause: {stderr}"
+    );
+    for c in [&duplicate, &dynamic] {
+        sigterm(c);
+    }
+    for (c, what) in [(duplicate, "duplicate"), (dynamic, "dynamic")] {
+        let out = wait_bounded(c, Duration::from_secs(20), what);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// weir, the Java KafkaConsumer (kafka-clients 4.4) and librdkafka in one group under
+/// `strategy`: the partitions are split between all three, every record is handled,
+/// none twice (each resumes from the others' commits across the handovers), and the
+/// group ends with lag 0.
+fn mixed_with_java_and_librdkafka(
+    weir_strategy: &str,
+    java_assignor: &str,
+    rdkafka_strategy: &str,
+) {
+    use support::peer::{JavaPeer, RdkafkaConsume};
+    const PARTS: i32 = 6;
+    let broker = Broker::shared();
+    let b = broker.bootstrap();
+    let topic = unique_topic("gcli-mixed");
+    let group = unique_topic("gcli-mixed-g");
+    let first = Producer::new(&b, &topic).partitions(PARTS).count(30).run();
+    let dir = support::scratch_dir("gcli-mixed");
+    let sink = dir.join("sink");
+    let strategy = format!("partition.assignment.strategy={weir_strategy}");
+    let mut args = member_args(&b, &group, &topic, "session.timeout.ms=10000");
+    let sink_s = sink.to_str().expect("utf-8").to_owned();
+    args.extend([
+        "-o",
+        "beginning",
+        "-f",
+        "%p %o\\n",
+        "--sink",
+        &sink_s,
+        "-X",
+        &strategy,
+        "-X",
+        "weir.sink.checkpoint.ms=200",
+    ]);
+    let weir_member = spawn(&args);
+    let java_strategy = format!("partition.assignment.strategy={java_assignor}");
+    let mut java = JavaPeer::start(
+        &b,
+        &group,
+        &[&topic],
+        &[
+            &java_strategy,
+            "session.timeout.ms=10000",
+            "heartbeat.interval.ms=500",
+        ],
+    );
+    let rd = {
+        let (b, topic, group) = (b.clone(), topic.clone(), group.clone());
+        let strategy = rdkafka_strategy.to_string();
+        std::thread::spawn(move || {
+            RdkafkaConsume::new(&b, &topic)
+                .group(&group)
+                .session_timeout_ms(10_000)
+                .property("partition.assignment.strategy", &strategy)
+                .property("enable.auto.commit", "true")
+                .run_seconds(15.0)
+                .run()
+        })
+    };
+    // All three in the group: the Java member owns its share (2 of 6).
+    let start = Instant::now();
+    while java.owned().len() != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the Java member never owned 2 of 6 partitions: {:?}",
+            java.seen
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = Producer::new(&b, &topic)
+        .partitions(PARTS)
+        .count(30)
+        .start_seq(30)
+        .run();
+    // librdkafka leaves after its 15 s; the others take its partitions over.
+    let rd = rd.join().expect("librdkafka member");
+    let want = produced(&[&first, &second]);
+    let mut got: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    let start = Instant::now();
+    loop {
+        got.clear();
+        for (k, n) in sink_lines(std::slice::from_ref(&sink), &topic, PARTS) {
+            *got.entry(k).or_default() += n;
+        }
+        for k in java.records() {
+            *got.entry(k).or_default() += 1;
+        }
+        for r in &rd.records {
+            *got.entry((r.partition, r.offset)).or_default() += 1;
+        }
+        if want.iter().all(|k| got.contains_key(k)) || start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let java_records = java.records().len();
+    let lines = java.stop(Duration::from_secs(30));
+    sigterm(&weir_member);
+    let out = wait_bounded(weir_member, Duration::from_secs(30), "weir member");
+    assert!(
+        out.status.success(),
+        "weir: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weir_records = sink_lines(std::slice::from_ref(&sink), &topic, PARTS).len();
+    eprintln!(
+        "{weir_strategy}: weir {weir_records}, Java {java_records}, librdkafka {} records",
+        rd.records.len()
+    );
+    assert!(
+        weir_records > 0 && java_records > 0 && !rd.records.is_empty(),
+        "each member handled records; Java said {lines:?}"
+    );
+    assert_exactly_once(&got, &want);
+    assert_committed_to_end(&b, &group, &second.next_offset);
+}
+
+#[test]
+fn mixed_group_with_java_and_librdkafka_range() {
+    mixed_with_java_and_librdkafka(
+        "range",
+        "org.apache.kafka.clients.consumer.RangeAssignor",
+        "range",
+    );
+}
+
+#[test]
+fn mixed_group_with_java_and_librdkafka_cooperative_sticky() {
+    mixed_with_java_and_librdkafka(
+        "cooperative-sticky",
+        "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+        "cooperative-sticky",
+    );
+}

@@ -524,3 +524,151 @@ pub fn parse_consumed(text: &str) -> Consumed {
         summary: summary.unwrap_or_else(|| panic!("consume_rdkafka.py printed no summary")),
     }
 }
+
+/// The Java client (kafka-clients, the reference consumer) as a group member:
+/// `tests/java/WeirJavaPeer.java`, compiled by `scripts/install-kafka.sh`. It prints
+/// one line per event (`assigned`, `revoked`, `rec <ms> <topic> <p> <offset>`,
+/// `committed`, `closed`, see the Java file); a line `stop` on its stdin makes it
+/// commit, leave the group and exit. Killed on drop.
+#[derive(Debug)]
+pub struct JavaPeer {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl JavaPeer {
+    /// Starts a member of `group` subscribed to `topics`, with extra consumer
+    /// properties (`key=value`).
+    pub fn start(bootstrap: &str, group: &str, topics: &[&str], properties: &[&str]) -> JavaPeer {
+        let install = repo_root().join("scripts/install-kafka.sh");
+        let home = Command::new("bash")
+            .arg(&install)
+            .arg("--print-home")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", install.display()));
+        assert!(
+            home.status.success(),
+            "scripts/install-kafka.sh failed: {}",
+            String::from_utf8_lossy(&home.stderr)
+        );
+        let home = PathBuf::from(String::from_utf8_lossy(&home.stdout).trim());
+        let classpath = format!(
+            "{}:{}/*",
+            home.join("classes").display(),
+            home.join("libs").display()
+        );
+        let mut command = Command::new("java");
+        command
+            .args(["-Xms32m", "-Xmx256m", "-XX:TieredStopAtLevel=1"])
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                repo_root()
+                    .join("scripts/kafka/tools-log4j2.properties")
+                    .display()
+            ))
+            .args(["-cp", &classpath, "WeirJavaPeer"])
+            .args(["--bootstrap", bootstrap, "--group", group, "--topics"])
+            .arg(topics.join(","));
+        for p in properties {
+            command.args(["--property", p]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run java (Java 17+ is needed): {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        JavaPeer {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads what the peer printed since the last call (without waiting).
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    /// The partitions it owns now, from its `assigned`/`revoked`/`lost` lines.
+    pub fn owned(&mut self) -> std::collections::BTreeSet<i32> {
+        let mut owned = std::collections::BTreeSet::new();
+        for line in self.drain() {
+            let mut it = line.split(' ');
+            let kind = it.next().unwrap_or_default();
+            let parts = it.nth(1).unwrap_or_default();
+            let ps = parts
+                .split(',')
+                .filter_map(|tp| tp.rsplit(':').next()?.parse::<i32>().ok());
+            match kind {
+                "assigned" => owned.extend(ps),
+                "revoked" | "lost" => {
+                    for p in ps {
+                        owned.remove(&p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        owned
+    }
+
+    /// (partition, offset) of every record it handled, in order.
+    pub fn records(&mut self) -> Vec<(i32, i64)> {
+        self.drain()
+            .iter()
+            .filter(|l| l.starts_with("rec "))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                Some((f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Asks it to commit, leave and exit; waits (bounded) and fails on a bad exit.
+    pub fn stop(mut self, limit: std::time::Duration) -> Vec<String> {
+        use std::io::Write;
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "stop");
+        }
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the Java peer exited with {status}");
+                break;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the Java peer did not stop within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The reader thread ends with the pipe; give it a moment to hand over the rest.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.drain();
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for JavaPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
