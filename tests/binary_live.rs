@@ -1286,17 +1286,61 @@ fn start_offsets_mean_what_kcat_means() {
         consume(&["-p", "1", "-o", "237"], "-o 237"),
         range(1, 237, 500).collect::<Vec<_>>()
     );
-    // -o s@TS: the first record with a timestamp at or after TS (produce.py: base+seq).
+    // -o s@TS: the first record with a timestamp at or after TS (produce.py: base+seq),
+    // which is what the broker's ListOffsets answers: on Apache Kafka, checked against
+    // Kafka's own kafka-get-offsets.
+    let ts = ts_base + 451;
+    let from = if broker.implementation() == support::broker::Impl::Kafka {
+        let kafka = kafka_offset_for_time(&bootstrap, &topic, 0, ts);
+        assert!(
+            kafka <= 451,
+            "Kafka's offset for {ts} skips records: {kafka}"
+        );
+        if kafka != 451 {
+            eprintln!("kafka-get-offsets answers {kafka} for the time of offset 451");
+        }
+        kafka
+    } else {
+        451
+    };
     assert_eq!(
-        consume(
-            &["-p", "0", "-o", &format!("s@{}", ts_base + 451)],
-            "-o s@TS"
-        ),
-        range(0, 451, 500).collect::<Vec<_>>()
+        consume(&["-p", "0", "-o", &format!("s@{ts}")], "-o s@TS"),
+        range(0, from, 500).collect::<Vec<_>>()
     );
     check_tail_from_end(&bootstrap, &topic, 4, &mut manifest);
     drop(broker);
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// Kafka's own answer (kafka-get-offsets --time) for the first offset at or after `ts`.
+fn kafka_offset_for_time(bootstrap: &str, topic: &str, partition: i32, ts: i64) -> i64 {
+    let out = Command::new("bash")
+        .arg(support::repo_root().join("scripts/kafka-tool.sh"))
+        .args([
+            "kafka-get-offsets",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ])
+        .args([
+            "--partitions",
+            &partition.to_string(),
+            "--time",
+            &ts.to_string(),
+        ])
+        .output()
+        .expect("run kafka-get-offsets");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kafka-get-offsets: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefix = format!("{topic}:{partition}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no offset in kafka-get-offsets output: {text}"))
 }
 
 #[test]
