@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a local broker, from a fresh machine, in one command:
-#   1. installs the tansu broker and the librdkafka producer if they are missing,
-#   2. starts tansu on 127.0.0.1 (memory storage, a free port),
+#   1. installs Apache Kafka (from Maven Central) and the librdkafka producer if they
+#      are missing,
+#   2. starts a single-node Kafka on 127.0.0.1 (KRaft, free ports, a fresh data dir),
 #   3. produces sample log lines with librdkafka (lz4-compressed, 4 partitions),
 #   4. ingests them with `weir consume --sink` and shows the throughput,
 #   5. runs the same command again to show that a restart resumes where the sink's
@@ -10,6 +11,7 @@
 #
 #   scripts/demo.sh                 # 4 x 50,000 records
 #   DEMO_RECORDS=250000 scripts/demo.sh
+#   DEMO_BOOTSTRAP=host:port scripts/demo.sh   # an existing cluster instead (topic demo-logs)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +20,7 @@ per_partition="${DEMO_RECORDS:-50000}"
 partitions=4
 topic="demo-logs"
 
-scripts/install-tansu.sh
+[ -n "${DEMO_BOOTSTRAP:-}" ] || scripts/install-kafka.sh
 scripts/setup-python.sh
 echo "demo: building weir (release)"
 cargo build --release --quiet --bin weir
@@ -27,11 +29,16 @@ weir="$repo_root/target/release/weir"
 work="$(mktemp -d /tmp/weir-demo.XXXXXX)"
 broker_dir="$work/broker"
 sink="$work/sink"
-stop_broker() { scripts/stop-tansu.sh --dir "$broker_dir" >/dev/null 2>&1 || true; }
+stop_broker() { scripts/stop-kafka.sh --dir "$broker_dir" >/dev/null 2>&1 || true; }
 trap stop_broker EXIT
 
-bootstrap="$(scripts/start-tansu.sh --dir "$broker_dir")"
-echo "demo: tansu is up at $bootstrap (log: $broker_dir/tansu.log)"
+if [ -n "${DEMO_BOOTSTRAP:-}" ]; then
+    bootstrap="$DEMO_BOOTSTRAP"
+    echo "demo: using the cluster at $bootstrap"
+else
+    bootstrap="$(scripts/start-kafka.sh --dir "$broker_dir")"
+    echo "demo: Apache Kafka is up at $bootstrap (log: $broker_dir/kafka.log)"
+fi
 
 total=$((per_partition * partitions))
 echo "demo: producing $total log lines into $topic ($partitions partitions, lz4) with librdkafka"
