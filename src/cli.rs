@@ -298,8 +298,12 @@ impl ConsumeOpts {
         } else {
             Mode::Assign
         };
+        // Without -o: kcat's `end` when assigning partitions; in group mode the
+        // group's committed offsets and, where there is none, `auto.offset.reset` from
+        // the merged configuration (Kafka's precedence), never a silent `end`.
         let start = match &self.offset {
             Some(o) => StartOffset::parse(o)?,
+            None if matches!(mode, Mode::Group) => StartOffset::Stored,
             None => StartOffset::End,
         };
         let mut config = builder.build(mode)?;
@@ -578,6 +582,43 @@ mod tests {
             assert_eq!(e.code, EXIT_USAGE, "{args:?}");
             assert!(e.message.contains(want), "{args:?}: {}", e.message);
         }
+    }
+
+    /// Group mode without -o: `auto.offset.reset` from -X (or -F) decides where a new
+    /// group starts (issue 10, defect 0: it started at the end, skipping the backlog);
+    /// -o still wins over it, and the default stays Kafka's `latest`.
+    #[test]
+    fn group_mode_without_o_follows_auto_offset_reset() {
+        use weir_coordinator::AutoOffsetReset as R;
+        let reset = |args: &[&str]| {
+            let plan = parse(args).unwrap();
+            crate::consume::group_config(&plan.config, plan.start)
+                .unwrap()
+                .auto_offset_reset
+        };
+        let g = ["-b", "k:1", "-G", "g", "t"];
+        let with = |extra: &[&'static str]| -> Vec<&'static str> {
+            g.iter().copied().chain(extra.iter().copied()).collect()
+        };
+        assert_eq!(
+            reset(&with(&["-X", "auto.offset.reset=earliest"])),
+            R::Earliest
+        );
+        assert_eq!(reset(&with(&["-X", "auto.offset.reset=none"])), R::None);
+        assert_eq!(reset(&g), R::Latest);
+        assert_eq!(
+            reset(&with(&["-X", "auto.offset.reset=earliest", "-o", "end"])),
+            R::Latest
+        );
+        assert_eq!(
+            reset(&with(&[
+                "-X",
+                "auto.offset.reset=latest",
+                "-o",
+                "beginning"
+            ])),
+            R::Earliest
+        );
     }
 
     #[test]

@@ -565,7 +565,10 @@ fn fetch_high_watermark_is_the_log_end() {
         .run();
     assert_eq!(manifest.next_offset[&0], 100);
 
-    for v in [12i16, 15] {
+    // v13 and later name topics by id (a nil id is UNKNOWN_TOPIC_ID on Kafka): v12
+    // is the last version by name, and where tansu's stray tag shows.
+    let versions: &[i16] = if broker.is_kafka() { &[12] } else { &[12, 15] };
+    for &v in versions {
         let mut s = wire::connect(broker.addr(), T).expect("connect");
         let req = fetch_request(&topic, uuid::Uuid::nil(), v, 0, 0);
         let result: Result<FetchResponse, _> = wire::roundtrip(&mut s, 1, v, &req);
