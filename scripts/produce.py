@@ -65,6 +65,8 @@ def parse_args(argv):
     p.add_argument("--start-seq", type=int, default=0, help="first seq number (to append distinct records)")
     p.add_argument("--value-size", type=int, default=0, help="pad values with '.' to this many bytes")
     p.add_argument("--compression", choices=CODECS, default="none")
+    p.add_argument("--log-text", action="store_true",
+                   help="pad values with pseudo-random log-like words (compressing as logs do) instead of '.'")
     p.add_argument("--no-keys", action="store_true", help="produce records with a null key")
     p.add_argument("--headers", type=int, default=0, help="headers per record")
     p.add_argument("--null-header", action="store_true", help="add a header whose value is null")
@@ -126,6 +128,25 @@ def ensure_topic(args):
         time.sleep(0.1)
 
 
+LOG_WORDS = ("GET", "POST", "/api/v1/orders", "/health", "200", "404", "503", "user", "id",
+             "latency_ms", "INFO", "WARN", "ERROR", "request", "completed", "upstream", "timeout",
+             "retry", "session", "cache", "miss", "hit", "db", "query", "rows", "shard", "eu-west-1",
+             "us-east-1", "trace", "span", "0x", "kafka", "consumer", "offset", "partition")
+
+
+def log_text(seed, size):
+    """size bytes of log-like text, a function of seed (compresses about as logs do)."""
+    x = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF
+    out = []
+    n = 0
+    while n < size:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        w = LOG_WORDS[x % len(LOG_WORDS)] if x % 3 else str(x % 100000)
+        out.append(w)
+        n += len(w) + 1
+    return " ".join(out)[:size].ljust(size)
+
+
 def record_content(args, partition, seq):
     key = None if args.no_keys else f"key-{partition}-{seq}"
     if args.tombstone_every and seq % args.tombstone_every == args.tombstone_every - 1:
@@ -133,7 +154,10 @@ def record_content(args, partition, seq):
     else:
         value = f"{args.topic}-{partition}-{seq}"
         if len(value) < args.value_size:
-            value = value + "." * (args.value_size - len(value))
+            if args.log_text:
+                value = value + " " + log_text(partition * 1_000_003 + seq, args.value_size - len(value) - 1)
+            else:
+                value = value + "." * (args.value_size - len(value))
     headers = [(f"h{i}", f"h{i}-{partition}-{seq}") for i in range(args.headers)]
     if args.null_header:
         headers.append(("null-header", None))

@@ -1,7 +1,8 @@
 // The Java consumer's side of the end-to-end benchmark (scripts/bench-e2e.sh): reads
 // COUNT records from every partition of TOPIC (manual assignment from the beginning,
-// no group), touching each value's bytes, then prints one line:
-//   records=<n> bytes=<value bytes> seconds=<wall time from first poll>
+// no group), touching each value (length, first and last byte, as weir's bench handler
+// does), then prints one JSON line, as the other clients of scripts/bench-kafka.sh:
+//   {"summary": {"records", "bytes" (key+value), "seconds" (first to last record), ...}}
 //
 //   java -cp CLASSES:LIBS/* WeirJavaPerf --bootstrap B --topic T --count N [--property k=v]...
 import java.time.Duration;
@@ -54,22 +55,42 @@ public final class WeirJavaPerf {
             long n = 0;
             long bytes = 0;
             long checksum = 0;
-            long start = System.nanoTime();
+            long first = -1;
+            long last = 0;
+            long deadline = System.nanoTime() + 600_000_000_000L;
             while (n < count) {
-                ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(500));
+                if (System.nanoTime() > deadline) {
+                    System.err.println("WeirJavaPerf: read " + n + " of " + count + " records in 600 s");
+                    System.exit(1);
+                }
+                ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(100));
+                if (records.isEmpty()) {
+                    continue;
+                }
                 for (ConsumerRecord<byte[], byte[]> r : records) {
                     byte[] v = r.value();
+                    byte[] k = r.key();
                     if (v != null) {
                         bytes += v.length;
+                        checksum += v.length;
                         if (v.length > 0) {
-                            checksum += v[0];
+                            checksum += v[0] + v[v.length - 1];
                         }
+                    }
+                    if (k != null) {
+                        bytes += k.length;
                     }
                     n++;
                 }
+                last = System.nanoTime();
+                if (first < 0) {
+                    first = last;
+                }
             }
-            double seconds = (System.nanoTime() - start) / 1e9;
-            System.out.printf("records=%d bytes=%d seconds=%.6f checksum=%d%n", n, bytes, seconds, checksum);
+            double seconds = Math.max((last - first) / 1e9, 1e-9);
+            System.out.printf(java.util.Locale.ROOT,
+                    "{\"summary\": {\"records\": %d, \"bytes\": %d, \"seconds\": %.6f, \"records_per_s\": %.1f, \"mb_per_s\": %.3f, \"checksum\": %d}}%n",
+                    n, bytes, seconds, n / seconds, bytes / seconds / 1e6, checksum);
         }
     }
 }

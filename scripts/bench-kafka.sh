@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# End-to-end consume benchmark against Apache Kafka: weir, librdkafka (native) and the
+# Java consumer read the same topics in one run.
+#
+#   scripts/bench-kafka.sh [--runs R] [--sizes "100 1024"] [--codecs "none lz4 zstd"]
+#                          [--partitions "1 8"] [--clients "weir librdkafka java"]
+#                          [--bytes MB] [--out FILE.jsonl]
+#
+# Starts a single-node Kafka (scripts/start-kafka.sh, 2 GiB heap, a fresh /tmp dir),
+# produces one topic per (value size, codec, partitions) with librdkafka
+# (scripts/produce.py: null keys, log-like text values of the given size that compress
+# about 3x, about --bytes MB of values per topic, default 200), then reads each whole topic R times (default 3) with every
+# client, rotating which goes first. The clients, each a whole process timed by GNU
+# time (CPU = user+sys, peak RSS), each reading every partition from the beginning by
+# manual assignment at its defaults (fetch.max.wait.ms 500, fetch.min.bytes 1,
+# max.partition.fetch.bytes 1 MiB, fetch.max.bytes 50 MiB), and each touching every
+# value (length, first and last byte) and checking offsets:
+#
+#   weir        the e2e bench binary's `broker` mode (weir_fetch::Consumer, poll mode,
+#               one thread)
+#   librdkafka  benches/peers/rdkafka-peer: librdkafka 2.12 called natively through
+#               rust-rdkafka's BaseConsumer (built once outside weir's workspace)
+#   java        tests/java/WeirJavaPerf.java: KafkaConsumer 4.4, default JVM settings
+#
+# records/s and MB/s (key+value bytes) run from the first record to the last, as each
+# client reports them. Broker CPU per run is read from /proc. Results: one JSON line per
+# run in --out (default: a file in the run's dir, printed at the end), then a Markdown
+# table of medians and ratios on stdout. The broker is stopped on exit.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+runs=3 sizes="100 1024" codecs="none lz4 zstd" partition_list="1 8"
+clients="weir librdkafka java" mbytes=200 out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs="$2"; shift 2 ;;
+        --sizes) sizes="$2"; shift 2 ;;
+        --codecs) codecs="$2"; shift 2 ;;
+        --partitions) partition_list="$2"; shift 2 ;;
+        --clients) clients="$2"; shift 2 ;;
+        --bytes) mbytes="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        *) echo "bench-kafka: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+python="$repo_root/.venv/bin/python"
+scripts/install-kafka.sh
+scripts/setup-python.sh >/dev/null
+[ -x /usr/bin/time ] || { echo "bench-kafka: needs GNU time (apt-get install time)" >&2; exit 1; }
+kafka_home="$(scripts/install-kafka.sh --print-home)"
+
+echo "== building the weir client (cargo bench --bench e2e --no-run)" >&2
+weir_bin="$(cargo bench --bench e2e --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+exe = None
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "e2e" and m.get("executable"):
+        exe = m["executable"]
+print(exe or "")
+')"
+[ -n "$weir_bin" ] && [ -x "$weir_bin" ] || { echo "bench-kafka: could not build the e2e bench" >&2; exit 1; }
+case " $clients " in
+    *" librdkafka "*)
+        echo "== building the librdkafka peer (benches/peers/rdkafka-peer; the first build compiles librdkafka)" >&2
+        cargo build --release --quiet --manifest-path benches/peers/rdkafka-peer/Cargo.toml
+        ;;
+esac
+rd_bin="$repo_root/benches/peers/rdkafka-peer/target/release/rdkafka-peer"
+
+dir="$(mktemp -d /tmp/weir-bench-kafka.XXXXXX)"
+cleanup() { scripts/stop-kafka.sh --dir "$dir/broker" >/dev/null 2>&1 || true; }
+trap cleanup EXIT INT TERM
+echo "== starting Kafka ($dir/broker)" >&2
+bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g)"
+broker_pid="$(cat "$dir/broker/kafka.pid")"
+[ -n "$out" ] || out="$dir/results.jsonl"
+: >"$out"
+
+cpu_of() { # utime+stime of a pid, in seconds
+    python3 - "$1" <<'PY'
+import os, sys
+try:
+    s = open(f"/proc/{sys.argv[1]}/stat").read()
+    f = s[s.rfind(")") + 2:].split()
+    print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))
+except OSError:
+    print(0)
+PY
+}
+
+run_client() { # client topic partitions total size codec run
+    local client="$1" topic="$2" parts="$3" total="$4" size="$5" codec="$6" run="$7"
+    local o="$dir/out" tm="$dir/time" c0 c1
+    c0="$(cpu_of "$broker_pid")"
+    case "$client" in
+        weir)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$weir_bin" broker --bootstrap "$bootstrap" \
+                --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
+        librdkafka)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$bootstrap" \
+                --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
+        java)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" java \
+                "-Dlog4j2.configurationFile=$repo_root/scripts/kafka/tools-log4j2.properties" \
+                -cp "$kafka_home/classes:$kafka_home/libs/*" WeirJavaPerf --bootstrap "$bootstrap" \
+                --topic "$topic" --count "$total" >"$o" ;;
+        *) echo "bench-kafka: unknown client $client" >&2; exit 2 ;;
+    esac
+    c1="$(cpu_of "$broker_pid")"
+    python3 - "$client" "$run" "$o" "$tm" "$c0" "$c1" "$total" "$size" "$codec" "$parts" >>"$out" <<'PY'
+import json, sys
+client, run, o, tm, c0, c1, total, size, codec, parts = sys.argv[1:]
+summary = None
+for line in open(o):
+    line = line.strip()
+    if line.startswith("{"):
+        obj = json.loads(line)
+        if "summary" in obj:
+            summary = obj["summary"]
+wall, user, sys_, rss = open(tm).read().split()[-4:]
+if summary is None or summary["records"] < int(total):
+    print(f"bench-kafka: {client} run {run} read {summary and summary['records']} of {total}", file=sys.stderr)
+    sys.exit(1)
+cpu = float(user) + float(sys_)
+print(json.dumps({
+    "client": client, "run": int(run), "value_size": int(size), "codec": codec,
+    "partitions": int(parts), "records": summary["records"], "seconds": summary["seconds"],
+    "records_per_s": summary["records_per_s"], "mb_per_s": summary["mb_per_s"],
+    "wall_s": float(wall), "cpu_s": cpu, "cpu_s_per_m": cpu / (int(total) / 1e6),
+    "peak_rss_mib": int(rss) / 1024, "broker_cpu_s": float(c1) - float(c0),
+}))
+PY
+    tail -1 "$out" >&2
+}
+
+for size in $sizes; do
+    per_total=$(( mbytes * 1000000 / size ))
+    for codec in $codecs; do
+        for parts in $partition_list; do
+            topic="bench-$size-$codec-$parts"
+            per=$(( per_total / parts ))
+            total=$(( per * parts ))
+            echo "== producing $total records of $size B ($codec) into $topic ($parts partitions)" >&2
+            "$python" scripts/produce.py --bootstrap "$bootstrap" --topic "$topic" \
+                --partitions "$parts" --count "$per" --value-size "$size" --no-keys \
+                --compression "$codec" --log-text --omit-values --manifest "" --timeout 600 \
+                -X queue.buffering.max.kbytes=1048576
+            read -r -a order <<<"$clients"
+            for run in $(seq 1 "$runs"); do
+                for i in "${!order[@]}"; do
+                    client="${order[$(( (i + run) % ${#order[@]} ))]}"
+                    echo "== $topic run $run: $client" >&2
+                    run_client "$client" "$topic" "$parts" "$total" "$size" "$codec" "$run"
+                done
+            done
+        done
+    done
+done
+
+echo "results: $out" >&2
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+clients = list(dict.fromkeys(r["client"] for r in rows))
+keys = list(dict.fromkeys((r["value_size"], r["codec"], r["partitions"]) for r in rows))
+def med(sel, k):
+    vals = [r[k] for r in sel if r[k] is not None]
+    return statistics.median(vals) if vals else float("nan")
+def div(a, b):
+    return a / b if b else float("nan")
+print("| value | codec | parts | client | records/s | MB/s | CPU s / M rec | peak RSS MiB | broker CPU s |")
+print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+ratios = []
+for (size, codec, parts) in keys:
+    m = {}
+    for c in clients:
+        sel = [r for r in rows if r["client"] == c and (r["value_size"], r["codec"], r["partitions"]) == (size, codec, parts)]
+        if not sel:
+            continue
+        m[c] = {k: med(sel, k) for k in ("records_per_s", "mb_per_s", "cpu_s_per_m", "peak_rss_mib", "broker_cpu_s")}
+        print(f"| {size} B | {codec} | {parts} | {c} | {m[c]['records_per_s']:,.0f} | {m[c]['mb_per_s']:.1f} | "
+              f"{m[c]['cpu_s_per_m']:.3f} | {m[c]['peak_rss_mib']:.0f} | {m[c]['broker_cpu_s']:.2f} |")
+    if "weir" in m:
+        for c in clients:
+            if c != "weir" and c in m:
+                ratios.append((size, codec, parts, c,
+                               div(m["weir"]["records_per_s"], m[c]["records_per_s"]),
+                               div(m[c]["cpu_s_per_m"], m["weir"]["cpu_s_per_m"]),
+                               div(m["weir"]["peak_rss_mib"], m[c]["peak_rss_mib"])))
+print()
+print("| value | codec | parts | weir vs | records/s ratio | records per CPU-s ratio | RSS ratio |")
+print("|---:|---|---:|---|---:|---:|---:|")
+for size, codec, parts, c, t, cpu, rss in ratios:
+    print(f"| {size} B | {codec} | {parts} | {c} | {t:.2f}x | {cpu:.2f}x | {rss:.2f} |")
+PY
