@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -561,4 +562,360 @@ mod scripted_cases {
             .collect();
         assert_eq!(asked, [0, 1].into());
     }
+}
+
+// ------------------------------------------------------- weir against Kafka's own tool
+
+/// `kafka-consumer-groups ARGS` (Kafka's reference tool): its stdout.
+fn kafka_groups(bootstrap: &str, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(support::repo_root().join("scripts/kafka-tool.sh"))
+        .args(["kafka-consumer-groups", "--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("run kafka-consumer-groups");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "kafka-consumer-groups {args:?} failed: {stderr}\n{stdout}"
+    );
+    stdout
+}
+
+/// Partition rows of a `--describe` table (weir's or Kafka's, same columns): (topic,
+/// partition) -> CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID.
+fn partition_table(stdout: &str, group: &str) -> BTreeMap<(String, i32), Vec<String>> {
+    rows(stdout, group)
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.len(), 9, "a row of nine columns: {r:?}\n{stdout}");
+            let p: i32 = r[2].parse().unwrap_or_else(|_| panic!("partition {r:?}"));
+            ((r[1].clone(), p), r[3..].to_vec())
+        })
+        .collect()
+}
+
+/// One member as both tools show it: host, client id, and its partitions.
+type MemberView = (String, String, BTreeSet<(String, i32)>);
+
+/// The members of `kafka-consumer-groups --describe --members --verbose`: consumer id
+/// -> (host, client id, partitions). The #PARTITIONS column is checked against the
+/// listed assignment (`topic:0,1,2`, topics separated by `;`, `-` for none).
+fn kafka_members(stdout: &str, group: &str) -> BTreeMap<String, MemberView> {
+    rows(stdout, group)
+        .into_iter()
+        .map(|r| {
+            assert!(r.len() >= 7, "a member row: {r:?}\n{stdout}");
+            let mut parts = BTreeSet::new();
+            if r[6] != "-" {
+                for topic_parts in r[6].split(';') {
+                    let (t, ps) = topic_parts
+                        .rsplit_once(':')
+                        .unwrap_or_else(|| panic!("assignment {topic_parts:?}\n{stdout}"));
+                    for p in ps.split(',') {
+                        parts.insert((t.to_owned(), p.parse().expect("partition")));
+                    }
+                }
+            }
+            assert_eq!(r[4], parts.len().to_string(), "#PARTITIONS of {r:?}");
+            (r[1].clone(), (r[2].clone(), r[3].clone(), parts))
+        })
+        .collect()
+}
+
+/// The members table of `weir groups describe` (CONSUMER-ID GROUP-INSTANCE-ID HOST
+/// CLIENT-ID #PARTITIONS ASSIGNMENT with `topic(0,1,2),topic2(0)`), like
+/// [`kafka_members`].
+fn weir_members(stdout: &str) -> BTreeMap<String, MemberView> {
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("CONSUMER-ID "))
+        .skip(1);
+    let mut out = BTreeMap::new();
+    for line in lines.by_ref().take_while(|l| !l.trim().is_empty()) {
+        let r: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(r.len(), 6, "a member row: {line:?}\n{stdout}");
+        let mut parts = BTreeSet::new();
+        if r[5] != "-" {
+            // topic(0,1),other(2): split after each `)`.
+            for chunk in r[5].split_inclusive(')') {
+                let chunk = chunk.trim_start_matches(',');
+                let (t, ps) = chunk
+                    .strip_suffix(')')
+                    .and_then(|c| c.split_once('('))
+                    .unwrap_or_else(|| panic!("assignment {chunk:?}\n{stdout}"));
+                for p in ps.split(',') {
+                    parts.insert((t.to_owned(), p.parse().expect("partition")));
+                }
+            }
+        }
+        assert_eq!(r[4], parts.len().to_string(), "#PARTITIONS of {line:?}");
+        out.insert(r[0].to_owned(), (r[2].to_owned(), r[3].to_owned(), parts));
+    }
+    out
+}
+
+fn stop_signal(child: &std::process::Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid fits i32");
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+/// A group with two live weir members (held still with SIGSTOP, so the coordinator
+/// keeps them, with their assignments, while neither reads or commits) and lag on a
+/// five-partition topic, and an empty group with commits on two topics: `weir groups
+/// describe` shows, partition by partition, the CURRENT-OFFSET, LOG-END-OFFSET, LAG,
+/// CONSUMER-ID, HOST and CLIENT-ID `kafka-consumer-groups --describe` shows, the
+/// members `--describe --members --verbose` shows (ids, hosts, client ids, partition
+/// counts and partitions), and `weir groups list` lists the test's groups (with their
+/// states) exactly as `kafka-consumer-groups --list --state` does.
+#[test]
+fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
+    let broker = Broker::shared();
+    if !broker.is_kafka() {
+        eprintln!("skipped: kafka-consumer-groups needs Apache Kafka (WEIR_TEST_BROKER=tansu)");
+        return;
+    }
+    let b = broker.bootstrap();
+    let prefix = unique_topic("gcmp");
+    let topic = format!("{prefix}-orders");
+    let other = format!("{prefix}-audit");
+    let live = format!("{prefix}-live");
+    let empty = format!("{prefix}-empty");
+    let first = Producer::new(&b, &topic).partitions(5).count(40).run();
+    let first_other = Producer::new(&b, &other).partitions(2).count(15).run();
+
+    // The empty group: reads both topics to the end, commits, leaves.
+    let out = weir(&[
+        "consume",
+        "-b",
+        &b,
+        "-G",
+        &empty,
+        &topic,
+        &other,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-X",
+        "client.id=gcmp-empty",
+    ]);
+    assert!(out.status.success(), "weir -G -e: {}", text(&out).1);
+
+    // The live group: two members, five partitions (range: 3 and 2).
+    let member = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args([
+                "consume",
+                "-b",
+                &b,
+                "-G",
+                &live,
+                &topic,
+                "-o",
+                "beginning",
+                "-q",
+            ])
+            .args(["-X", &format!("client.id={name}")])
+            .args([
+                "-X",
+                "session.timeout.ms=45000",
+                "-X",
+                "heartbeat.interval.ms=500",
+            ])
+            .args(["-X", "auto.commit.interval.ms=100"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a weir member")
+    };
+    let mut members = Reaped(vec![member("gcmp-a"), member("gcmp-b")]);
+    // Both in a stable generation, every partition committed at the end of `first`.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = weir(&["groups", "describe", &live, "-b", &b]);
+        let (stdout, _) = text(&out);
+        let table = partition_table(&stdout, &live);
+        let settled = stdout.contains("state Stable, 2 member(s)")
+            && table.len() == 5
+            && table
+                .iter()
+                .all(|((_, p), r)| r[0] == first.next_offset[p].to_string() && r[3] != "-");
+        if settled {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!("the live group never settled:\n{stdout}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Hold both members still: they stay in the group (the session timeout is far),
+    // but read and commit nothing more, so the records below are lag.
+    for m in &members.0 {
+        stop_signal(m, libc::SIGSTOP);
+    }
+    let more = Producer::new(&b, &topic)
+        .partitions(5)
+        .count(3)
+        .start_seq(40)
+        .run();
+    let more_odd = Producer::new(&b, &topic)
+        .partitions(5)
+        .only_partitions(&[1, 4])
+        .count(5)
+        .start_seq(43)
+        .run();
+    let more_other = Producer::new(&b, &other)
+        .partitions(2)
+        .only_partitions(&[1])
+        .count(4)
+        .start_seq(15)
+        .run();
+
+    for (group, ends) in [
+        (&live, vec![(&topic, &first, vec![&more, &more_odd])]),
+        (
+            &empty,
+            vec![
+                (&topic, &first, vec![&more, &more_odd]),
+                (&other, &first_other, vec![&more_other]),
+            ],
+        ),
+    ] {
+        let out = weir(&["groups", "describe", group, "-b", &b]);
+        let (weir_out, stderr) = text(&out);
+        assert!(out.status.success(), "weir describe {group}: {stderr}");
+        let kafka_out = kafka_groups(&b, &["--describe", "--group", group]);
+        eprintln!("weir:\n{weir_out}\nkafka-consumer-groups:\n{kafka_out}");
+        let weir_table = partition_table(&weir_out, group);
+        let kafka_table = partition_table(&kafka_out, group);
+        assert_eq!(
+            weir_table, kafka_table,
+            "weir and kafka-consumer-groups disagree on {group}:\n{weir_out}\n{kafka_out}"
+        );
+        // And both are right: committed at the end of the first records, log end
+        // after the later ones.
+        let mut want_rows = 0;
+        for (t, committed, later) in &ends {
+            for (p, c) in &committed.next_offset {
+                let end = later
+                    .iter()
+                    .filter_map(|m| m.next_offset.get(p))
+                    .copied()
+                    .max()
+                    .unwrap_or(*c);
+                let row = &weir_table[&((*t).clone(), *p)];
+                assert_eq!(
+                    row[..3],
+                    [c.to_string(), end.to_string(), (end - c).to_string()],
+                    "{t}-{p}:\n{weir_out}"
+                );
+                want_rows += 1;
+            }
+        }
+        assert_eq!(weir_table.len(), want_rows, "{weir_out}");
+
+        let kafka_out = kafka_groups(
+            &b,
+            &["--describe", "--group", group, "--members", "--verbose"],
+        );
+        eprintln!("kafka-consumer-groups --members --verbose:\n{kafka_out}");
+        let kafka = kafka_members(&kafka_out, group);
+        let weir = weir_members(&weir_out);
+        assert_eq!(weir, kafka, "members of {group}:\n{weir_out}\n{kafka_out}");
+        if *group == live {
+            let clients: BTreeSet<&str> = weir.values().map(|m| m.1.as_str()).collect();
+            assert_eq!(clients, BTreeSet::from(["gcmp-a", "gcmp-b"]));
+            let mut counts: Vec<usize> = weir.values().map(|m| m.2.len()).collect();
+            counts.sort_unstable();
+            assert_eq!(counts, [2, 3], "range over five partitions");
+            assert!(
+                weir_table.values().all(|r| r[3] != "-"),
+                "every partition owned:\n{weir_out}"
+            );
+        } else {
+            assert!(weir.is_empty(), "{weir_out}");
+            assert!(weir_out.contains("has no active members"), "{weir_out}");
+        }
+    }
+
+    // The test's groups, and their states, as both list them.
+    let weir_list = {
+        let out = weir(&["groups", "list", "-b", &b]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "weir groups list: {stderr}");
+        stdout
+    };
+    let kafka_list = kafka_groups(&b, &["--list", "--state"]);
+    let ours = |text: &str, state_col: usize| -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{prefix}-")))
+            .map(|l| {
+                let c: Vec<&str> = l.split_whitespace().collect();
+                (
+                    c[0].to_owned(),
+                    c.get(state_col).copied().unwrap_or("?").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let want = BTreeMap::from([
+        (live.clone(), "Stable".to_owned()),
+        (empty.clone(), "Empty".to_owned()),
+    ]);
+    assert_eq!(
+        ours(&kafka_list, 1),
+        want,
+        "kafka-consumer-groups --list:\n{kafka_list}"
+    );
+    assert_eq!(ours(&weir_list, 2), want, "weir groups list:\n{weir_list}");
+    // Plain --list (ids only) names the same groups.
+    let plain = kafka_groups(&b, &["--list"]);
+    let plain: BTreeSet<&str> = plain
+        .lines()
+        .filter(|l| l.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert_eq!(plain, BTreeSet::from([live.as_str(), empty.as_str()]));
+
+    // Let the members go: they read the lag, commit, and leave on SIGTERM.
+    for m in &members.0 {
+        stop_signal(m, libc::SIGCONT);
+        stop_signal(m, libc::SIGTERM);
+    }
+    for m in std::mem::take(&mut members.0) {
+        let out = wait_bounded_child(m, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "member: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Children SIGKILLed (and reaped) on drop, stopped ones too, so a failing test
+/// leaves no process behind.
+struct Reaped(Vec<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_bounded_child(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("weir did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect output")
 }
