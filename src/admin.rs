@@ -7,8 +7,9 @@
 //! sockets itself. Requests are sent one at a time, each waiting for its answer; the
 //! whole command is bounded by `default.api.timeout.ms`.
 //!
-//! `describe` runs FindCoordinator (any bootstrap broker), DescribeGroups and
-//! OffsetFetch (the coordinator), Metadata for the topics involved (any broker), then
+//! `describe` runs FindCoordinator (any bootstrap broker), DescribeGroups (then
+//! ConsumerGroupDescribe when DescribeGroups knows no such classic group: groups of
+//! the KIP-848 consumer protocol) and OffsetFetch (the coordinator), Metadata for the topics involved (any broker), then
 //! one small Fetch per partition leader for the log end offset (see
 //! [`describe_group`] for why not ListOffsets).
 
@@ -25,7 +26,8 @@ use weir_protocol::messages::fetch::{
     FetchParams, FetchPartitionSpec, FetchResponse, build_fetch_request,
 };
 use weir_protocol::messages::group::{
-    DescribeGroupsResponse, FindCoordinatorResponse, ListGroupsResponse, OffsetFetchResponse,
+    ConsumerGroupDescribeResponse, DescribeGroupsResponse, FindCoordinatorResponse,
+    ListGroupsResponse, OffsetFetchResponse,
 };
 use weir_protocol::messages::list_offsets::{
     ListOffsetsResponse, ListOffsetsSpec, build_list_offsets_request,
@@ -958,13 +960,23 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
                 }
             })
             .collect();
-        let described = Described {
+        let mut described = Described {
             state: g.group_state.to_owned(),
             protocol_type: g.protocol_type.to_owned(),
             protocol: g.protocol_data.to_owned(),
             members,
             missing,
         };
+        // A group of the consumer protocol (KIP-848, group.protocol=consumer) is
+        // not a classic group: DescribeGroups calls it unknown (Kafka 4: Dead), and
+        // only ConsumerGroupDescribe shows its members.
+        if missing {
+            match consumer_group_describe(c, &coord, group)? {
+                Step::Done(Some(d)) => described = d,
+                Step::Done(None) => {}
+                Step::Retry(why) => return Ok(Step::Retry(why)),
+            }
+        }
 
         // OffsetFetch for every partition the group has committed (null topics, v2+).
         let (addr, v, body) = c.call::<kp::OffsetFetchRequest, OffsetFetchResponse<'static>>(
@@ -1060,6 +1072,82 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
         members: described.members,
         partitions,
     })
+}
+
+/// ConsumerGroupDescribe on the coordinator, when it supports the API: the group as
+/// a consumer-protocol group, or `None` when it is none (unknown there too, or the
+/// broker predates KIP-848).
+fn consumer_group_describe(
+    c: &mut Client,
+    coord: &Addr,
+    group: &str,
+) -> Result<Step<Option<Described>>, AdminError> {
+    let coord_slice = std::slice::from_ref(coord);
+    let side = c.ready_any(coord_slice, "group coordinator")?;
+    let supported = c
+        .reactor
+        .side_versions(side)
+        .and_then(|t| t.broker_range(ConsumerGroupDescribeResponse::API_KEY))
+        .is_some();
+    if !supported {
+        return Ok(Step::Done(None));
+    }
+    let (addr, v, body) = c
+        .call::<kp::ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse<'static>>(
+            coord_slice,
+            "group coordinator",
+            i16::MAX,
+            |_| {
+                kp::ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![kp::GroupId(sb(group))])
+            },
+        )?;
+    let r = ConsumerGroupDescribeResponse::decode_body(&body, v)
+        .map_err(decode_err("ConsumerGroupDescribe", &addr))?;
+    let Some(g) = r.groups.first() else {
+        return Ok(Step::Retry(
+            "ConsumerGroupDescribe answered no group".into(),
+        ));
+    };
+    if coordinator_moved(g.error_code) || g.error_code.is_retriable() {
+        return Ok(Step::Retry(format!(
+            "{} answered ConsumerGroupDescribe with {}",
+            show(&addr),
+            g.error_code
+        )));
+    }
+    // GROUP_ID_NOT_FOUND: unknown, or a classic group (DescribeGroups said Dead, so
+    // not that); either way nothing more to show.
+    if g.error_code.is_err() || g.group_state == "Dead" {
+        return Ok(Step::Done(None));
+    }
+    let members = g
+        .members
+        .iter()
+        .map(|m| MemberDescription {
+            member_id: m.member_id.to_owned(),
+            group_instance_id: m.instance_id.map(str::to_owned),
+            client_id: m.client_id.to_owned(),
+            host: m.client_host.to_owned(),
+            assignment: m
+                .assignment
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| TopicPartition::new(t.topic_name, *p))
+                })
+                .collect(),
+            assignment_error: None,
+        })
+        .collect();
+    Ok(Step::Done(Some(Described {
+        state: g.group_state.to_owned(),
+        protocol_type: "consumer".to_owned(),
+        protocol: g.assignor_name.to_owned(),
+        members,
+        missing: false,
+    })))
 }
 
 type Tp = (String, i32);

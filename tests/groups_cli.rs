@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::broker::Broker;
 use support::free_port;
-use support::peer::{Producer, RdkafkaConsume};
+use support::peer::{JavaPeer, Producer, RdkafkaConsume};
 use support::unique_topic;
 
 fn weir(args: &[&str]) -> Output {
@@ -664,7 +664,9 @@ fn stop_signal(child: &std::process::Child, sig: i32) {
 
 /// A group with two live weir members (held still with SIGSTOP, so the coordinator
 /// keeps them, with their assignments, while neither reads or commits) and lag on a
-/// five-partition topic, and an empty group with commits on two topics: `weir groups
+/// five-partition topic, a group of the consumer protocol (KIP-848: the Java client
+/// with group.protocol=consumer, which only ConsumerGroupDescribe describes), and an
+/// empty group with commits on two topics: `weir groups
 /// describe` shows, partition by partition, the CURRENT-OFFSET, LOG-END-OFFSET, LAG,
 /// CONSUMER-ID, HOST and CLIENT-ID `kafka-consumer-groups --describe` shows, the
 /// members `--describe --members --verbose` shows (ids, hosts, client ids, partition
@@ -683,6 +685,7 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
     let other = format!("{prefix}-audit");
     let live = format!("{prefix}-live");
     let empty = format!("{prefix}-empty");
+    let kip848 = format!("{prefix}-kip848");
     let first = Producer::new(&b, &topic).partitions(5).count(40).run();
     let first_other = Producer::new(&b, &other).partitions(2).count(15).run();
 
@@ -733,6 +736,17 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
             .expect("spawn a weir member")
     };
     let mut members = Reaped(vec![member("gcmp-a"), member("gcmp-b")]);
+    // A group of the consumer protocol (KIP-848): the Java client, which keeps up.
+    let java = JavaPeer::start(
+        &b,
+        &kip848,
+        &[&topic],
+        &[
+            "group.protocol=consumer",
+            "client.id=gcmp-java",
+            "auto.offset.reset=earliest",
+        ],
+    );
     // Both in a stable generation, every partition committed at the end of `first`.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -775,7 +789,32 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
         .start_seq(15)
         .run();
 
+    let mut all_orders = first.clone();
+    all_orders.merge(more.clone());
+    all_orders.merge(more_odd.clone());
+    // The Java member has read and committed everything, and is quiet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = weir(&["groups", "describe", &kip848, "-b", &b]);
+        let (stdout, stderr) = text(&out);
+        let table = partition_table(&stdout, &kip848);
+        let settled = stdout.contains("state Stable, 1 member(s)")
+            && table.len() == 5
+            && table
+                .iter()
+                .all(|((_, p), r)| r[0] == all_orders.next_offset[p].to_string() && r[3] != "-");
+        if settled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the KIP-848 group never caught up: {stderr}\n{stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     for (group, ends) in [
+        (&kip848, vec![(&topic, &all_orders, vec![])]),
         (&live, vec![(&topic, &first, vec![&more, &more_odd])]),
         (
             &empty,
@@ -836,6 +875,18 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
                 weir_table.values().all(|r| r[3] != "-"),
                 "every partition owned:\n{weir_out}"
             );
+        } else if *group == kip848 {
+            assert!(
+                weir_out.contains("state Stable, 1 member(s), protocol consumer/"),
+                "{weir_out}"
+            );
+            let m: Vec<&MemberView> = weir.values().collect();
+            assert_eq!(m.len(), 1, "{weir_out}");
+            assert_eq!(
+                (m[0].1.as_str(), m[0].2.len()),
+                ("gcmp-java", 5),
+                "{weir_out}"
+            );
         } else {
             assert!(weir.is_empty(), "{weir_out}");
             assert!(weir_out.contains("has no active members"), "{weir_out}");
@@ -863,6 +914,7 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
             .collect()
     };
     let want = BTreeMap::from([
+        (kip848.clone(), "Stable".to_owned()),
         (live.clone(), "Stable".to_owned()),
         (empty.clone(), "Empty".to_owned()),
     ]);
@@ -878,7 +930,11 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
         .lines()
         .filter(|l| l.starts_with(&format!("{prefix}-")))
         .collect();
-    assert_eq!(plain, BTreeSet::from([live.as_str(), empty.as_str()]));
+    assert_eq!(
+        plain,
+        BTreeSet::from([live.as_str(), empty.as_str(), kip848.as_str()])
+    );
+    java.stop(Duration::from_secs(30));
 
     // Let the members go: they read the lag, commit, and leave on SIGTERM.
     for m in &members.0 {

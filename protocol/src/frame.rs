@@ -145,6 +145,7 @@ api_requests! {
     ApiVersionsRequest => ApiVersionsResponse, 18, "ApiVersions";
     OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, 23, "OffsetForLeaderEpoch";
     SaslAuthenticateRequest => SaslAuthenticateResponse, 36, "SaslAuthenticate";
+    ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, 69, "ConsumerGroupDescribe";
 }
 
 /// Whether the response to `Req` at `version` carries a flexible header (v1, with

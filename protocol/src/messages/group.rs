@@ -702,6 +702,186 @@ impl<'a> ResponseBody<'a> for DescribeGroupsResponse<'a> {
 }
 
 // ---------------------------------------------------------------------------------
+// ConsumerGroupDescribe (API key 69): groups of the consumer protocol (KIP-848)
+// ---------------------------------------------------------------------------------
+
+/// Partitions of one topic in a ConsumerGroupDescribe assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupTopicPartitions<'a> {
+    /// The topic id.
+    pub topic_id: [u8; 16],
+    /// The topic name.
+    pub topic_name: &'a str,
+    /// The partitions.
+    pub partitions: Vec<i32>,
+}
+
+/// One member of a ConsumerGroupDescribe response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMember<'a> {
+    /// The member id.
+    pub member_id: &'a str,
+    /// `group.instance.id`, if static.
+    pub instance_id: Option<&'a str>,
+    /// The member's rack.
+    pub rack_id: Option<&'a str>,
+    /// The member's epoch.
+    pub member_epoch: i32,
+    /// The member's `client.id`.
+    pub client_id: &'a str,
+    /// The member's host.
+    pub client_host: &'a str,
+    /// The topics it subscribed to.
+    pub subscribed_topic_names: Vec<&'a str>,
+    /// Its subscription regex.
+    pub subscribed_topic_regex: Option<&'a str>,
+    /// The partitions it owns now.
+    pub assignment: Vec<ConsumerGroupTopicPartitions<'a>>,
+    /// The partitions it is to own.
+    pub target_assignment: Vec<ConsumerGroupTopicPartitions<'a>>,
+    /// 0 classic, 1 consumer (v1+; -1 before).
+    pub member_type: i8,
+}
+
+/// One group of a ConsumerGroupDescribe response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescribed<'a> {
+    /// The error for this group.
+    pub error_code: ErrorCode,
+    /// The error message.
+    pub error_message: Option<&'a str>,
+    /// The group id.
+    pub group_id: &'a str,
+    /// The state ("Stable", "Reconciling", "Assigning", "Empty", "Dead").
+    pub group_state: &'a str,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The assignment epoch.
+    pub assignment_epoch: i32,
+    /// The server-side assignor.
+    pub assignor_name: &'a str,
+    /// The members.
+    pub members: Vec<ConsumerGroupMember<'a>>,
+    /// Authorized operations bit field.
+    pub authorized_operations: i32,
+}
+
+/// A ConsumerGroupDescribe response (v0-1, flexible throughout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescribeResponse<'a> {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// The groups.
+    pub groups: Vec<ConsumerGroupDescribed<'a>>,
+}
+
+fn consumer_group_assignment<'a>(
+    r: &mut Reader<'a>,
+) -> Result<Vec<ConsumerGroupTopicPartitions<'a>>, DecodeError> {
+    // topic id 16, name length 1, partitions length 1, tagged fields 1.
+    let n = r.array_len_v(true, 19, "topic_partitions")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let topic_id = r.uuid("topic_id")?;
+        let topic_name = r.compact_string("topic_name")?;
+        let pn = r.array_len_v(true, 4, "partitions")?;
+        let mut partitions = Vec::with_capacity(pn);
+        for _ in 0..pn {
+            partitions.push(r.i32("partition")?);
+        }
+        r.tagged_fields_v(true)?;
+        out.push(ConsumerGroupTopicPartitions {
+            topic_id,
+            topic_name,
+            partitions,
+        });
+    }
+    r.tagged_fields_v(true)?;
+    Ok(out)
+}
+
+impl<'a> ResponseBody<'a> for ConsumerGroupDescribeResponse<'a> {
+    const API_KEY: i16 = 69;
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 1;
+    const FIRST_FLEXIBLE: i16 = 0;
+
+    fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        // The smallest group: error 2, message 1, id 1, state 1, epochs 8, assignor 1,
+        // members 1, operations 4, tagged 1.
+        let n = r.array_len_v(true, 20, "groups")?;
+        let mut groups = Vec::with_capacity(n);
+        for _ in 0..n {
+            let error_code = read_error(r)?;
+            let error_message = r.compact_nullable_string("error_message")?;
+            let group_id = r.compact_string("group_id")?;
+            let group_state = r.compact_string("group_state")?;
+            let group_epoch = r.i32("group_epoch")?;
+            let assignment_epoch = r.i32("assignment_epoch")?;
+            let assignor_name = r.compact_string("assignor_name")?;
+            // The smallest member: strings 6, epoch 4, topics 1, two assignments 4,
+            // tagged 1 (v1's member type on top).
+            let mn = r.array_len_v(true, 16, "members")?;
+            let mut members = Vec::with_capacity(mn);
+            for _ in 0..mn {
+                let member_id = r.compact_string("member_id")?;
+                let instance_id = r.compact_nullable_string("instance_id")?;
+                let rack_id = r.compact_nullable_string("rack_id")?;
+                let member_epoch = r.i32("member_epoch")?;
+                let client_id = r.compact_string("client_id")?;
+                let client_host = r.compact_string("client_host")?;
+                let tn = r.array_len_v(true, 1, "subscribed_topic_names")?;
+                let mut subscribed_topic_names = Vec::with_capacity(tn);
+                for _ in 0..tn {
+                    subscribed_topic_names.push(r.compact_string("subscribed_topic_name")?);
+                }
+                let subscribed_topic_regex = r.compact_nullable_string("subscribed_topic_regex")?;
+                let assignment = consumer_group_assignment(r)?;
+                let target_assignment = consumer_group_assignment(r)?;
+                let member_type = if version >= 1 {
+                    r.i8("member_type")?
+                } else {
+                    -1
+                };
+                r.tagged_fields_v(true)?;
+                members.push(ConsumerGroupMember {
+                    member_id,
+                    instance_id,
+                    rack_id,
+                    member_epoch,
+                    client_id,
+                    client_host,
+                    subscribed_topic_names,
+                    subscribed_topic_regex,
+                    assignment,
+                    target_assignment,
+                    member_type,
+                });
+            }
+            let authorized_operations = r.i32("authorized_operations")?;
+            r.tagged_fields_v(true)?;
+            groups.push(ConsumerGroupDescribed {
+                error_code,
+                error_message,
+                group_id,
+                group_state,
+                group_epoch,
+                assignment_epoch,
+                assignor_name,
+                members,
+                authorized_operations,
+            });
+        }
+        r.tagged_fields_v(true)?;
+        Ok(Self {
+            throttle_time_ms,
+            groups,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // ListGroups (API key 16)
 // ---------------------------------------------------------------------------------
 
@@ -1268,6 +1448,101 @@ mod tests {
                 }
             }
             fuzz!(ListGroupsResponse, bytes, v);
+        }
+    }
+
+    #[test]
+    fn consumer_group_describe_all_versions() {
+        use kafka_protocol::messages::consumer_group_describe_response as cgd;
+        for v in 0..=1i16 {
+            let tp = |t: &'static str, id: u8, ps: Vec<i32>| {
+                cgd::TopicPartitions::default()
+                    .with_topic_id(uuid::Uuid::from_bytes([id; 16]))
+                    .with_topic_name(kp::TopicName(s(t)))
+                    .with_partitions(ps)
+            };
+            let member = cgd::Member::default()
+                .with_member_id(s("zNuhBLrwTBSo37gIT8MBHQ"))
+                .with_instance_id(Some(s("static-1")))
+                .with_rack_id(None)
+                .with_member_epoch(7)
+                .with_client_id(s("java848"))
+                .with_client_host(s("/127.0.0.1"))
+                .with_subscribed_topic_names(vec![kp::TopicName(s("t1")), kp::TopicName(s("t2"))])
+                .with_subscribed_topic_regex(None)
+                .with_assignment(
+                    cgd::Assignment::default()
+                        .with_topic_partitions(vec![tp("t1", 1, vec![0, 2]), tp("t2", 2, vec![1])]),
+                )
+                .with_target_assignment(cgd::Assignment::default().with_topic_partitions(vec![tp(
+                    "t1",
+                    1,
+                    vec![0],
+                )]))
+                .with_member_type(if v >= 1 { 1 } else { -1 });
+            let msg = kp::ConsumerGroupDescribeResponse::default()
+                .with_throttle_time_ms(3)
+                .with_groups(vec![
+                    cgd::DescribedGroup::default()
+                        .with_error_code(0)
+                        .with_error_message(Some(s("fine")))
+                        .with_group_id(kp::GroupId(s("g")))
+                        .with_group_state(s("Stable"))
+                        .with_group_epoch(9)
+                        .with_assignment_epoch(8)
+                        .with_assignor_name(s("uniform"))
+                        .with_members(vec![member.clone(), cgd::Member::default(), member])
+                        .with_authorized_operations(0x1f),
+                ]);
+            let bytes = encode(&msg, v);
+            let t: kp::ConsumerGroupDescribeResponse = kp_decode(&bytes, v);
+            let o = ConsumerGroupDescribeResponse::decode_body(&bytes, v).expect("decodes");
+            assert_eq!(o.throttle_time_ms, t.throttle_time_ms);
+            assert_eq!(o.groups.len(), t.groups.len());
+            let same_assignment = |o: &[ConsumerGroupTopicPartitions<'_>], t: &cgd::Assignment| {
+                assert_eq!(o.len(), t.topic_partitions.len());
+                for (ot, tt) in o.iter().zip(&t.topic_partitions) {
+                    assert_eq!(&ot.topic_id, tt.topic_id.as_bytes());
+                    assert_eq!(ot.topic_name, &*tt.topic_name.0);
+                    assert_eq!(ot.partitions, tt.partitions);
+                }
+            };
+            for (og, tg) in o.groups.iter().zip(&t.groups) {
+                assert_eq!(og.error_code.0, tg.error_code);
+                assert_eq!(og.error_message, opt(&tg.error_message));
+                assert_eq!(og.group_id, &*tg.group_id.0);
+                assert_eq!(og.group_state, &*tg.group_state);
+                assert_eq!(og.group_epoch, tg.group_epoch);
+                assert_eq!(og.assignment_epoch, tg.assignment_epoch);
+                assert_eq!(og.assignor_name, &*tg.assignor_name);
+                assert_eq!(og.authorized_operations, tg.authorized_operations);
+                assert_eq!(og.members.len(), tg.members.len());
+                for (om, tm) in og.members.iter().zip(&tg.members) {
+                    assert_eq!(om.member_id, &*tm.member_id);
+                    assert_eq!(om.instance_id, opt(&tm.instance_id));
+                    assert_eq!(om.rack_id, opt(&tm.rack_id));
+                    assert_eq!(om.member_epoch, tm.member_epoch);
+                    assert_eq!(om.client_id, &*tm.client_id);
+                    assert_eq!(om.client_host, &*tm.client_host);
+                    let names: Vec<&str> =
+                        tm.subscribed_topic_names.iter().map(|n| &*n.0).collect();
+                    assert_eq!(om.subscribed_topic_names, names);
+                    assert_eq!(om.subscribed_topic_regex, opt(&tm.subscribed_topic_regex));
+                    same_assignment(&om.assignment, &tm.assignment);
+                    same_assignment(&om.target_assignment, &tm.target_assignment);
+                    if v >= 1 {
+                        assert_eq!(om.member_type, tm.member_type);
+                    }
+                }
+            }
+            fuzz!(ConsumerGroupDescribeResponse, bytes, v);
+            // Every element as small as the protocol allows still decodes.
+            let minimal = kp::ConsumerGroupDescribeResponse::default().with_groups(vec![
+                cgd::DescribedGroup::default().with_members(vec![cgd::Member::default()]),
+            ]);
+            let bytes = encode(&minimal, v);
+            let o = ConsumerGroupDescribeResponse::decode_body(&bytes, v).expect("minimal");
+            assert_eq!(o.groups[0].members.len(), 1, "v{v}");
         }
     }
 
