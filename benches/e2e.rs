@@ -11,7 +11,9 @@
 //!
 //! # The replay server (`serve`, always a child process)
 //!
-//! A loopback TCP server on 127.0.0.1 answering ApiVersions, Metadata (one topic
+//! A loopback TCP server on 127.0.0.1 answering ApiVersions (advertising what a broker
+//! would, so librdkafka and the Java consumer read from it too: `scripts/bench-kafka.sh
+//! --replay`), Metadata (one topic
 //! `bench`, N partitions, itself as the leader), ListOffsets and every Fetch with
 //! record batches encoded once: a partition's whole Fetch entry (header, records
 //! field, batches of `--batch-records` records with 100-byte values and null keys) is
@@ -426,7 +428,12 @@ fn serve_conn(mut s: TcpStream, cfg: &ServerCfg) -> Res<()> {
 fn api_versions(code: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = code;
+    // Produce is advertised though never answered: librdkafka derives its features
+    // from this list and, without Produce v3+ (record batches, magic 2), refuses to
+    // fetch at all ("required feature not supported by broker"). A Produce request
+    // closes the connection, as any request this server does not know does.
     r.api_keys = [
+        ApiKey::Produce,
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::ListOffsets,
@@ -437,6 +444,8 @@ fn api_versions(code: i16) -> ApiVersionsResponse {
         let range = k.valid_versions();
         let (min, max) = if k == ApiKey::Fetch {
             (FETCH_MIN, FETCH_MAX.min(range.max))
+        } else if k == ApiKey::Produce {
+            (range.min.max(3), range.max)
         } else {
             (range.min, range.max)
         };

@@ -5,6 +5,7 @@
 #   scripts/bench-kafka.sh [--runs R] [--sizes "100 1024"] [--codecs "none lz4 zstd"]
 #                          [--partitions "1 8"] [--clients "weir librdkafka java"]
 #                          [--bytes MB] [--out FILE.jsonl]
+#   scripts/bench-kafka.sh --replay [--records N] [--runs R] [--partitions "1 8"] ...
 #
 # Starts a single-node Kafka (scripts/start-kafka.sh, 2 GiB heap, a fresh /tmp dir),
 # produces one topic per (value size, codec, partitions) with librdkafka
@@ -20,18 +21,27 @@
 #               one thread)
 #   librdkafka  benches/peers/rdkafka-peer: librdkafka 2.12 called natively through
 #               rust-rdkafka's BaseConsumer (built once outside weir's workspace)
+#   librdkafka-tuned  the same, with -X fetch.queue.backoff.ms=0 and
+#               queued.min.messages=1000000 (not in the default --clients)
 #   java        tests/java/WeirJavaPerf.java: KafkaConsumer 4.4, default JVM settings
 #
 # records/s and MB/s (key+value bytes) run from the first record to the last, as each
 # client reports them. Broker CPU per run is read from /proc. Results: one JSON line per
 # run in --out (default: a file in the run's dir, printed at the end), then a Markdown
 # table of medians and ratios on stdout. The broker is stopped on exit.
+#
+# --replay reads from benches/e2e.rs's replay server instead of Kafka (`e2e serve`, its
+# own process, one per partition count): a never-ending topic `bench` of 100-byte
+# uncompressed values in 500-record batches, every Fetch answered at once from memory.
+# No broker is in the way, so this is where the three clients' ceilings meet. Each
+# client reads --records records (default 5,000,000); --sizes and --codecs do not
+# apply, and "broker CPU s" is the replay server's.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 runs=3 sizes="100 1024" codecs="none lz4 zstd" partition_list="1 8"
-clients="weir librdkafka java" mbytes=200 out=""
+clients="weir librdkafka java" mbytes=200 out="" replay=0 replay_records=5000000
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -41,6 +51,8 @@ while [ $# -gt 0 ]; do
         --clients) clients="$2"; shift 2 ;;
         --bytes) mbytes="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
+        --replay) replay=1; shift ;;
+        --records) replay_records="$2"; shift 2 ;;
         *) echo "bench-kafka: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -65,7 +77,7 @@ print(exe or "")
 ')"
 [ -n "$weir_bin" ] && [ -x "$weir_bin" ] || { echo "bench-kafka: could not build the e2e bench" >&2; exit 1; }
 case " $clients " in
-    *" librdkafka "*)
+    *" librdkafka "* | *" librdkafka-tuned "*)
         echo "== building the librdkafka peer (benches/peers/rdkafka-peer; the first build compiles librdkafka)" >&2
         cargo build --release --quiet --manifest-path benches/peers/rdkafka-peer/Cargo.toml
         ;;
@@ -73,11 +85,39 @@ esac
 rd_bin="$repo_root/benches/peers/rdkafka-peer/target/release/rdkafka-peer"
 
 dir="$(mktemp -d /tmp/weir-bench-kafka.XXXXXX)"
-cleanup() { scripts/stop-kafka.sh --dir "$dir/broker" >/dev/null 2>&1 || true; }
+serve_pid=""
+stop_replay() { # closing the server's stdin ends it
+    if [ -n "$serve_pid" ]; then
+        exec 9>&-
+        wait "$serve_pid" 2>/dev/null || true
+        serve_pid=""
+    fi
+}
+cleanup() {
+    stop_replay
+    [ "$replay" = 1 ] || scripts/stop-kafka.sh --dir "$dir/broker" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT INT TERM
-echo "== starting Kafka ($dir/broker)" >&2
-bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g)"
-broker_pid="$(cat "$dir/broker/kafka.pid")"
+start_replay() { # partitions: sets bootstrap and broker_pid to a fresh replay server
+    rm -f "$dir/serve-in" "$dir/serve-port"
+    mkfifo "$dir/serve-in"
+    "$weir_bin" serve --partitions "$1" <"$dir/serve-in" >"$dir/serve-port" &
+    serve_pid=$!
+    exec 9>"$dir/serve-in"
+    local i
+    for i in $(seq 1 100); do
+        [ -s "$dir/serve-port" ] && break
+        sleep 0.1
+    done
+    [ -s "$dir/serve-port" ] || { echo "bench-kafka: the replay server did not start" >&2; exit 1; }
+    bootstrap="127.0.0.1:$(head -n 1 "$dir/serve-port")"
+    broker_pid="$serve_pid"
+}
+if [ "$replay" = 0 ]; then
+    echo "== starting Kafka ($dir/broker)" >&2
+    bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g)"
+    broker_pid="$(cat "$dir/broker/kafka.pid")"
+fi
 [ -n "$out" ] || out="$dir/results.jsonl"
 : >"$out"
 
@@ -104,6 +144,14 @@ run_client() { # client topic partitions total size codec run
         librdkafka)
             /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$bootstrap" \
                 --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
+        librdkafka-tuned)
+            # librdkafka at its defaults stops fetching for fetch.queue.backoff.ms
+            # (1 s) whenever its prefetch queue holds queued.min.messages (100,000):
+            # a consumer faster than the broker pays that pause again and again.
+            # This variant removes it, as a user tuning for throughput would.
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$bootstrap" \
+                --topic "$topic" --partitions "$parts" --records "$total" \
+                -X fetch.queue.backoff.ms=0 -X queued.min.messages=1000000 >"$o" ;;
         java)
             /usr/bin/time -f '%e %U %S %M' -o "$tm" java \
                 "-Dlog4j2.configurationFile=$repo_root/scripts/kafka/tools-log4j2.properties" \
@@ -138,6 +186,28 @@ PY
     tail -1 "$out" >&2
 }
 
+run_all() { # topic partitions total size codec: every client, --runs times, rotating
+    local order run i client
+    read -r -a order <<<"$clients"
+    for run in $(seq 1 "$runs"); do
+        for i in "${!order[@]}"; do
+            client="${order[$(( (i + run) % ${#order[@]} ))]}"
+            echo "== $1 run $run: $client" >&2
+            run_client "$client" "$1" "$2" "$3" "$4" "$5" "$run"
+        done
+    done
+}
+
+if [ "$replay" = 1 ]; then
+    sizes="" # the replay server's values are 100 B, uncompressed
+    for parts in $partition_list; do
+        echo "== replay server, $parts partitions" >&2
+        start_replay "$parts"
+        run_all bench "$parts" "$replay_records" 100 none
+        stop_replay
+    done
+fi
+
 for size in $sizes; do
     per_total=$(( mbytes * 1000000 / size ))
     for codec in $codecs; do
@@ -150,14 +220,7 @@ for size in $sizes; do
                 --partitions "$parts" --count "$per" --value-size "$size" --no-keys \
                 --compression "$codec" --log-text --omit-values --manifest "" --timeout 600 \
                 -X queue.buffering.max.kbytes=1048576
-            read -r -a order <<<"$clients"
-            for run in $(seq 1 "$runs"); do
-                for i in "${!order[@]}"; do
-                    client="${order[$(( (i + run) % ${#order[@]} ))]}"
-                    echo "== $topic run $run: $client" >&2
-                    run_client "$client" "$topic" "$parts" "$total" "$size" "$codec" "$run"
-                done
-            done
+            run_all "$topic" "$parts" "$total" "$size" "$codec"
         done
     done
 done
