@@ -267,6 +267,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let mut summary = Summary::default();
     let mut seen: BTreeSet<(String, i32)> = BTreeSet::new();
     let mut failure: Option<CliError> = None;
+    // Partitions of which `-c` refused a record: their position is past records that
+    // were never written, so the sink must not be advanced to it (a restart resumes
+    // at the sink's position and would never write them).
+    let mut cut: BTreeSet<(String, i32)> = BTreeSet::new();
     let reason = loop {
         if stop.load(Ordering::Acquire) {
             break StopReason::Signal;
@@ -276,8 +280,16 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         }
         let now = Instant::now();
         let handler = |rec: &ConsumerRecord<'_>| {
+            if plan.count.is_some_and(|c| summary.records >= c) {
+                if !cut
+                    .iter()
+                    .any(|(t, p)| *p == rec.partition && t == rec.topic)
+                {
+                    cut.insert((rec.topic.to_owned(), rec.partition));
+                }
+                return;
+            }
             if failure.is_some()
-                || plan.count.is_some_and(|c| summary.records >= c)
                 || (!from_end.is_empty()
                     && from_end.contains_key(&(rec.topic.to_owned(), rec.partition)))
             {
@@ -383,8 +395,11 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 }
                 None => all_at_end = false,
             }
-            if let (Some(s), Some(pos)) = (&mut sink, consumer.position(t, *p)) {
+            if let (Some(s), Some(pos)) = (&mut sink, consumer.position(t, *p))
+                && !cut.contains(&(t.clone(), *p))
+            {
                 // Offsets stepped over (control batches, compaction) need no re-fetch.
+                // Not past records `-c` skipped: those are for the next run.
                 s.advance(t, *p, pos);
             }
         }

@@ -33,7 +33,9 @@
 //!
 //! `-c`: records handed over after the count was reached are refused
 //! ([`GroupConsumer::poll_accepting`]), so the final commit is the record after the
-//! last one written, as kcat's.
+//! last one written, as kcat's; the sink's position of such a partition stays after
+//! the last record written (not the fetch position), so a second run with the same
+//! sink writes exactly the records after the count.
 //!
 //! `enable.auto.commit=false`: no record is accepted as processed, so nothing is
 //! committed, periodically or on revoke and close (kcat with commits off).
@@ -213,6 +215,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     let mut next_commit = Instant::now() + commit_every;
     let mut owned: Vec<TopicPartition> = Vec::new();
     let mut newly_owned: BTreeSet<TopicPartition> = BTreeSet::new();
+    // Partitions of which `-c` refused a record: their position is past records that
+    // were never written. The sink must not be advanced to it, or its checkpoint
+    // (and the next run, which resumes there and marks it processed) would skip them.
+    let mut cut: BTreeSet<TopicPartition> = BTreeSet::new();
 
     let result: Result<StopReason, CliError> = loop {
         if stop.load(Ordering::Acquire) {
@@ -226,6 +232,12 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         // Past -c or after a write failure, nothing more is.
         let polled = gc.poll_accepting(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
             if plan.count.is_some_and(|c| summary.records >= c) {
+                if !cut
+                    .iter()
+                    .any(|tp| tp.partition == rec.partition && tp.topic == rec.topic)
+                {
+                    cut.insert(TopicPartition::new(rec.topic, rec.partition));
+                }
                 return false;
             }
             let mut sh = lock(&shared);
@@ -356,8 +368,10 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             }
             if let (Output::Sink(Some(s)), Some(pos)) =
                 (&mut sh.out, gc.position(&tp.topic, tp.partition))
+                && !cut.contains(tp)
             {
                 // Offsets stepped over (control batches, compaction) need no re-fetch.
+                // Not past records `-c` refused: those are for the next run.
                 s.advance(&tp.topic, tp.partition, pos);
             }
         }

@@ -8,8 +8,9 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -51,9 +52,21 @@ fn batch(base: i64, n: usize) -> Vec<u8> {
     b.build()
 }
 
+/// The group's committed offsets, as the scripted coordinator keeps them.
+type Commits = Arc<Mutex<BTreeMap<(String, i32), i64>>>;
+
 /// A broker with topic `T` (2 partitions, 10 records each) that acts as the group
 /// coordinator of a one-member group. Returns the broker and its generation counter.
 fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
+    let (b, generation, _) = coordinator_broker_with_commits();
+    (b, generation)
+}
+
+/// [`coordinator_broker`] that also keeps what OffsetCommit stores and answers
+/// OffsetFetch from it (-1 when nothing was committed), so a second consumer run
+/// resumes where the first committed.
+fn coordinator_broker_with_commits() -> (ScriptedBroker, Arc<AtomicI32>, Commits) {
+    let commits: Commits = Arc::new(Mutex::new(BTreeMap::new()));
     let b = ScriptedBroker::start();
     b.add_topic(T, 2);
     for p in 0..2 {
@@ -98,10 +111,13 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
             HeartbeatResponse::default(),
         )))
     });
-    b.on(ApiKey::OffsetFetch, |_, h, req| {
+    let stored = Arc::clone(&commits);
+    b.on(ApiKey::OffsetFetch, move |_, h, req| {
         let RequestKind::OffsetFetch(r) = req else {
             return None;
         };
+        let stored = stored.lock().unwrap();
+        let committed = |t: &str, p: i32| stored.get(&(t.to_owned(), p)).copied().unwrap_or(-1);
         let mut resp = OffsetFetchResponse::default();
         if h.request_api_version >= 8 {
             resp.groups = r
@@ -123,7 +139,7 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
                                 .map(|&p| {
                                     let mut op = OffsetFetchResponsePartitions::default();
                                     op.partition_index = p;
-                                    op.committed_offset = -1;
+                                    op.committed_offset = committed(t.name.as_str(), p);
                                     op.committed_leader_epoch = -1;
                                     op
                                 })
@@ -148,7 +164,7 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
                         .map(|&p| {
                             let mut op = OffsetFetchResponsePartition::default();
                             op.partition_index = p;
-                            op.committed_offset = -1;
+                            op.committed_offset = committed(t.name.as_str(), p);
                             op.committed_leader_epoch = -1;
                             op
                         })
@@ -159,10 +175,20 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
         }
         Some(Action::Respond(ResponseKind::OffsetFetch(resp)))
     });
-    b.on(ApiKey::OffsetCommit, |_, _, req| {
+    let stored = Arc::clone(&commits);
+    b.on(ApiKey::OffsetCommit, move |_, _, req| {
         let RequestKind::OffsetCommit(r) = req else {
             return None;
         };
+        let mut stored = stored.lock().unwrap();
+        for t in &r.topics {
+            for p in &t.partitions {
+                stored.insert(
+                    (t.name.as_str().to_owned(), p.partition_index),
+                    p.committed_offset,
+                );
+            }
+        }
         let mut resp = OffsetCommitResponse::default();
         resp.topics = r
             .topics
@@ -202,7 +228,7 @@ fn coordinator_broker() -> (ScriptedBroker, Arc<AtomicI32>) {
         }
         Some(Action::Respond(ResponseKind::LeaveGroup(resp)))
     });
-    (b, generation)
+    (b, generation, commits)
 }
 
 fn member(bootstrap: &str) -> GroupConsumer {
@@ -403,4 +429,175 @@ fn leader_picks_up_a_new_partition() {
     });
     assert_eq!(generation.load(Ordering::SeqCst), 2, "one rebalance");
     m.close(Duration::from_secs(5)).unwrap();
+}
+
+// ------------------------------------------------------- the weir binary, scripted
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// Runs `weir` with `args`; kills it and fails the test after `limit`.
+fn run_weir(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = std::process::Command::new(WEIR)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "weir {args:?} did not exit within {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {:?}; stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The offsets in partition `p` of the sink at `dir` (lines `"<partition> <offset>"`),
+/// durable ones only; empty when the sink never saw the partition.
+fn sink_offsets(dir: &std::path::Path, p: i32) -> Vec<i64> {
+    if !dir.join(T).join(p.to_string()).exists() {
+        return Vec::new();
+    }
+    let bytes = weir::sink::Sink::read_durable(dir, T, p).unwrap();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (part, off) = l.split_once(' ').unwrap();
+            assert_eq!(part, p.to_string(), "line {l:?} in partition {p}");
+            off.parse().unwrap()
+        })
+        .collect()
+}
+
+/// `-c N --sink DIR` (manual assignment), then a second run with the same sink: the
+/// second run writes exactly the records after the first N, so the sink holds every
+/// record once. The count stopped the first run partway through a fetched batch; the
+/// sink must not checkpoint the position past the records it skipped.
+#[test]
+fn count_with_sink_then_resume_writes_every_record_once() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    b.append_batch(T, 0, batch(0, 10));
+    let dir = support::scratch_dir("count-sink-manual");
+    let sink = dir.to_str().unwrap();
+    let bootstrap = b.bootstrap();
+    let common = [
+        "consume",
+        "-b",
+        &bootstrap,
+        "-t",
+        T,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-q",
+        "-f",
+        "%p %o\\n",
+        "--sink",
+        sink,
+        "-X",
+        "fetch.max.wait.ms=50",
+    ];
+    let mut first = common.to_vec();
+    first.extend(["-c", "3"]);
+    assert_ok(&run_weir(&first, Duration::from_secs(30)), "-c 3 --sink");
+    assert_eq!(
+        sink_offsets(&dir, 0),
+        vec![0, 1, 2],
+        "the first run wrote 3"
+    );
+    let mut second = common.to_vec();
+    second.push("-e");
+    assert_ok(&run_weir(&second, Duration::from_secs(30)), "-e --sink");
+    assert_eq!(
+        sink_offsets(&dir, 0),
+        (0..10).collect::<Vec<_>>(),
+        "the second run wrote exactly the records after the first 3"
+    );
+}
+
+/// The same in group mode: after `-G ... -c 3 --sink DIR` the committed offset of the
+/// partition the records came from is the one after the third record (not the end of
+/// the fetched batch), and a second `-e` run writes every remaining record once.
+#[test]
+fn group_count_with_sink_commits_and_resumes_after_the_count() {
+    let (b, _, commits) = coordinator_broker_with_commits();
+    let dir = support::scratch_dir("count-sink-group");
+    let sink = dir.to_str().unwrap();
+    let bootstrap = b.bootstrap();
+    let common = [
+        "consume",
+        "-b",
+        &bootstrap,
+        "-G",
+        "scripted-group",
+        T,
+        "-o",
+        "beginning",
+        "-q",
+        "-f",
+        "%p %o\\n",
+        "--sink",
+        sink,
+        "-X",
+        "fetch.max.wait.ms=50",
+        "-X",
+        "heartbeat.interval.ms=100",
+        "-X",
+        "partition.assignment.strategy=range",
+    ];
+    let mut first = common.to_vec();
+    first.extend(["-c", "3"]);
+    assert_ok(&run_weir(&first, Duration::from_secs(30)), "-G -c 3 --sink");
+    let written: Vec<(i32, Vec<i64>)> = (0..2).map(|p| (p, sink_offsets(&dir, p))).collect();
+    assert_eq!(
+        written.iter().map(|(_, o)| o.len()).sum::<usize>(),
+        3,
+        "the first run wrote 3: {written:?}"
+    );
+    let committed = commits.lock().unwrap().clone();
+    for (p, offsets) in &written {
+        // A partition nothing was written from has nothing committed (or its start).
+        let want = offsets.last().map_or(0, |o| o + 1);
+        let got = committed.get(&(T.to_owned(), *p)).copied().unwrap_or(0);
+        assert_eq!(
+            got, want,
+            "committed offset of partition {p}: {committed:?}"
+        );
+    }
+    let mut second = common.to_vec();
+    second.push("-e");
+    assert_ok(&run_weir(&second, Duration::from_secs(30)), "-G -e --sink");
+    for p in 0..2 {
+        assert_eq!(
+            sink_offsets(&dir, p),
+            (0..10).collect::<Vec<_>>(),
+            "partition {p} holds every record once"
+        );
+    }
+    let committed = commits.lock().unwrap().clone();
+    for p in 0..2 {
+        assert_eq!(
+            committed.get(&(T.to_owned(), p)),
+            Some(&10),
+            "{committed:?}"
+        );
+    }
 }
