@@ -25,6 +25,11 @@
 //!   (bounded by `default.api.timeout.ms` and `session.timeout.ms`), exit 0. A second
 //!   signal exits at once with status 1 (see `main.rs`); the sink recovers from a stop
 //!   at any instant, as from `kill -9`.
+//! * Errors of the fetch layer end the run with status 1 and the error (an
+//!   authorization failure, an out-of-range offset with `auto.offset.reset=none`, a
+//!   response larger than the ring...), without the final commit, as a write failure
+//!   does; an undecodable answer, after which the fetch layer reconnects and retries,
+//!   is a warning unless it repeats without progress.
 //! * A write failure (or a closed stdout) ends the run without the final commit or
 //!   LeaveGroup: the records handed over since the last commit were not all written,
 //!   and committing them would lose them. The group notices the member gone after the
@@ -50,7 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use weir_coordinator::{GroupConfig, Phase, TopicPartition};
-use weir_fetch::ConsumerRecord;
+use weir_fetch::{ConsumerRecord, FetchError};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::ConsumerConfig;
@@ -159,6 +164,20 @@ impl RebalanceListener for Listener {
     }
 }
 
+/// How many transient fetch errors in a row, with no record in between, end the run.
+const MAX_TRANSIENT_ERRORS: u32 = 10;
+
+/// Whether the fetch layer recovers from `e` by itself, so the run goes on with a
+/// warning: an undecodable answer resets the connection and the request is sent
+/// again (with the reconnect backoff). Everything else is fatal, as in manual
+/// assignment: an authorization failure or an unknown version does not go away by
+/// retrying, a response larger than the ring would come back as large, a corrupt
+/// batch or an out-of-range offset with `auto.offset.reset=none` pauses the partition
+/// for good, and carrying on would end in a silent stall.
+fn is_transient(e: &FetchError) -> bool {
+    matches!(e, FetchError::Decode { .. })
+}
+
 fn group_err(e: GroupConsumerError) -> CliError {
     match e {
         GroupConsumerError::Config(m) => CliError::usage(m),
@@ -219,6 +238,8 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     // were never written. The sink must not be advanced to it, or its checkpoint
     // (and the next run, which resumes there and marks it processed) would skip them.
     let mut cut: BTreeSet<TopicPartition> = BTreeSet::new();
+    // Transient fetch errors since records last arrived (see is_transient).
+    let mut transient_errors = 0u32;
 
     let result: Result<StopReason, CliError> = loop {
         if stop.load(Ordering::Acquire) {
@@ -300,7 +321,24 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             }
         });
         match polled {
-            Ok(_) => {}
+            Ok(n) => {
+                if n > 0 {
+                    transient_errors = 0;
+                }
+            }
+            Err(GroupConsumerError::Fetch(e)) if is_transient(&e) => {
+                // The fetch layer has reset the connection and retries on its own;
+                // say so, and give up only when it keeps failing without progress.
+                transient_errors += 1;
+                if transient_errors > MAX_TRANSIENT_ERRORS {
+                    break Err(CliError::runtime(format!(
+                        "group consumer failed: {e} ({MAX_TRANSIENT_ERRORS} times in a row without a record)"
+                    )));
+                }
+                if !plan.quiet {
+                    eprintln!("weir: warning: {e}");
+                }
+            }
             Err(GroupConsumerError::Commit(e)) => {
                 // A failed commit is superseded by the next one; count it, go on.
                 metrics.commit_errors.inc();

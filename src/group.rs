@@ -133,6 +133,10 @@ enum Purpose {
     Metadata,
 }
 
+/// How many distinct fetch-layer errors wait for the application at most (see
+/// `GroupConsumer::take_fetch_errors`); more are dropped (logged at debug level).
+const MAX_FETCH_ERRORS: usize = 16;
+
 /// A consumer-group member that fetches what the group assigns it. See the module docs.
 pub struct GroupConsumer {
     consumer: Consumer,
@@ -155,6 +159,9 @@ pub struct GroupConsumer {
     /// Every sync commit in flight (their results are kept for the waiter).
     sync_waiting: BTreeSet<CommitId>,
     errors: VecDeque<GroupConsumerError>,
+    /// Errors of the fetch layer taken from the reactor on every turn (see
+    /// [`take_fetch_errors`](Self::take_fetch_errors)), handed out by `poll`.
+    fetch_errors: VecDeque<FetchError>,
     closed: bool,
     /// Per poll: the highest offset handled per partition (topic, partition, offset).
     processed: Vec<(String, i32, i64)>,
@@ -230,6 +237,7 @@ impl GroupConsumer {
             completed: HashMap::new(),
             sync_waiting: BTreeSet::new(),
             errors: VecDeque::new(),
+            fetch_errors: VecDeque::new(),
             closed: false,
             processed: Vec::new(),
             refused: HashSet::new(),
@@ -335,6 +343,15 @@ impl GroupConsumer {
     /// Drive the group and the fetcher for at most `timeout`, handing fetched records
     /// of owned partitions to `handler` in order per partition. Returns the number of
     /// records handled; returns as soon as some were.
+    ///
+    /// Errors are returned one per call, as soon as they happen, whether or not any
+    /// partition has records: the member's ([`GroupConsumerError::Group`],
+    /// [`GroupConsumerError::NoOffset`]) and the fetch layer's
+    /// ([`GroupConsumerError::Fetch`]: an authorization failure, an out-of-range
+    /// offset with `auto.offset.reset=none` (that partition is paused), a response
+    /// too large for the ring, an undecodable answer (the connection is reset and
+    /// the request retried)). The other partitions keep going; the caller decides
+    /// which errors end its run.
     pub fn poll<F>(
         &mut self,
         timeout: Duration,
@@ -370,7 +387,7 @@ impl GroupConsumer {
         self.member.poll(Instant::now());
         loop {
             self.drive()?;
-            if let Some(e) = self.errors.pop_front() {
+            if let Some(e) = self.next_error() {
                 return Err(e);
             }
             if self.consumer.reactor().has_deliverable() {
@@ -466,11 +483,8 @@ impl GroupConsumer {
                 self.on_worker_progress(i, g, r);
             }
             self.finish_revoke(Instant::now());
-            if let Some(e) = self.errors.pop_front() {
+            if let Some(e) = self.next_error() {
                 result = Err(e);
-            }
-            if let Some(e) = self.consumer.reactor().pop_error() {
-                result = Err(GroupConsumerError::Fetch(e));
             }
             if stopping {
                 continue;
@@ -627,8 +641,45 @@ impl GroupConsumer {
         }
     }
 
+    /// The oldest error to hand to the application: the member's first, then the
+    /// fetch layer's.
+    fn next_error(&mut self) -> Option<GroupConsumerError> {
+        if let Some(e) = self.errors.pop_front() {
+            return Some(e);
+        }
+        self.take_fetch_errors();
+        self.fetch_errors.pop_front().map(GroupConsumerError::Fetch)
+    }
+
+    /// Moves the reactor's errors into `fetch_errors`, which `poll` hands out.
+    ///
+    /// Why on every turn and not only when `poll` has records to deliver: the reactor
+    /// does not block while its own error queue is non-empty (it expects the caller to
+    /// collect them), so errors left there made every turn return at once (a busy
+    /// loop) and were never reported when no partition had data. The reactor repeats
+    /// an error on every retry (a Metadata or ListOffsets answer the broker keeps
+    /// refusing, say), so one already waiting to be reported is not queued again, and
+    /// at most [`MAX_FETCH_ERRORS`] are kept: the queue stays bounded however long the
+    /// application goes without polling (during `commit_sync` or `close`, say).
+    fn take_fetch_errors(&mut self) {
+        let reactor = self.consumer.reactor();
+        while let Some(e) = reactor.pop_error() {
+            let text = e.to_string();
+            if self.fetch_errors.len() >= MAX_FETCH_ERRORS
+                || self.fetch_errors.iter().any(|q| q.to_string() == text)
+            {
+                log::debug!("fetch error not queued again: {text}");
+                continue;
+            }
+            self.fetch_errors.push_back(e);
+        }
+    }
+
     /// One reactor turn, waiting until I/O, the member's next timer, or `until`.
     fn turn(&mut self, until: Instant) -> Result<(), GroupConsumerError> {
+        // Errors left in the reactor would make it return at once (see
+        // take_fetch_errors): collect them so the turn can wait.
+        self.take_fetch_errors();
         let now = Instant::now();
         let mut wake = until.min(now + Duration::from_millis(100));
         // `drive()` has just run every timer that was due, so a timer still due now is

@@ -31,7 +31,8 @@ use kafka_protocol::protocol::StrBytes;
 use support::scripted::{Action, ScriptedBroker};
 use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
 use weir::fetch::FetchConfig;
-use weir::group::GroupConsumer;
+use weir::fetch::FetchError;
+use weir::group::{GroupConsumer, GroupConsumerError};
 use weir_protocol::RecordBatchBuilder;
 
 const T: &str = "events";
@@ -600,4 +601,171 @@ fn group_count_with_sink_commits_and_resumes_after_the_count() {
             "{committed:?}"
         );
     }
+}
+
+// ------------------------------------------------------- fetch-layer errors
+
+/// TOPIC_AUTHORIZATION_FAILED.
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+
+/// Polls until `poll` fails; panics after `limit`.
+fn first_error(m: &mut GroupConsumer, limit: Duration) -> GroupConsumerError {
+    let end = Instant::now() + limit;
+    loop {
+        assert!(
+            Instant::now() < end,
+            "no error from poll within {limit:?}: phase {:?}, assignment {:?}",
+            m.phase(),
+            m.assignment()
+        );
+        if let Err(e) = m.poll(Duration::from_millis(20), |_| {}) {
+            return e;
+        }
+    }
+}
+
+/// A fetch-layer error while no partition has records to deliver (every partition
+/// refused with an authorization failure) comes out of poll, promptly; polling on
+/// after it does not spin (the reactor does not turn without waiting).
+#[test]
+fn fetch_errors_surface_from_poll_when_nothing_is_deliverable() {
+    let (b, _) = coordinator_broker();
+    for p in 0..2 {
+        b.set_partition_error(T, p, TOPIC_AUTHORIZATION_FAILED);
+    }
+    let mut m = member(&b.bootstrap());
+    let e = first_error(&mut m, Duration::from_secs(10));
+    match &e {
+        GroupConsumerError::Fetch(FetchError::Broker {
+            code, partition, ..
+        }) => {
+            assert_eq!(code.0, TOPIC_AUTHORIZATION_FAILED, "{e}");
+            assert!(partition.is_some(), "{e}");
+        }
+        other => panic!("expected the authorization failure, got {other}"),
+    }
+    // The application goes on polling (it may treat the error as retriable): the
+    // error comes back after the reactor's retries, and nothing spins meanwhile.
+    let turns = m.fetch_consumer().metrics().reactor_turns;
+    let (start, mut errors) = (Instant::now(), 0);
+    while start.elapsed() < Duration::from_millis(600) {
+        if m.poll(Duration::from_millis(100), |_| {}).is_err() {
+            errors += 1;
+        }
+    }
+    let turns = m.fetch_consumer().metrics().reactor_turns - turns;
+    assert!(turns < 300, "{turns} reactor turns in 600 ms: a busy loop");
+    assert!(errors >= 1, "the refused partitions are reported again");
+    assert!(
+        errors < 100,
+        "{errors} errors in 600 ms: reported without backoff"
+    );
+    let _ = m.close(Duration::from_secs(2));
+}
+
+/// A committed offset past the log with auto.offset.reset=none: the fetch layer's
+/// OFFSET_OUT_OF_RANGE (the partition is paused) comes out of poll.
+#[test]
+fn offset_out_of_range_with_reset_none_surfaces_from_poll() {
+    let (b, _, commits) = coordinator_broker_with_commits();
+    for p in 0..2 {
+        commits.lock().unwrap().insert((T.to_owned(), p), 50);
+    }
+    let fetch = FetchConfig {
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 2000,
+        reconnect_backoff_ms: 20,
+        reconnect_backoff_max_ms: 200,
+        auto_offset_reset: weir::fetch::OffsetReset::None,
+        ..FetchConfig::new(&b.bootstrap())
+    };
+    let mut g = GroupConfig::new("scripted-group");
+    g.session_timeout = Duration::from_millis(3000);
+    g.heartbeat_interval = Duration::from_millis(100);
+    g.auto_offset_reset = AutoOffsetReset::None;
+    g.enable_auto_commit = false;
+    g.assignment_strategies = vec![AssignmentStrategy::Range];
+    let mut m = GroupConsumer::new(fetch, g).unwrap();
+    m.subscribe([T]);
+    let e = first_error(&mut m, Duration::from_secs(10));
+    assert!(
+        matches!(
+            &e,
+            GroupConsumerError::Fetch(FetchError::OffsetOutOfRange { offset: 50, .. })
+        ),
+        "expected OFFSET_OUT_OF_RANGE at 50, got {e}"
+    );
+    let _ = m.close(Duration::from_secs(2));
+}
+
+/// `weir consume -G` on partitions the broker refuses (authorization) exits 1 with
+/// the broker's error, instead of spinning silently.
+#[test]
+fn group_cli_exits_1_on_a_fatal_fetch_error() {
+    let (b, _) = coordinator_broker();
+    for p in 0..2 {
+        b.set_partition_error(T, p, TOPIC_AUTHORIZATION_FAILED);
+    }
+    let bootstrap = b.bootstrap();
+    let out = run_weir(
+        &[
+            "consume",
+            "-b",
+            &bootstrap,
+            "-G",
+            "scripted-group",
+            T,
+            "-o",
+            "beginning",
+            "-q",
+            "-e",
+            "-X",
+            "heartbeat.interval.ms=100",
+        ],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("TopicAuthorizationFailed"),
+        "the message names the broker's error: {stderr}"
+    );
+}
+
+/// One undecodable Fetch answer: the fetch layer resets the connection and retries;
+/// `weir consume -G` logs it as a warning and reads everything (exit 0).
+#[test]
+fn group_cli_warns_on_an_undecodable_fetch_answer_and_goes_on() {
+    let (b, _) = coordinator_broker();
+    b.push(
+        ApiKey::Fetch,
+        Action::RespondBody(Bytes::from_static(b"\xff\xff\xff")),
+    );
+    let bootstrap = b.bootstrap();
+    let out = run_weir(
+        &[
+            "consume",
+            "-b",
+            &bootstrap,
+            "-G",
+            "scripted-group",
+            T,
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%p %o\\n",
+            "-X",
+            "heartbeat.interval.ms=100",
+        ],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}; stderr: {stderr}", out.status);
+    assert!(stderr.contains("warning"), "the error is logged: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        20,
+        "every record once"
+    );
 }
