@@ -828,14 +828,20 @@ impl GroupConsumer {
         }
         let reactor = self.consumer.reactor();
         let v = o.version;
+        // The connection waits as long as the member does for this request (JoinGroup:
+        // the rebalance timeout plus 5 s), never less than the fetch layer's
+        // request.timeout.ms.
+        let t = o
+            .timeout
+            .max(Duration::from_millis(reactor.config().request_timeout_ms));
         let res = match &o.request {
-            Request::FindCoordinator(r) => reactor.side_send(side, v, r),
-            Request::JoinGroup(r) => reactor.side_send(side, v, r),
-            Request::SyncGroup(r) => reactor.side_send(side, v, r),
-            Request::Heartbeat(r) => reactor.side_send(side, v, r),
-            Request::LeaveGroup(r) => reactor.side_send(side, v, r),
-            Request::OffsetCommit(r) => reactor.side_send(side, v, r),
-            Request::OffsetFetch(r) => reactor.side_send(side, v, r),
+            Request::FindCoordinator(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::JoinGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::SyncGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::Heartbeat(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::LeaveGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::OffsetCommit(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::OffsetFetch(r) => reactor.side_send_with_timeout(side, v, r, t),
         };
         match res {
             Ok(corr) => {

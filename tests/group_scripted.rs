@@ -53,6 +53,25 @@ fn batch(base: i64, n: usize) -> Vec<u8> {
     b.build()
 }
 
+/// The one-member group's JoinGroup answer: a new generation led by [`MEMBER`].
+fn join_answer(generation: &AtomicI32, req: &RequestKind) -> Option<Action> {
+    let RequestKind::JoinGroup(r) = req else {
+        return None;
+    };
+    let proto = r.protocols.first()?;
+    let mut resp = JoinGroupResponse::default();
+    resp.generation_id = generation.fetch_add(1, Ordering::SeqCst) + 1;
+    resp.protocol_type = Some(StrBytes::from_static_str("consumer"));
+    resp.protocol_name = Some(proto.name.clone());
+    resp.leader = StrBytes::from_static_str(MEMBER);
+    resp.member_id = StrBytes::from_static_str(MEMBER);
+    let mut m = JoinGroupResponseMember::default();
+    m.member_id = StrBytes::from_static_str(MEMBER);
+    m.metadata = proto.metadata.clone();
+    resp.members = vec![m];
+    Some(Action::Respond(ResponseKind::JoinGroup(resp)))
+}
+
 /// The group's committed offsets, as the scripted coordinator keeps them.
 type Commits = Arc<Mutex<BTreeMap<(String, i32), i64>>>;
 
@@ -75,23 +94,7 @@ fn coordinator_broker_with_commits() -> (ScriptedBroker, Arc<AtomicI32>, Commits
     }
     let generation = Arc::new(AtomicI32::new(0));
     let g = Arc::clone(&generation);
-    b.on(ApiKey::JoinGroup, move |_, _, req| {
-        let RequestKind::JoinGroup(r) = req else {
-            return None;
-        };
-        let proto = r.protocols.first()?;
-        let mut resp = JoinGroupResponse::default();
-        resp.generation_id = g.fetch_add(1, Ordering::SeqCst) + 1;
-        resp.protocol_type = Some(StrBytes::from_static_str("consumer"));
-        resp.protocol_name = Some(proto.name.clone());
-        resp.leader = StrBytes::from_static_str(MEMBER);
-        resp.member_id = StrBytes::from_static_str(MEMBER);
-        let mut m = JoinGroupResponseMember::default();
-        m.member_id = StrBytes::from_static_str(MEMBER);
-        m.metadata = proto.metadata.clone();
-        resp.members = vec![m];
-        Some(Action::Respond(ResponseKind::JoinGroup(resp)))
-    });
+    b.on(ApiKey::JoinGroup, move |_, _, req| join_answer(&g, req));
     b.on(ApiKey::SyncGroup, |_, _, req| {
         let RequestKind::SyncGroup(r) = req else {
             return None;
@@ -768,4 +771,51 @@ fn group_cli_warns_on_an_undecodable_fetch_answer_and_goes_on() {
         20,
         "every record once"
     );
+}
+
+// ------------------------------------------------------- JoinGroup timeout
+
+/// The coordinator holds JoinGroup longer than request.timeout.ms (as it may, for up
+/// to the rebalance timeout, while it waits for the other members): the member keeps
+/// waiting on the same connection and joins with that one request.
+#[test]
+fn join_group_may_take_longer_than_the_request_timeout() {
+    let (b, generation) = coordinator_broker();
+    let g = Arc::clone(&generation);
+    b.on(ApiKey::JoinGroup, move |_, _, req| {
+        join_answer(&g, req).map(|a| Action::delay(Duration::from_millis(2500), a))
+    });
+    let fetch = FetchConfig {
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 1000,
+        reconnect_backoff_ms: 20,
+        reconnect_backoff_max_ms: 200,
+        ..FetchConfig::new(&b.bootstrap())
+    };
+    let mut cfg = GroupConfig::new("scripted-group");
+    cfg.session_timeout = Duration::from_millis(6000);
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    // The rebalance timeout (max.poll.interval.ms) is well above the delay.
+    cfg.max_poll_interval = Duration::from_secs(10);
+    cfg.request_timeout = Duration::from_millis(1000);
+    cfg.auto_offset_reset = AutoOffsetReset::Earliest;
+    cfg.enable_auto_commit = false;
+    cfg.assignment_strategies = vec![AssignmentStrategy::Range];
+    let mut m = GroupConsumer::new(fetch, cfg).unwrap();
+    m.subscribe([T]);
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(15), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    let joins = b.requests_of(ApiKey::JoinGroup);
+    assert_eq!(joins.len(), 1, "one JoinGroup, not cut off and sent again");
+    assert_eq!(generation.load(Ordering::SeqCst), 1);
+    let coordinator_connection = joins[0].connection;
+    assert!(
+        b.requests_of(ApiKey::Heartbeat)
+            .iter()
+            .all(|r| r.connection == coordinator_connection),
+        "no reconnect to the coordinator"
+    );
+    m.close(Duration::from_secs(5)).unwrap();
 }

@@ -114,6 +114,12 @@ pub struct Outgoing {
     pub version: i16,
     /// The request.
     pub request: Request,
+    /// How long the member waits for the answer before it counts the request as
+    /// failed: `request.timeout.ms`, except JoinGroup, which the coordinator may hold
+    /// for a whole rebalance (the rebalance timeout plus 5 s, as Java). The driver
+    /// must not give up on the request sooner (a transport deadline of
+    /// `request.timeout.ms` would cut every slow rebalance short and rejoin forever).
+    pub timeout: Duration,
 }
 
 /// A decoded response (weir's own decoders) for [`GroupMember::handle_response`].
@@ -1211,6 +1217,7 @@ impl GroupMember {
             target,
             version,
             request,
+            timeout,
         });
     }
 

@@ -891,6 +891,20 @@ impl Reactor {
             } else {
                 Duration::ZERO
             };
+        self.send_until(i, kind, version, req, now, deadline)
+    }
+
+    /// [`send`](Self::send) with the connection given up on at `deadline` if the
+    /// answer has not come.
+    fn send_until<R: ApiRequest>(
+        &mut self,
+        i: usize,
+        kind: Kind,
+        version: i16,
+        req: &R,
+        now: Instant,
+        deadline: Instant,
+    ) -> bool {
         let client_id = self.cfg.client_id.clone();
         let Some(conn) = self.brokers[i].conn.as_mut() else {
             return false;
@@ -1684,6 +1698,20 @@ impl Reactor {
         version: i16,
         req: &R,
     ) -> Result<i32, FetchError> {
+        let timeout = self.cfg.request_timeout();
+        self.side_send_with_timeout(side, version, req, timeout)
+    }
+
+    /// [`side_send`](Self::side_send) for a request the broker may legitimately hold
+    /// longer than `request.timeout.ms` (JoinGroup waits for a whole rebalance): the
+    /// connection is reset only when no answer came within `timeout`.
+    pub fn side_send_with_timeout<R: ApiRequest>(
+        &mut self,
+        side: SideId,
+        version: i16,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<i32, FetchError> {
         let ready = self
             .brokers
             .get(side.0)
@@ -1699,7 +1727,7 @@ impl Reactor {
             .as_ref()
             .map(Conn::peek_correlation_id)
             .unwrap_or(0);
-        if self.send(side.0, Kind::Side, version, req, now) {
+        if self.send_until(side.0, Kind::Side, version, req, now, now + timeout) {
             Ok(corr)
         } else {
             Err(FetchError::Config(format!(
