@@ -20,6 +20,13 @@
 //! plaintext only today. `sasl.username` / `sasl.password` are librdkafka's names (the
 //! Java client uses `sasl.jaas.config`); both spellings are listed. `key.deserializer`
 //! and `value.deserializer` are accepted and ignored, because weir hands out bytes.
+//!
+//! `allow.auto.create.topics`, `connections.max.idle.ms`, `receive.buffer.bytes` and
+//! `send.buffer.bytes` are refused too, except at the value that says what weir does
+//! (`false`, `-1`, `-1`, `-1`), which is therefore their default here although Kafka's
+//! differs: a setting accepted and silently not acted on would mislead (issue 10,
+//! defect 13). `exclude.internal.topics` only concerns pattern subscriptions, which
+//! weir does not have; setting it is a warning.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,6 +82,7 @@ const I32: i64 = i32::MAX as i64;
 const MS_MAX: i64 = i32::MAX as i64;
 const SASL_UNSUPPORTED: &str =
     "weir speaks PLAINTEXT only; SASL authentication is not implemented yet";
+const SOCKET_BUFFERS_UNSUPPORTED: &str = "weir leaves socket buffer sizes to the operating system (Linux autotunes them to the connection); setting SO_RCVBUF/SO_SNDBUF is not implemented, leave it at -1";
 
 const fn p(
     name: &'static str,
@@ -97,12 +105,16 @@ const fn int(min: i64, max: i64) -> Kind {
 
 /// Every property weir accepts, with Kafka's defaults. Sorted by name.
 pub static PROPERTIES: &[PropertySpec] = &[
-    p(
-        "allow.auto.create.topics",
-        Some("true"),
-        Kind::Bool,
-        "Let the broker create a subscribed topic that does not exist.",
-    ),
+    PropertySpec {
+        name: "allow.auto.create.topics",
+        // Kafka's default is true; weir's behaviour is false, so that is its default.
+        default: Some("false"),
+        kind: Kind::Bool,
+        support: Support::Unsupported(
+            "weir never asks a broker to create a topic (a mistyped -t or -G topic fails instead of creating one); create topics with kafka-topics.sh --create",
+        ),
+        doc: "Let the broker create a subscribed topic that does not exist (weir: false only).",
+    },
     p(
         "auto.commit.interval.ms",
         Some("5000"),
@@ -139,12 +151,16 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Kind::Str,
         "Rack of this consumer, for fetching from the closest replica (KIP-392).",
     ),
-    p(
-        "connections.max.idle.ms",
-        Some("540000"),
-        int(-1, i64::MAX),
-        "Close connections idle for longer than this.",
-    ),
+    PropertySpec {
+        name: "connections.max.idle.ms",
+        // -1 is Kafka's "never close idle connections", which is what weir does.
+        default: Some("-1"),
+        kind: int(-1, i64::MAX),
+        support: Support::Unsupported(
+            "weir keeps its broker connections open (fetches long-poll, the coordinator connection heartbeats) and does not close idle ones; leave it at -1",
+        ),
+        doc: "Close connections idle for longer than this (weir: -1, never, only).",
+    },
     p(
         "default.api.timeout.ms",
         Some("60000"),
@@ -157,12 +173,15 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Kind::Bool,
         "Commit consumed offsets periodically in the background (needs group.id).",
     ),
-    p(
-        "exclude.internal.topics",
-        Some("true"),
-        Kind::Bool,
-        "Never match internal topics (such as __consumer_offsets) in subscriptions.",
-    ),
+    PropertySpec {
+        name: "exclude.internal.topics",
+        default: Some("true"),
+        kind: Kind::Bool,
+        support: Support::Ignored(
+            "it only applies to pattern subscriptions, and weir subscribes to topics by name (an internal topic named with -t or -G is read, as in Kafka)",
+        ),
+        doc: "Never match internal topics (such as __consumer_offsets) in pattern subscriptions (ignored).",
+    },
     p(
         "fetch.max.bytes",
         Some("52428800"),
@@ -242,12 +261,14 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Kind::List,
         "Assignors offered to the group, in preference order (Java class names or range, roundrobin, sticky, cooperative-sticky).",
     ),
-    p(
-        "receive.buffer.bytes",
-        Some("65536"),
-        int(-1, I32),
-        "Socket receive buffer (SO_RCVBUF); -1 uses the OS default.",
-    ),
+    PropertySpec {
+        name: "receive.buffer.bytes",
+        // -1 is Kafka's "the OS default", which is what weir uses.
+        default: Some("-1"),
+        kind: int(-1, I32),
+        support: Support::Unsupported(SOCKET_BUFFERS_UNSUPPORTED),
+        doc: "Socket receive buffer (SO_RCVBUF); -1 uses the OS default (weir: -1 only).",
+    },
     p(
         "reconnect.backoff.max.ms",
         Some("1000"),
@@ -321,12 +342,14 @@ pub static PROPERTIES: &[PropertySpec] = &[
         ),
         doc: "Transport and authentication.",
     },
-    p(
-        "send.buffer.bytes",
-        Some("131072"),
-        int(-1, I32),
-        "Socket send buffer (SO_SNDBUF); -1 uses the OS default.",
-    ),
+    PropertySpec {
+        name: "send.buffer.bytes",
+        // -1 is Kafka's "the OS default", which is what weir uses.
+        default: Some("-1"),
+        kind: int(-1, I32),
+        support: Support::Unsupported(SOCKET_BUFFERS_UNSUPPORTED),
+        doc: "Socket send buffer (SO_SNDBUF); -1 uses the OS default (weir: -1 only).",
+    },
     p(
         "session.timeout.ms",
         Some("45000"),
@@ -1015,16 +1038,11 @@ pub struct ConsumerConfig {
     pub reconnect_backoff_ms: u32,
     pub reconnect_backoff_max_ms: u32,
     pub metadata_max_age_ms: u32,
-    pub connections_max_idle_ms: i64,
-    pub receive_buffer_bytes: i32,
-    pub send_buffer_bytes: i32,
     pub isolation_level: IsolationLevel,
     pub auto_offset_reset: OffsetReset,
     pub enable_auto_commit: bool,
     pub auto_commit_interval_ms: u32,
     pub check_crcs: bool,
-    pub allow_auto_create_topics: bool,
-    pub exclude_internal_topics: bool,
     pub partition_assignment_strategy: Vec<Assignor>,
     pub ring_bytes: u64,
     pub worker_threads: u32,
@@ -1413,16 +1431,11 @@ impl ConfigBuilder {
             reconnect_backoff_ms,
             reconnect_backoff_max_ms,
             metadata_max_age_ms: self.u32("metadata.max.age.ms")?,
-            connections_max_idle_ms: self.int("connections.max.idle.ms")?,
-            receive_buffer_bytes: i32::try_from(self.int("receive.buffer.bytes")?).unwrap_or(-1),
-            send_buffer_bytes: i32::try_from(self.int("send.buffer.bytes")?).unwrap_or(-1),
             isolation_level,
             auto_offset_reset,
             enable_auto_commit,
             auto_commit_interval_ms: self.u32("auto.commit.interval.ms")?,
             check_crcs: self.bool("check.crcs")?,
-            allow_auto_create_topics: self.bool("allow.auto.create.topics")?,
-            exclude_internal_topics: self.bool("exclude.internal.topics")?,
             partition_assignment_strategy,
             ring_bytes: u64::try_from(ring_bytes).unwrap_or(0),
             worker_threads: self.u32("weir.worker.threads")?,
@@ -1762,6 +1775,49 @@ mod tests {
         assert_eq!(
             c.warnings,
             vec!["value.deserializer is ignored: weir hands out values as bytes".to_owned()]
+        );
+    }
+
+    /// Properties weir cannot honour are refused by name, with why, instead of
+    /// being accepted and doing nothing (issue 10, defect 13); their defaults are
+    /// what weir does, so files that spell those out still work.
+    #[test]
+    fn properties_weir_does_not_implement_are_refused_or_warned() {
+        for (pair, name) in [
+            ("allow.auto.create.topics=true", "allow.auto.create.topics"),
+            ("connections.max.idle.ms=540000", "connections.max.idle.ms"),
+            ("receive.buffer.bytes=65536", "receive.buffer.bytes"),
+            ("send.buffer.bytes=131072", "send.buffer.bytes"),
+        ] {
+            let mut b = base();
+            b.flag(pair).unwrap();
+            let e = err(&b, Mode::Assign);
+            assert!(
+                e.starts_with(&format!("`{pair}` is not supported: weir ")),
+                "{name}: {e}"
+            );
+        }
+        for pair in [
+            "allow.auto.create.topics=false",
+            "connections.max.idle.ms=-1",
+            "receive.buffer.bytes=-1",
+            "send.buffer.bytes=-1",
+        ] {
+            let mut b = base();
+            b.flag(pair).unwrap();
+            let c = b.build(Mode::Assign).unwrap();
+            assert!(c.warnings.is_empty(), "{pair}: {:?}", c.warnings);
+        }
+        let mut b = base();
+        b.flag("exclude.internal.topics=false").unwrap();
+        let c = b.build(Mode::Assign).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].starts_with(
+                "exclude.internal.topics is ignored: it only applies to pattern subscriptions"
+            ),
+            "{:?}",
+            c.warnings
         );
     }
 

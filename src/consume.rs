@@ -107,6 +107,7 @@ pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
         ring_bytes: usize::try_from(c.ring_bytes).unwrap_or(usize::MAX),
         max_decompressed_batch_bytes: usize::try_from(c.max_decompressed_batch_bytes)
             .unwrap_or(usize::MAX),
+        max_poll_records: usize::try_from(c.max_poll_records).unwrap_or(usize::MAX),
         ..FetchConfig::default()
     }
 }
@@ -579,5 +580,23 @@ mod tests {
         let f = fetch_config(&defaults.build(Mode::Assign).unwrap());
         assert_eq!(f.max_decompressed_batch_bytes, 32 << 20);
         f.validate().unwrap();
+    }
+
+    /// max.poll.records reaches the fetch engine, which bounds each poll by it
+    /// (issue 10, defect 13).
+    #[test]
+    fn max_poll_records_reaches_the_fetch_config() {
+        let mut b = ConfigBuilder::new();
+        b.set("bootstrap.servers", "localhost:9092", Source::Flag)
+            .unwrap();
+        assert_eq!(
+            fetch_config(&b.clone().build(Mode::Assign).unwrap()).max_poll_records,
+            500
+        );
+        b.set("max.poll.records", "7", Source::Flag).unwrap();
+        assert_eq!(
+            fetch_config(&b.build(Mode::Assign).unwrap()).max_poll_records,
+            7
+        );
     }
 }

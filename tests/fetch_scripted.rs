@@ -977,3 +977,52 @@ fn unassign_stops_a_partition_and_reassigning_resumes_it() {
         vec![(1, 4), (1, 5)]
     );
 }
+
+/// max.poll.records: one poll hands out at most that many records; the rest of a
+/// fetched batch comes with the next polls, in order, none lost or repeated, and the
+/// position follows the records handed out. A corrupt batch behind the cut is
+/// reported only after every record before it was delivered.
+#[test]
+fn max_poll_records_bounds_each_poll_and_loses_nothing() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    b.append_batch(T, 0, batch(0, 10));
+    b.append_batch(T, 0, batch(10, 10));
+    let mut bad = batch(20, 3);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    b.append_batch(T, 0, bad);
+    let mut c = Consumer::new(FetchConfig {
+        max_poll_records: 3,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let mut got: Vec<i64> = Vec::new();
+    let start = Instant::now();
+    let err = loop {
+        let mut this_poll = Vec::new();
+        match c.poll(Duration::from_millis(100), |r| this_poll.push(r.offset())) {
+            Err(e) => break e,
+            Ok(n) => {
+                assert_eq!(n, this_poll.len());
+                assert!(n <= 3, "one poll handed out {n} records: {this_poll:?}");
+                got.extend(&this_poll);
+                if let Some(last) = this_poll.last() {
+                    assert_eq!(c.position(T, 0), Some(last + 1), "after {this_poll:?}");
+                }
+                assert!(start.elapsed() < DEADLINE, "no CRC error; got {got:?}");
+            }
+        }
+    };
+    assert_eq!(
+        got,
+        (0..20).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+    assert!(
+        matches!(err, FetchError::Corrupt(ref e) if e.offset == 20),
+        "{err:?}"
+    );
+    assert_eq!(c.position(T, 0), Some(20));
+}

@@ -819,3 +819,52 @@ fn join_group_may_take_longer_than_the_request_timeout() {
     );
     m.close(Duration::from_secs(5)).unwrap();
 }
+
+/// max.poll.records bounds what one GroupConsumer::poll hands out (both partitions'
+/// 10-record batches arrive together); every record still comes once, and the final
+/// commit is the end of each partition.
+#[test]
+fn group_poll_hands_out_at_most_max_poll_records() {
+    let (b, _, commits) = coordinator_broker_with_commits();
+    let fetch = FetchConfig {
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 2000,
+        max_poll_records: 4,
+        ..FetchConfig::new(&b.bootstrap())
+    };
+    let mut g = GroupConfig::new("scripted-group");
+    g.session_timeout = Duration::from_millis(3000);
+    g.heartbeat_interval = Duration::from_millis(100);
+    g.auto_offset_reset = AutoOffsetReset::Earliest;
+    g.enable_auto_commit = false;
+    g.assignment_strategies = vec![AssignmentStrategy::Range];
+    let mut m = GroupConsumer::new(fetch, g).unwrap();
+    m.subscribe([T]);
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 20 {
+        assert!(Instant::now() < end, "timed out with {seen:?}");
+        let mut this_poll = Vec::new();
+        let n = m
+            .poll(Duration::from_millis(50), |r| {
+                this_poll.push((r.partition, r.offset()))
+            })
+            .unwrap();
+        assert!(n <= 4, "one poll handed out {n}: {this_poll:?}");
+        seen.extend(this_poll);
+    }
+    for p in 0..2 {
+        let offs: Vec<i64> = seen.iter().filter(|(q, _)| *q == p).map(|r| r.1).collect();
+        assert_eq!(offs, (0..10).collect::<Vec<_>>(), "partition {p}");
+    }
+    m.commit_sync(Duration::from_secs(5)).unwrap();
+    let committed = commits.lock().unwrap().clone();
+    for p in 0..2 {
+        assert_eq!(
+            committed.get(&(T.to_owned(), p)),
+            Some(&10),
+            "{committed:?}"
+        );
+    }
+    m.close(Duration::from_secs(5)).unwrap();
+}

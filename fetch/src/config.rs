@@ -84,6 +84,13 @@ pub struct FetchConfig {
     /// inflate to; a larger one is a [`ChunkError`](crate::ChunkError)
     /// (`DecompressedTooLarge`) for its partition, never an unbounded allocation.
     pub max_decompressed_batch_bytes: usize,
+    /// `max.poll.records` (default 500): the most records one
+    /// [`Consumer::poll`](crate::Consumer::poll) hands to its handler. The rest of a
+    /// fetched chunk stays queued and is delivered by the next poll, so a slow
+    /// handler still polls (and, in group mode, heartbeats and stays within
+    /// `max.poll.interval.ms`) often. Does not apply to `run_workers`, which hands
+    /// out whole chunks.
+    pub max_poll_records: usize,
 }
 
 impl Default for FetchConfig {
@@ -107,6 +114,7 @@ impl Default for FetchConfig {
             ring_bytes: 64 << 20,
             fetch_sessions: true,
             max_decompressed_batch_bytes: weir_protocol::compression::DEFAULT_DECOMPRESSED_LIMIT,
+            max_poll_records: 500,
         }
     }
 }
@@ -150,6 +158,9 @@ impl FetchConfig {
                  weir.ring.bytes to at least {need} or lower fetch.max.bytes",
                 self.fetch_max_bytes, self.ring_bytes
             ));
+        }
+        if self.max_poll_records == 0 {
+            return Err("max.poll.records must be at least 1".into());
         }
         if self.max_decompressed_batch_bytes == 0 {
             return Err("weir.max.decompressed.batch.bytes must be positive".into());

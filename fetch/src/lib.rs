@@ -202,9 +202,12 @@ impl Consumer {
         self.reactor.metrics()
     }
 
-    /// Run the reactor on this thread for at most `timeout`, then hand every fetched
-    /// record of unpaused partitions to `handler`, in order per partition. Returns how
-    /// many records were delivered; returns early as soon as some are.
+    /// Run the reactor on this thread for at most `timeout`, then hand the fetched
+    /// records of unpaused partitions to `handler`, in order per partition, at most
+    /// `max.poll.records` ([`FetchConfig::max_poll_records`]) of them: the rest stay
+    /// queued for the next call (a batch cut in the middle is walked, and
+    /// decompressed, again from the first record not handed out). Returns how many
+    /// records were delivered; returns early as soon as some are.
     ///
     /// Errors (an out-of-range offset with `auto.offset.reset=none`, a corrupt batch,
     /// a broker error retrying cannot fix) are returned one per call; the partition
@@ -235,26 +238,61 @@ impl Consumer {
                 .run_once(deadline.saturating_duration_since(now))?;
             turned = true;
         }
+        let limit = self.reactor.config().max_poll_records.max(1);
         let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
         let mut delivered = 0usize;
         let mut held = Vec::new();
-        for chunk in chunks {
+        for mut chunk in chunks {
             let paused = self
                 .reactor
                 .partitions()
                 .get(chunk.part_idx)
                 .is_none_or(|p| p.paused);
-            if paused {
+            if paused || delivered >= limit {
                 held.push(chunk);
                 continue;
             }
-            let res = process_chunk(&chunk, &mut self.scratch, &mut handler);
-            delivered += match &res {
-                Ok(o) => o.records as usize,
-                Err(e) => e.partial.records as usize,
+            // max.poll.records: past the budget, records are not handed out; the
+            // first of them is where the chunk resumes on the next poll.
+            let budget = limit - delivered;
+            let mut handed = 0usize;
+            let mut resume_at: Option<i64> = None;
+            let res = process_chunk(&chunk, &mut self.scratch, |rec| {
+                if handed < budget {
+                    handed += 1;
+                    handler(rec);
+                } else if resume_at.is_none() {
+                    resume_at = Some(rec.offset());
+                }
+            });
+            delivered += handed;
+            let Some(at) = resume_at else {
+                self.reactor
+                    .on_processed(chunk.part_idx, chunk.generation, res);
+                continue;
+            };
+            if res.is_err() {
+                // The bad batch lies after the cut: its records (and the error) come
+                // with the next poll. process_chunk invalidated the chunk's generation
+                // on the failure; put it back so the chunk stays current.
+                let _ = chunk.live_generation.compare_exchange(
+                    chunk.generation + 1,
+                    chunk.generation,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            // Everything below `at` was handed out: that is the position. Batch bytes
+            // are counted when the chunk is walked from `at` to its end.
+            let partial = ChunkOutcome {
+                records: handed as u64,
+                next_offset: at,
+                ..ChunkOutcome::default()
             };
             self.reactor
-                .on_processed(chunk.part_idx, chunk.generation, res);
+                .on_processed(chunk.part_idx, chunk.generation, Ok(partial));
+            chunk.fetch_offset = at;
+            held.push(chunk);
         }
         self.reactor.requeue(held);
         Ok(delivered)
