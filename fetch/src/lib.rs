@@ -78,6 +78,7 @@ pub mod reactor;
 pub mod ring;
 pub mod workers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -87,7 +88,10 @@ use weir_protocol::compression::Decompressor;
 
 pub use config::{FetchConfig, IsolationLevel, OffsetReset};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use process::{Chunk, ChunkError, ChunkOutcome, ConsumerRecord, OwnedRecord, process_chunk};
+pub use process::{
+    Chunk, ChunkError, ChunkOutcome, ConsumerRecord, OwnedRecord, process_chunk,
+    process_chunk_limited,
+};
 pub use reactor::{FetchError, PartState, Reactor, SideEvent, SideId, StartAt};
 pub use weir_protocol::record::{Header, Record};
 
@@ -97,6 +101,10 @@ pub struct Consumer {
     reactor: Reactor,
     scratch: Decompressor,
     warnings: Vec<String>,
+    /// Chunks that `max.poll.records` cut, by partition index: the chunk's generation
+    /// and fetch offset (which chunk) and the first record not handed out yet. Only
+    /// a partition's first queued chunk can have been cut.
+    resume: HashMap<usize, (u64, i64, i64)>,
 }
 
 /// What one worker reports after a chunk.
@@ -110,6 +118,7 @@ impl Consumer {
             reactor: Reactor::new(cfg)?,
             scratch: Decompressor::with_limit(limit),
             warnings: Vec::new(),
+            resume: HashMap::new(),
         })
     }
 
@@ -242,7 +251,7 @@ impl Consumer {
         let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
         let mut delivered = 0usize;
         let mut held = Vec::new();
-        for mut chunk in chunks {
+        for chunk in chunks {
             let paused = self
                 .reactor
                 .partitions()
@@ -252,47 +261,31 @@ impl Consumer {
                 held.push(chunk);
                 continue;
             }
-            // max.poll.records: past the budget, records are not handed out; the
-            // first of them is where the chunk resumes on the next poll.
-            let budget = limit - delivered;
-            let mut handed = 0usize;
-            let mut resume_at: Option<i64> = None;
-            let res = process_chunk(&chunk, &mut self.scratch, |rec| {
-                if handed < budget {
-                    handed += 1;
-                    handler(rec);
-                } else if resume_at.is_none() {
-                    resume_at = Some(rec.offset());
-                }
-            });
-            delivered += handed;
-            let Some(at) = resume_at else {
-                self.reactor
-                    .on_processed(chunk.part_idx, chunk.generation, res);
-                continue;
+            // max.poll.records: a chunk cut by an earlier poll resumes at the first
+            // record it did not hand out.
+            let from = match self.resume.remove(&chunk.part_idx) {
+                Some((g, f, at)) if g == chunk.generation && f == chunk.fetch_offset => at,
+                _ => chunk.fetch_offset,
             };
-            if res.is_err() {
-                // The bad batch lies after the cut: its records (and the error) come
-                // with the next poll. process_chunk invalidated the chunk's generation
-                // on the failure; put it back so the chunk stays current.
-                let _ = chunk.live_generation.compare_exchange(
-                    chunk.generation + 1,
-                    chunk.generation,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            }
-            // Everything below `at` was handed out: that is the position. Batch bytes
-            // are counted when the chunk is walked from `at` to its end.
-            let partial = ChunkOutcome {
-                records: handed as u64,
-                next_offset: at,
-                ..ChunkOutcome::default()
+            let budget = (limit - delivered) as u64;
+            let res = process_chunk_limited(&chunk, &mut self.scratch, from, budget, &mut handler);
+            delivered += match &res {
+                Ok(o) => o.records as usize,
+                Err(e) => e.partial.records as usize,
             };
+            let cut_at = match &res {
+                Ok(o) if o.cut => Some(o.next_offset),
+                _ => None,
+            };
+            // A cut chunk's outcome moves the position to its first record not handed
+            // out, so commits and lag follow what was delivered.
             self.reactor
-                .on_processed(chunk.part_idx, chunk.generation, Ok(partial));
-            chunk.fetch_offset = at;
-            held.push(chunk);
+                .on_processed(chunk.part_idx, chunk.generation, res);
+            if let Some(at) = cut_at {
+                self.resume
+                    .insert(chunk.part_idx, (chunk.generation, chunk.fetch_offset, at));
+                held.push(chunk);
+            }
         }
         self.reactor.requeue(held);
         Ok(delivered)

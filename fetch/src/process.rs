@@ -151,6 +151,9 @@ pub struct ChunkOutcome {
     pub aborted_batches: u64,
     /// The partition was seeked after this chunk was fetched; nothing was delivered.
     pub stale: bool,
+    /// [`process_chunk_limited`] stopped at its record limit: `next_offset` is the
+    /// first record not handed out, and the chunk has more to deliver from there.
+    pub cut: bool,
 }
 
 /// Why a chunk could not be processed to its end.
@@ -185,10 +188,31 @@ impl std::error::Error for ChunkError {}
 pub fn process_chunk(
     chunk: &Chunk,
     scratch: &mut Decompressor,
+    handler: impl FnMut(&ConsumerRecord<'_>),
+) -> Result<ChunkOutcome, ChunkError> {
+    process_chunk_limited(chunk, scratch, chunk.fetch_offset, u64::MAX, handler)
+}
+
+/// [`process_chunk`] for at most `max_records` records, from `deliver_from` (at or
+/// above the chunk's fetch offset): for `max.poll.records`, a chunk is handed out
+/// over several polls.
+///
+/// When the limit stops the walk, the outcome is [`cut`](ChunkOutcome::cut) and its
+/// `next_offset` is the first record not handed out; walk the same chunk again with
+/// that as `deliver_from`. Batches wholly below `deliver_from` were checked by the
+/// earlier walk and are not decompressed or counted again, but read_committed's
+/// aborted-transaction filter still sees them: an abort marker there ends its
+/// transaction for the batches after it.
+pub fn process_chunk_limited(
+    chunk: &Chunk,
+    scratch: &mut Decompressor,
+    deliver_from: i64,
+    max_records: u64,
     mut handler: impl FnMut(&ConsumerRecord<'_>),
 ) -> Result<ChunkOutcome, ChunkError> {
+    let deliver_from = deliver_from.max(chunk.fetch_offset);
     let mut out = ChunkOutcome {
-        next_offset: chunk.fetch_offset,
+        next_offset: deliver_from,
         ..ChunkOutcome::default()
     };
     if chunk.live_generation.load(Ordering::Acquire) != chunk.generation {
@@ -224,6 +248,15 @@ pub fn process_chunk(
             // or a re-fetch): step over without checking.
             continue;
         }
+        if next <= deliver_from {
+            // Handed out by an earlier walk of this chunk: only the filter's state
+            // needs it.
+            if let Some(f) = &mut filter {
+                f.judge_batch(&batch)
+                    .map_err(|e| fail(batch.base_offset(), e, &out))?;
+            }
+            continue;
+        }
         if chunk.check_crcs {
             batch
                 .verify_crc()
@@ -252,8 +285,16 @@ pub fn process_chunk(
             .map_err(|e| fail(batch.base_offset(), e, &out))?;
         for r in records {
             let record = r.map_err(|e| fail(batch.base_offset(), e, &out))?;
-            if record.offset() < chunk.fetch_offset {
+            if record.offset() < deliver_from {
                 continue;
+            }
+            if out.records >= max_records {
+                // The rest of this batch is walked (and its bytes counted) again from
+                // here by the next walk.
+                out.bytes -= batch.bytes().len() as u64;
+                out.next_offset = record.offset();
+                out.cut = true;
+                return Ok(out);
             }
             handler(&ConsumerRecord {
                 topic: &chunk.topic,
@@ -449,6 +490,61 @@ mod tests {
             got.iter().map(|r| r.offset).collect::<Vec<_>>(),
             vec![0, 1, 2, 4, 5]
         );
+    }
+
+    /// max.poll.records walks one chunk in several limited passes: every record once,
+    /// in order, and under read_committed an abort marker handed over by an earlier
+    /// pass still ends its transaction (the later committed transaction of the same
+    /// producer is delivered, not dropped as aborted).
+    #[test]
+    fn limited_walks_resume_where_they_were_cut() {
+        let mut bytes = txn_batch(0, 2, 9); // aborted
+        bytes.extend(RecordBatchBuilder::control_marker(
+            2,
+            9,
+            0,
+            ControlKind::Abort,
+            0,
+            5,
+        ));
+        bytes.extend(txn_batch(3, 4, 9)); // committed, same producer
+        bytes.extend(RecordBatchBuilder::control_marker(
+            7,
+            9,
+            0,
+            ControlKind::Commit,
+            0,
+            5,
+        ));
+        bytes.extend(batch(8, 3, Compression::Lz4));
+        let mut c = chunk(&bytes, 0);
+        c.read_committed = true;
+        c.aborted = vec![AbortedTxn {
+            producer_id: 9,
+            first_offset: 0,
+        }];
+        let mut d = Decompressor::new();
+        let (mut from, mut got, mut walks) = (0, Vec::new(), 0);
+        loop {
+            walks += 1;
+            let mut this = Vec::new();
+            let o = process_chunk_limited(&c, &mut d, from, 2, |r| this.push(r.offset())).unwrap();
+            assert!(this.len() <= 2, "{this:?}");
+            assert_eq!(o.records as usize, this.len());
+            got.extend(this);
+            if !o.cut {
+                assert_eq!(o.next_offset, 11);
+                break;
+            }
+            from = o.next_offset;
+            // The first record not handed out (past any marker in between).
+            assert!(
+                got.last().is_some_and(|l| from > *l),
+                "{from} after {got:?}"
+            );
+        }
+        assert_eq!(got, vec![3, 4, 5, 6, 8, 9, 10]);
+        assert_eq!(walks, 4);
     }
 
     #[test]
