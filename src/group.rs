@@ -153,6 +153,11 @@ pub struct GroupConsumer {
     versions_set: bool,
     metadata_wanted: Option<Vec<String>>,
     metadata_in_flight: bool,
+    /// The subscription's Metadata is not asked again before this (after an
+    /// undecodable or retriable answer).
+    metadata_not_before: Instant,
+    /// Failed subscription Metadata answers in a row, for the exponential backoff.
+    metadata_failures: u32,
     listener: Box<dyn RebalanceListener + Send>,
     callbacks: HashMap<CommitId, CommitCallback>,
     completed: HashMap<CommitId, Result<(), CommitError>>,
@@ -232,6 +237,8 @@ impl GroupConsumer {
             versions_set: false,
             metadata_wanted: None,
             metadata_in_flight: false,
+            metadata_not_before: Instant::now(),
+            metadata_failures: 0,
             listener: Box::new(NoopListener),
             callbacks: HashMap::new(),
             completed: HashMap::new(),
@@ -777,6 +784,7 @@ impl GroupConsumer {
         }
         if let Some(topics) = self.metadata_wanted.clone()
             && !self.metadata_in_flight
+            && now >= self.metadata_not_before
             && self.is_ready(self.bootstrap)
         {
             let reactor = self.consumer.reactor();
@@ -946,7 +954,8 @@ impl GroupConsumer {
             return;
         };
         let Ok(resp) = MetadataResponse::decode_body(body, version) else {
-            return; // asked again on the next drive
+            self.metadata_retry_later(now);
+            return;
         };
         let mut counts = Vec::new();
         let mut retry = false;
@@ -964,10 +973,29 @@ impl GroupConsumer {
             }
         }
         if retry {
+            self.metadata_retry_later(now);
             return;
         }
         self.metadata_wanted = None;
+        self.metadata_failures = 0;
         self.member.update_metadata(now, counts);
+    }
+
+    /// The subscription's Metadata failed (undecodable, or a retriable error such as
+    /// LEADER_NOT_AVAILABLE while a topic is created): ask again after
+    /// `retry.backoff.ms`, doubling up to `retry.backoff.max.ms`. Without this the
+    /// request went out again as soon as the answer came, tens of thousands of times
+    /// a second. It retries for as long as the group needs the counts, as Java's
+    /// metadata refresh does; each wait is at most `retry.backoff.max.ms`.
+    fn metadata_retry_later(&mut self, now: Instant) {
+        self.metadata_failures = self.metadata_failures.saturating_add(1);
+        let shift = self.metadata_failures.saturating_sub(1).min(16);
+        let backoff = self.group_cfg.retry_backoff.saturating_mul(1 << shift).min(
+            self.group_cfg
+                .retry_backoff_max
+                .max(self.group_cfg.retry_backoff),
+        );
+        self.metadata_not_before = now + backoff;
     }
 
     /// Handle the member's events. Returns whether there were any.

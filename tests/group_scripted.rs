@@ -868,3 +868,42 @@ fn group_poll_hands_out_at_most_max_poll_records() {
     }
     m.close(Duration::from_secs(5)).unwrap();
 }
+
+/// LEADER_NOT_AVAILABLE.
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+/// The leader's Metadata request for the subscription keeps getting a retriable
+/// error (a topic being created): it is asked again with a growing backoff
+/// (retry.backoff.ms up to retry.backoff.max.ms), not in a tight request loop.
+#[test]
+fn subscription_metadata_retries_back_off() {
+    let (b, _) = coordinator_broker();
+    b.on(ApiKey::Metadata, |ctx, h, req| {
+        let mut a = ctx.default_action(h, req)?;
+        if let Action::Respond(ResponseKind::Metadata(m)) = &mut a {
+            for t in &mut m.topics {
+                if t.name.as_deref().map(|n| n.as_str()) == Some(T) {
+                    t.error_code = LEADER_NOT_AVAILABLE;
+                    t.partitions.clear();
+                }
+            }
+        }
+        Some(a)
+    });
+    let mut m = member(&b.bootstrap());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        let _ = m.poll(Duration::from_millis(50), |_| {});
+    }
+    let asked = b
+        .requests_of(ApiKey::Metadata)
+        .iter()
+        .filter(|r| matches!(&r.request, RequestKind::Metadata(q) if q.topics.as_ref().is_some_and(|ts| ts.iter().any(|t| t.name.as_deref().map(|n| n.as_str()) == Some(T)))))
+        .count();
+    assert!(asked >= 2, "asked again: {asked}");
+    assert!(
+        asked <= 12,
+        "{asked} Metadata requests in 1.5 s: no backoff"
+    );
+    let _ = m.close(Duration::from_secs(2));
+}
