@@ -1026,3 +1026,122 @@ fn max_poll_records_bounds_each_poll_and_loses_nothing() {
     );
     assert_eq!(c.position(T, 0), Some(20));
 }
+
+/// A good batch at 0..3 followed by one of the three header faults a Fetch response
+/// can carry: the label, and the bytes served as 3..6.
+fn bad_headers() -> Vec<(&'static str, Bytes)> {
+    let with_len = |len: i32| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&3i64.to_be_bytes());
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[0u8; 61]);
+        Bytes::from(v)
+    };
+    let mut magic = batch(3, 3);
+    magic[16] = 7;
+    vec![
+        ("negative length", with_len(-1)),
+        ("length below any header", with_len(4)),
+        ("unknown magic", Bytes::from(magic)),
+    ]
+}
+
+#[test]
+fn a_bad_batch_header_delivers_the_good_records_then_a_typed_error() {
+    for (what, bytes) in bad_headers() {
+        let b = ScriptedBroker::start();
+        b.add_topic(T, 2);
+        b.append_batch(T, 0, batch(0, 3));
+        b.append_raw(T, 0, 3, 5, bytes);
+        fill(&b, 1, 0, 2, 2);
+        let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+        c.assign(T, 0, StartAt::Earliest);
+        c.assign(T, 1, StartAt::Earliest);
+        let mut got = Vec::new();
+        let start = Instant::now();
+        let err = loop {
+            match c.poll(Duration::from_millis(100), |r| {
+                got.push((r.partition, r.offset()))
+            }) {
+                Err(e) => break e,
+                Ok(_) => assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{what}: no error in 10 s; delivered {got:?}"
+                ),
+            }
+        };
+        assert!(
+            matches!(err, FetchError::Corrupt(ref e) if e.offset == 3 && e.partition == 0),
+            "{what}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("events-0 at offset 3"), "{what}: {msg}");
+        let p0: Vec<i64> = got.iter().filter(|r| r.0 == 0).map(|r| r.1).collect();
+        assert_eq!(p0, vec![0, 1, 2], "{what}");
+        assert_eq!(c.position(T, 0), Some(3), "{what}");
+        // The other partition is not held up, and skipping the batch is possible.
+        consume_until(&mut c, |c| c.position(T, 1) == Some(4));
+        c.seek(T, 0, StartAt::Offset(6)).unwrap();
+        c.resume(T, 0).unwrap();
+        fill(&b, 0, 6, 1, 2);
+        assert_eq!(offsets(&consume(&mut c, 2)), vec![6, 7], "{what}");
+    }
+}
+
+/// Poll (ignoring records) until `done` holds, for at most DEADLINE.
+fn consume_until(c: &mut Consumer, done: impl Fn(&Consumer) -> bool) {
+    let start = Instant::now();
+    while !done(c) {
+        assert!(start.elapsed() < DEADLINE, "condition not reached");
+        c.poll(Duration::from_millis(50), |_| {}).unwrap();
+    }
+}
+
+/// `weir consume -e` over a partition with a bad batch header: the good records are
+/// printed, then it exits 1 naming the partition and offset (it used to wait forever).
+#[test]
+fn weir_consume_exits_1_naming_a_bad_batch() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    b.append_batch(T, 0, batch(0, 3));
+    let (_, bytes) = bad_headers().remove(0);
+    b.append_raw(T, 0, 3, 5, bytes);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["consume", "-b", &b.bootstrap(), "-t", T, "-p", "0"])
+        .args(["-o", "beginning", "-e", "-q", "-f", "%o\n"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weir consume -e did not end within 20 s of a bad batch header");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "stdout {out:?} stderr {err:?}");
+    assert_eq!(out, "0\n1\n2\n", "stderr {err:?}");
+    assert!(err.contains("events-0 at offset 3"), "{err}");
+}

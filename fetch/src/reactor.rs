@@ -341,6 +341,13 @@ pub struct PartState {
     /// Unassigned: kept only so indexes stay stable; never fetched again.
     pub retired: bool,
     reset_not_before: Option<Instant>,
+    /// A fetched chunk ends in a batch whose header is bad: fetching stops (the same
+    /// bytes would come back) but the partition is not paused, so the chunk is still
+    /// delivered, its good records handed out and the bad batch reported as
+    /// [`FetchError::Corrupt`] by whoever processes it. Pausing here instead held the
+    /// chunk back forever (consumers do not deliver paused partitions' chunks), so
+    /// the error was never seen. Cleared by that error, a seek, a pause or a resume.
+    held_at_bad_batch: bool,
 }
 
 impl PartState {
@@ -517,6 +524,7 @@ impl Reactor {
             max_bytes: self.cfg.max_partition_fetch_bytes,
             reset_not_before: None,
             retired: false,
+            held_at_bad_batch: false,
         };
         apply_start(&mut p, start);
         self.parts.push(p);
@@ -578,6 +586,8 @@ impl Reactor {
             }
             self.chunks.retain(|c| c.part_idx != i);
         }
+        // Either way the bad chunk (if any) is gone or will be fetched again.
+        p.held_at_bad_batch = false;
         p.paused = paused;
     }
 
@@ -655,6 +665,7 @@ impl Reactor {
                     .fetch_add(e.partial.records, Ordering::Relaxed);
                 self.metrics.corrupt_batches.fetch_add(1, Ordering::Relaxed);
                 p.paused = true;
+                p.held_at_bad_batch = false;
                 p.position = Some(e.offset);
                 p.fetch_offset = Some(e.offset);
                 self.chunks.retain(|c| c.part_idx != chunk_part);
@@ -1034,6 +1045,7 @@ impl Reactor {
     fn fetchable(&self, p: &PartState, node: i32, v: i16) -> bool {
         p.leader == Some(node)
             && !p.paused
+            && !p.held_at_bad_batch
             && p.reset.is_none()
             && p.fetch_offset.is_some()
             && (v < 13 || p.topic_id != [0; 16])
@@ -1603,8 +1615,13 @@ impl Reactor {
                 if fp.log_start_offset >= 0 {
                     p.log_start_offset = fp.log_start_offset;
                 }
-                if p.fetch_offset != Some(sent.fetch_offset) || p.paused || fp.records.is_empty() {
-                    // Stale (seeked or paused since) or nothing new.
+                if p.fetch_offset != Some(sent.fetch_offset)
+                    || p.paused
+                    || p.held_at_bad_batch
+                    || fp.records.is_empty()
+                {
+                    // Stale (seeked or paused since, or already stopped at a bad
+                    // batch) or nothing new.
                     continue;
                 }
                 // Header walk: where the next fetch starts.
@@ -1659,9 +1676,11 @@ impl Reactor {
                     .fetched_bytes
                     .fetch_add(fp.records.len() as u64, Ordering::Relaxed);
                 if bad {
-                    // The chunk's processor reports the corrupt batch; stop fetching
-                    // until then so the same bytes are not fetched in a loop.
-                    p.paused = true;
+                    // The chunk's processor delivers the good batches and reports the
+                    // bad one (the same header walk fails there); stop fetching until
+                    // then so the same bytes are not fetched in a loop, but do not
+                    // pause: a paused partition's chunks are never delivered.
+                    p.held_at_bad_batch = true;
                 } else {
                     p.fetch_offset = Some(next);
                 }
@@ -1795,6 +1814,7 @@ fn apply_start(p: &mut PartState, start: StartAt) {
         other => apply_reset(p, other),
     }
     p.reset_not_before = None;
+    p.held_at_bad_batch = false;
 }
 
 fn apply_reset(p: &mut PartState, start: StartAt) {
