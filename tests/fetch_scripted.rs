@@ -1145,3 +1145,84 @@ fn weir_consume_exits_1_naming_a_bad_batch() {
     assert_eq!(out, "0\n1\n2\n", "stderr {err:?}");
     assert!(err.contains("events-0 at offset 3"), "{err}");
 }
+
+/// Fetch requests so far that asked for `partition` at `offset`.
+fn fetches_at(b: &ScriptedBroker, partition: i32, offset: i64) -> usize {
+    b.requests_of(ApiKey::Fetch)
+        .iter()
+        .filter_map(|r| r.fetch())
+        .filter(|f| {
+            f.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .any(|p| p.partition == partition && p.fetch_offset == offset)
+        })
+        .count()
+}
+
+/// Answers that move nothing (a truncated first batch smaller than the partition
+/// limit, which Kafka never sends; batches wholly below the fetch offset) are retried
+/// with backoff and, after a few in a row, end in a typed error; the other partition
+/// keeps flowing. Today's code re-sent such a fetch at once, forever.
+#[test]
+fn a_fetch_that_makes_no_progress_backs_off_then_fails() {
+    let whole = batch(0, 5);
+    let cases: Vec<(&str, i64, Bytes)> = vec![
+        (
+            "truncated first batch",
+            0,
+            Bytes::copy_from_slice(&whole[..40]),
+        ),
+        (
+            "batches wholly below the fetch offset",
+            10,
+            Bytes::from(whole.clone()),
+        ),
+    ];
+    for (what, at, bytes) in cases {
+        let b = ScriptedBroker::start();
+        b.add_topic(T, 2);
+        // Served as if it covered at..at+5, whatever its bytes say.
+        b.append_raw(T, 0, at, at + 4, bytes);
+        fill(&b, 1, 0, 2, 2);
+        let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+        c.assign(T, 0, StartAt::Offset(at));
+        c.assign(T, 1, StartAt::Earliest);
+        let mut p1 = 0usize;
+        let start = Instant::now();
+        let mut in_first_second = None;
+        let err = loop {
+            if in_first_second.is_none() && start.elapsed() >= Duration::from_secs(1) {
+                in_first_second = Some(fetches_at(&b, 0, at));
+            }
+            match c.poll(Duration::from_millis(50), |r| {
+                assert_eq!(r.partition, 1, "{what}: a record from partition 0");
+                p1 += 1;
+            }) {
+                Err(e) => break e,
+                Ok(_) => assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "{what}: no error in 10 s after {} fetches at {at}",
+                    fetches_at(&b, 0, at)
+                ),
+            }
+        };
+        let sent = fetches_at(&b, 0, at);
+        assert!(
+            matches!(err, FetchError::NoProgress { partition: 0, offset, .. } if offset == at),
+            "{what}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("events-0 at offset {at}")),
+            "{what}: {msg}"
+        );
+        // A few tries with backoff (retry.backoff.ms = 100 doubling), not a flood.
+        assert!((3..=8).contains(&sent), "{what}: {sent} fetches at {at}");
+        if let Some(n) = in_first_second {
+            assert!(n <= 6, "{what}: {n} fetches at {at} in the first second");
+        }
+        assert_eq!(p1, 4, "{what}: partition 1 was held up");
+        assert_eq!(c.position(T, 0), Some(at), "{what}");
+    }
+}

@@ -63,6 +63,13 @@ use crate::ring::{Ring, RingError};
 
 const WAKER: Token = Token(usize::MAX);
 
+/// Answers in a row that return records but move a partition's fetch offset nowhere
+/// before it is paused with [`FetchError::NoProgress`]. With `retry.backoff.ms`
+/// doubling between them (100 ms by default) that is about 1.5 s of retrying: enough
+/// to ride out a broker that is briefly confused, short enough that a broken one is
+/// reported rather than waited on.
+const NO_PROGRESS_LIMIT: u32 = 5;
+
 /// Where to start (or restart) reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
@@ -111,6 +118,21 @@ pub enum FetchError {
         /// The error code.
         code: ErrorCode,
     },
+    /// Several fetches in a row of one partition returned records but no whole batch
+    /// at or past the fetch offset (a truncated first batch, or batches wholly below
+    /// it): a broker bug that retrying did not fix. The partition is paused there.
+    NoProgress {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The fetch offset that made no progress.
+        offset: i64,
+        /// How many answers in a row made none.
+        fetches: u32,
+        /// What the last answer held.
+        reason: &'static str,
+    },
     /// A broker sent bytes weir could not decode; the connection was reset.
     Decode {
         /// Which API.
@@ -147,6 +169,18 @@ impl fmt::Display for FetchError {
                 (Some(t), None) => write!(f, "{api} for topic {t} failed: {code}"),
                 _ => write!(f, "{api} failed: {code}"),
             },
+            Self::NoProgress {
+                topic,
+                partition,
+                offset,
+                fetches,
+                reason,
+            } => write!(
+                f,
+                "{fetches} fetches in a row of {topic}-{partition} at offset {offset} returned \
+                 no usable batch ({reason}); the partition is paused: the broker is \
+                 misbehaving (seek past the offset and resume to skip it)"
+            ),
             Self::Decode { api, error } => {
                 write!(
                     f,
@@ -348,6 +382,13 @@ pub struct PartState {
     /// chunk back forever (consumers do not deliver paused partitions' chunks), so
     /// the error was never seen. Cleared by that error, a seek, a pause or a resume.
     held_at_bad_batch: bool,
+    /// Fetch answers in a row that made no progress (see [`NO_PROGRESS_LIMIT`]).
+    no_progress: u32,
+    /// Spaces the retries of a fetch that made no progress: `retry.backoff.ms`
+    /// doubling, as for metadata.
+    fetch_backoff: Backoff,
+    /// Not fetched again before this (a no-progress backoff).
+    fetch_not_before: Option<Instant>,
 }
 
 impl PartState {
@@ -525,6 +566,12 @@ impl Reactor {
             reset_not_before: None,
             retired: false,
             held_at_bad_batch: false,
+            no_progress: 0,
+            fetch_backoff: Backoff::new(
+                self.cfg.retry_backoff_ms,
+                self.cfg.reconnect_backoff_max_ms.max(1000),
+            ),
+            fetch_not_before: None,
         };
         apply_start(&mut p, start);
         self.parts.push(p);
@@ -586,8 +633,10 @@ impl Reactor {
             }
             self.chunks.retain(|c| c.part_idx != i);
         }
-        // Either way the bad chunk (if any) is gone or will be fetched again.
+        // Either way the bad chunk (if any) is gone or will be fetched again, and a
+        // resume is a fresh start.
         p.held_at_bad_batch = false;
+        clear_no_progress(p);
         p.paused = paused;
     }
 
@@ -762,6 +811,11 @@ impl Reactor {
         }
         for p in &self.parts {
             if let Some(nb) = p.reset_not_before {
+                min(nb);
+            }
+            if let Some(nb) = p.fetch_not_before
+                && !p.paused
+            {
                 min(nb);
             }
         }
@@ -1042,10 +1096,11 @@ impl Reactor {
         }
     }
 
-    fn fetchable(&self, p: &PartState, node: i32, v: i16) -> bool {
+    fn fetchable(&self, p: &PartState, node: i32, v: i16, now: Instant) -> bool {
         p.leader == Some(node)
             && !p.paused
             && !p.held_at_bad_batch
+            && p.fetch_not_before.is_none_or(|t| t <= now)
             && p.reset.is_none()
             && p.fetch_offset.is_some()
             && (v < 13 || p.topic_id != [0; 16])
@@ -1074,7 +1129,7 @@ impl Reactor {
             .parts
             .iter()
             .enumerate()
-            .filter(|(_, p)| self.fetchable(p, node, v))
+            .filter(|(_, p)| self.fetchable(p, node, v, now))
             .filter_map(|(idx, p)| {
                 Some((
                     idx,
@@ -1557,6 +1612,7 @@ impl Reactor {
                 let Some(sent) = self.brokers[i].session.parts.get(&idx).copied() else {
                     continue;
                 };
+                let jitter = self.jitter();
                 let p = &mut self.parts[idx];
                 if fp.error_code.is_err() {
                     let code = fp.error_code;
@@ -1643,15 +1699,39 @@ impl Reactor {
                 }
                 if complete == 0 && !bad {
                     // Only a partial batch: it is bigger than the partition limit.
-                    // Kafka v3+ always returns one whole batch, but guard anyway.
-                    if fp.records.len() >= p.max_bytes as usize {
-                        p.max_bytes = p
-                            .max_bytes
-                            .saturating_mul(2)
-                            .min(self.cfg.fetch_max_bytes.max(p.max_bytes));
+                    // Kafka v3+ always returns one whole batch, but guard anyway: ask
+                    // for more, which is progress of a kind. A partial batch that
+                    // filled less than the limit, or a limit that cannot grow, will
+                    // come back the same: back off and, in the end, report it.
+                    let cap = self.cfg.fetch_max_bytes.max(p.max_bytes);
+                    if fp.records.len() >= p.max_bytes as usize && p.max_bytes < cap {
+                        p.max_bytes = p.max_bytes.saturating_mul(2).min(cap);
+                    } else {
+                        no_progress(
+                            p,
+                            &mut self.errors,
+                            sent.fetch_offset,
+                            "the first batch is truncated",
+                            jitter,
+                            now,
+                        );
                     }
                     continue;
                 }
+                if !bad && next <= sent.fetch_offset {
+                    // Whole batches, all below the fetch offset: the same request
+                    // would get the same answer.
+                    no_progress(
+                        p,
+                        &mut self.errors,
+                        sent.fetch_offset,
+                        "every batch ends below the fetch offset",
+                        jitter,
+                        now,
+                    );
+                    continue;
+                }
+                clear_no_progress(p);
                 let Some(records) = frame.slice_ref(fp.records) else {
                     continue;
                 };
@@ -1804,6 +1884,53 @@ fn needs_metadata(code: ErrorCode) -> bool {
     .contains(&code)
 }
 
+/// One more fetch answer for `p` at `offset` that moved nothing: back off before the
+/// next, or pause the partition with a typed error once there were
+/// [`NO_PROGRESS_LIMIT`] in a row.
+fn no_progress(
+    p: &mut PartState,
+    errors: &mut VecDeque<FetchError>,
+    offset: i64,
+    reason: &'static str,
+    jitter: u32,
+    now: Instant,
+) {
+    p.no_progress += 1;
+    if p.no_progress >= NO_PROGRESS_LIMIT {
+        log::warn!(
+            "{}-{}: {} fetches at offset {offset} made no progress ({reason}); pausing it",
+            p.topic,
+            p.partition,
+            p.no_progress
+        );
+        errors.push_back(FetchError::NoProgress {
+            topic: Arc::clone(&p.topic),
+            partition: p.partition,
+            offset,
+            fetches: p.no_progress,
+            reason,
+        });
+        p.paused = true;
+        clear_no_progress(p);
+    } else {
+        let delay = p.fetch_backoff.next_delay_ms(jitter);
+        log::debug!(
+            "{}-{}: fetch at offset {offset} made no progress ({reason}); retrying in \
+             {delay} ms",
+            p.topic,
+            p.partition
+        );
+        p.fetch_not_before = Some(now + Duration::from_millis(delay));
+    }
+}
+
+/// Forget no-progress retries: the partition moved, was seeked, paused or resumed.
+fn clear_no_progress(p: &mut PartState) {
+    p.no_progress = 0;
+    p.fetch_backoff.reset();
+    p.fetch_not_before = None;
+}
+
 fn apply_start(p: &mut PartState, start: StartAt) {
     match start {
         StartAt::Offset(o) => {
@@ -1815,6 +1942,7 @@ fn apply_start(p: &mut PartState, start: StartAt) {
     }
     p.reset_not_before = None;
     p.held_at_bad_batch = false;
+    clear_no_progress(p);
 }
 
 fn apply_reset(p: &mut PartState, start: StartAt) {
