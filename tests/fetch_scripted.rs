@@ -1226,3 +1226,70 @@ fn a_fetch_that_makes_no_progress_backs_off_then_fails() {
         assert_eq!(c.position(T, 0), Some(at), "{what}");
     }
 }
+
+/// Warnings logged through the `log` facade by any test in this binary.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct CaptureWarnings;
+
+impl log::Log for CaptureWarnings {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            WARNINGS.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_warnings() {
+    // Another test may have installed it already: that is the same logger.
+    let _ = log::set_logger(&CaptureWarnings);
+    log::set_max_level(log::LevelFilter::Warn);
+}
+
+/// Metadata naming a leader that is not in its broker list is retried with backoff
+/// (as for LEADER_NOT_AVAILABLE) and logged, so the partition is read as soon as the
+/// cluster names a reachable leader. Today's code took the unknown node as the leader
+/// and waited for metadata.max.age.ms (5 minutes) without a word.
+#[test]
+fn a_leader_missing_from_the_broker_list_is_retried_with_backoff() {
+    capture_warnings();
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    let end = fill(&b, 0, 0, 2, 3);
+    b.set_leader(T, 0, 7);
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        c.poll(Duration::from_millis(50), |_| {
+            panic!("no leader to fetch from")
+        })
+        .unwrap();
+    }
+    let asked = b.requests_of(ApiKey::Metadata).len();
+    // retry.backoff.ms = 100 doubling up to 1 s: about five in 1.5 s.
+    assert!(
+        (3..=15).contains(&asked),
+        "{asked} metadata requests in 1.5 s"
+    );
+    let warned = WARNINGS.lock().unwrap().clone();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("events-0") && w.contains("leader 7")),
+        "{warned:?}"
+    );
+    b.set_leader(T, 0, 0);
+    let start = Instant::now();
+    let got = consume(&mut c, end as usize);
+    assert_eq!(offsets(&got), (0..end).collect::<Vec<_>>());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -1413,6 +1413,15 @@ impl Reactor {
                 }
             }
         }
+        // A leader the response does not list cannot be reached (Kafka lists the live
+        // brokers): taking it anyway left the partition unfetched until the next
+        // periodic refresh, metadata.max.age.ms (5 min) later.
+        let listed = |id: i32| {
+            r.brokers
+                .iter()
+                .any(|mb| mb.node_id == id && u16::try_from(mb.port).is_ok())
+        };
+        let mut unlisted: Vec<String> = Vec::new();
         let mut retry = false;
         for t in &r.topics {
             let Some(name) = t.name else {
@@ -1445,6 +1454,17 @@ impl Reactor {
                     .iter()
                     .find(|mp| mp.partition_index == p.partition)
                 {
+                    Some(mp)
+                        if mp.error_code.is_ok() && mp.leader_id >= 0 && !listed(mp.leader_id) =>
+                    {
+                        // As for LEADER_NOT_AVAILABLE: no leader, retry with backoff.
+                        unlisted.push(format!(
+                            "{}-{} (leader {})",
+                            p.topic, p.partition, mp.leader_id
+                        ));
+                        p.leader = None;
+                        retry = true;
+                    }
                     Some(mp) if mp.error_code.is_ok() && mp.leader_id >= 0 => {
                         // Metadata from a broker that has not caught up may name an
                         // older leader than a Fetch hint did; never go back in epoch.
@@ -1467,8 +1487,16 @@ impl Reactor {
         }
         if retry {
             let j = self.jitter();
+            let delay = self.meta.backoff.next_delay_ms(j);
+            if !unlisted.is_empty() {
+                log::warn!(
+                    "metadata names leaders missing from its broker list for {}; \
+                     asking again in {delay} ms",
+                    unlisted.join(", ")
+                );
+            }
             self.meta.needed = true;
-            self.meta.not_before = now + Duration::from_millis(self.meta.backoff.next_delay_ms(j));
+            self.meta.not_before = now + Duration::from_millis(delay);
         } else {
             self.meta.needed = false;
             self.meta.backoff.reset();
