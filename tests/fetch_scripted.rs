@@ -1293,3 +1293,27 @@ fn a_leader_missing_from_the_broker_list_is_retried_with_backoff() {
         start.elapsed()
     );
 }
+
+/// A Fetch body that does not decode is reported as such, without promising a
+/// reconnect the caller (weir consume exits 1 on it) will not see.
+#[test]
+fn an_undecodable_fetch_response_says_what_happened() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 1);
+    b.push(
+        ApiKey::Fetch,
+        Action::RespondBody(Bytes::from_static(&[0xff; 3])),
+    );
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    let e = poll_error(&mut c);
+    assert!(
+        matches!(e, FetchError::Decode { api: "Fetch", .. }),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("Fetch response"), "{msg}");
+    assert!(!msg.contains("reconnecting"), "{msg}");
+    assert!(msg.contains("connection"), "{msg}");
+}

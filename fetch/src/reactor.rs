@@ -133,7 +133,8 @@ pub enum FetchError {
         /// What the last answer held.
         reason: &'static str,
     },
-    /// A broker sent bytes weir could not decode; the connection was reset.
+    /// A broker sent bytes weir could not decode; the connection was closed (a caller
+    /// that keeps polling gets a new one, after the reconnect backoff).
     Decode {
         /// Which API.
         api: &'static str,
@@ -182,9 +183,12 @@ impl fmt::Display for FetchError {
                  misbehaving (seek past the offset and resume to skip it)"
             ),
             Self::Decode { api, error } => {
+                // Not "reconnecting": that is only true for a caller that keeps
+                // polling, and weir consume stops at the first error.
                 write!(
                     f,
-                    "could not decode a {api} response ({error}); reconnecting"
+                    "could not decode a {api} response from the broker ({error}); its \
+                     connection was closed"
                 )
             }
         }
