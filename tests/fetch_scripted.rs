@@ -1317,3 +1317,42 @@ fn an_undecodable_fetch_response_says_what_happened() {
     assert!(!msg.contains("reconnecting"), "{msg}");
     assert!(msg.contains("connection"), "{msg}");
 }
+
+/// A hostile throttle_time_ms (i32::MAX: 24 days) holds fetching back for at most
+/// request.timeout.ms (2 s here), not for weeks.
+#[test]
+fn a_huge_throttle_time_is_capped() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 2);
+    let first = Arc::new(AtomicBool::new(true));
+    let f = Arc::clone(&first);
+    b.on(ApiKey::Fetch, move |ctx, h, req| {
+        let a = ctx.default_action(h, req)?;
+        match a {
+            Action::Respond(ResponseKind::Fetch(mut r)) if f.swap(false, Ordering::AcqRel) => {
+                r.throttle_time_ms = i32::MAX;
+                Some(Action::Respond(ResponseKind::Fetch(r)))
+            }
+            other => Some(other),
+        }
+    });
+    let mut c = Consumer::new(config(&b.bootstrap())).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(offsets(&consume(&mut c, 2)), vec![0, 1]);
+    assert!(!first.load(Ordering::Acquire));
+    let throttled_at = Instant::now();
+    fill(&b, 0, 2, 1, 2);
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "no fetch within 8 s of a throttle_time_ms of i32::MAX"
+        );
+        c.poll(Duration::from_millis(100), |r| got.push(r.offset()))
+            .unwrap();
+    }
+    assert_eq!(got, vec![2, 3]);
+    assert!(throttled_at.elapsed() < Duration::from_secs(4));
+}

@@ -1584,8 +1584,21 @@ impl Reactor {
     ) {
         let node = self.brokers[i].node_id;
         if r.throttle_time_ms > 0 {
-            self.brokers[i].fetch_not_before =
-                Some(now + Duration::from_millis(r.throttle_time_ms as u64));
+            // Capped at request.timeout.ms: a real broker derives the throttle from its
+            // quota window (1 s samples, 11 of them by default), so honest values are
+            // seconds, and a KIP-219 broker also mutes the connection itself for that
+            // long, so the client's wait is only courtesy. Anything longer would stop
+            // fetching for up to 24 days on one hostile answer; request.timeout.ms is
+            // already how long weir waits for a broker before calling it dead.
+            let asked = r.throttle_time_ms as u64;
+            let ms = asked.min(self.cfg.request_timeout_ms);
+            if ms < asked {
+                log::warn!(
+                    "broker {node} asked to throttle fetches for {asked} ms; waiting \
+                     {ms} ms (request.timeout.ms)"
+                );
+            }
+            self.brokers[i].fetch_not_before = Some(now + Duration::from_millis(ms));
         }
         let sessions = self.cfg.fetch_sessions && version >= 7;
         if r.error_code.is_err() {
