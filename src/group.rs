@@ -776,7 +776,8 @@ impl GroupConsumer {
             && self.metadata_wanted.is_none()
             && now >= self.next_metadata_refresh
         {
-            let age = Duration::from_millis(self.consumer.reactor().config().metadata_max_age_ms);
+            // Floored like the fetch layer's own refresh, so 0 is not a flood.
+            let age = self.consumer.reactor().config().metadata_refresh_interval();
             self.next_metadata_refresh = now + age;
             if !self.topics.is_empty() {
                 self.metadata_wanted = Some(self.topics.clone());

@@ -1356,3 +1356,29 @@ fn a_huge_throttle_time_is_capped() {
     assert_eq!(got, vec![2, 3]);
     assert!(throttled_at.elapsed() < Duration::from_secs(4));
 }
+
+/// metadata.max.age.ms=0 (with retry.backoff.ms=0, the worst case) refreshes about
+/// once a second instead of on every reactor turn.
+#[test]
+fn metadata_max_age_zero_does_not_flood_the_broker() {
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 1);
+    fill(&b, 0, 0, 1, 2);
+    let mut c = Consumer::new(FetchConfig {
+        metadata_max_age_ms: 0,
+        retry_backoff_ms: 0,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    assert_eq!(offsets(&consume(&mut c, 2)), vec![0, 1]);
+    let before = b.requests_of(ApiKey::Metadata).len();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        c.poll(Duration::from_millis(50), |_| {}).unwrap();
+    }
+    let asked = b.requests_of(ApiKey::Metadata).len() - before;
+    assert!(asked <= 4, "{asked} metadata requests in 2.5 s");
+    // Still refreshed periodically.
+    assert!(asked >= 1, "{asked} metadata requests in 2.5 s");
+}

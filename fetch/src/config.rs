@@ -133,6 +133,19 @@ impl FetchConfig {
         }
     }
 
+    /// How often metadata is refreshed when nothing asks for it: `metadata.max.age.ms`,
+    /// but at least [`MIN_METADATA_REFRESH_MS`] and `retry.backoff.ms`. A periodic
+    /// refresh only notices changes nobody reported (errors and leader hints ask for
+    /// metadata at once), so more than one a second buys nothing, while `0` turned it
+    /// into a request every reactor turn, bound only by the round trip.
+    pub fn metadata_refresh_interval(&self) -> Duration {
+        Duration::from_millis(
+            self.metadata_max_age_ms
+                .max(self.retry_backoff_ms)
+                .max(MIN_METADATA_REFRESH_MS),
+        )
+    }
+
     /// Check the settings against each other; the message says what to change.
     pub fn validate(&self) -> Result<(), String> {
         if self.bootstrap_servers.is_empty() {
@@ -181,6 +194,10 @@ impl FetchConfig {
 
 /// Room for response and per-partition headers on top of the records.
 pub const RESPONSE_OVERHEAD: usize = 64 << 10;
+
+/// The shortest periodic metadata refresh (see
+/// [`FetchConfig::metadata_refresh_interval`]), in milliseconds.
+pub const MIN_METADATA_REFRESH_MS: u64 = 1000;
 
 /// Split `host:port` (the host may be a bracketed IPv6 literal).
 pub fn split_host_port(s: &str) -> Option<(String, u16)> {

@@ -489,7 +489,7 @@ impl Reactor {
             needed: true,
             last_done: None,
             not_before: now,
-            next_refresh: now + Duration::from_millis(cfg.metadata_max_age_ms),
+            next_refresh: now + cfg.metadata_refresh_interval(),
             backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
         };
         Ok(Self {
@@ -1505,7 +1505,7 @@ impl Reactor {
             self.meta.needed = false;
             self.meta.backoff.reset();
         }
-        self.meta.next_refresh = now + Duration::from_millis(self.cfg.metadata_max_age_ms);
+        self.meta.next_refresh = now + self.cfg.metadata_refresh_interval();
         self.meta.last_done = Some(now);
         self.metrics
             .metadata_refreshes
