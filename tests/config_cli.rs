@@ -387,3 +387,40 @@ fn profiles_are_accepted_and_x_overrides_them() {
     let err = expect(&args, 1);
     assert!(err.contains("could not list the partitions"), "{err}");
 }
+
+/// A ring budget the machine cannot give (weir.ring.bytes takes up to 1 TiB) is a
+/// configuration error, not an allocation abort (exit 134 with a backtrace).
+#[test]
+fn a_ring_budget_the_system_refuses_exits_2() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    // With overcommit_memory=1 the kernel grants any size, lazily: nothing to test.
+    if std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|m| m.trim() == "1") {
+        eprintln!("skipped: vm.overcommit_memory=1 grants 1 TiB");
+        return;
+    }
+    let mut child = Command::new(WEIR)
+        .args(["consume", "-b", "broker:9092", "-t", "t", "-p", "0", "-q"])
+        .args(["-X", "weir.ring.bytes=1099511627776"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run weir");
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weir did not exit within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().expect("collect output");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("weir: error: ") && err.contains("lower weir.ring.bytes"),
+        "{err}"
+    );
+}

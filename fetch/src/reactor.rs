@@ -473,7 +473,8 @@ impl Reactor {
         }
         let poll = Poll::new().map_err(FetchError::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(FetchError::Io)?);
-        let ring = Ring::new(cfg.ring_bytes);
+        // weir.ring.bytes may be far more than the machine has: say so, not abort.
+        let ring = Ring::try_new(cfg.ring_bytes).map_err(|e| FetchError::Config(e.to_string()))?;
         let w = Arc::clone(&waker);
         ring.set_waker(move || {
             let _ = w.wake();

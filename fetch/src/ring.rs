@@ -64,6 +64,11 @@ pub enum RingError {
         /// The ring budget in bytes.
         capacity: usize,
     },
+    /// The system refused the ring's memory (see [`Ring::try_new`]).
+    Allocation {
+        /// The ring budget in bytes.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for RingError {
@@ -75,6 +80,11 @@ impl fmt::Display for RingError {
                  fetch.max.bytes exceeds the ring budget, or one record batch is larger \
                  than it (brokers return a first batch whole even past fetch.max.bytes); \
                  raise weir.ring.bytes above both, or lower fetch.max.bytes"
+            ),
+            Self::Allocation { capacity } => write!(
+                f,
+                "cannot allocate the {capacity}-byte receive ring: the system refused \
+                 the memory; lower weir.ring.bytes"
             ),
         }
     }
@@ -163,7 +173,7 @@ struct Shared {
     live_bytes: AtomicU64,
 }
 
-// SAFETY: `buf` is an owned heap allocation (see `Ring::new`) that is only accessed
+// SAFETY: `buf` is an owned heap allocation (see `Ring::try_new`) that is only accessed
 // through the disjoint ranges the allocator hands out (module docs, "Safety argument").
 // The allocator state itself is behind a `Mutex`.
 unsafe impl Send for Shared {}
@@ -173,7 +183,7 @@ unsafe impl Sync for Shared {}
 impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: `buf` came from `Box::<[u8]>::into_raw` with exactly `capacity`
-        // bytes in `Ring::new`, and this is the last owner (every Frame and
+        // bytes in `Ring::try_new`, and this is the last owner (every Frame and
         // Reservation holds an `Arc<Shared>`), so nothing can observe it any more.
         unsafe {
             drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
@@ -236,16 +246,42 @@ impl fmt::Debug for Ring {
 impl Ring {
     /// A ring with a budget of `capacity` bytes (allocated once, here).
     ///
-    /// # Panics
-    /// Never for `capacity > 0`; a zero capacity is rounded up to one byte so the
-    /// allocation is never empty.
+    /// A zero capacity is rounded up to one byte so the allocation is never empty.
+    /// Memory the system refuses aborts the process, as for any allocation: a budget
+    /// that comes from configuration goes through [`try_new`](Self::try_new).
     pub fn new(capacity: usize) -> Self {
+        match Self::try_new(capacity) {
+            Ok(r) => r,
+            Err(_) => std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u8>(capacity.max(1))
+                    .unwrap_or(std::alloc::Layout::new::<u8>()),
+            ),
+        }
+    }
+
+    /// Like [`new`](Self::new), but memory the system refuses (`weir.ring.bytes` may
+    /// be up to 1 TiB) is [`RingError::Allocation`] instead of an abort.
+    ///
+    /// The buffer is zeroed by the allocator (calloc), so pages are only backed by
+    /// memory once fetched data first touches them, as with `vec![0; n]`.
+    pub fn try_new(capacity: usize) -> Result<Self, RingError> {
         let capacity = capacity.max(1);
-        let boxed: Box<[u8]> = vec![0u8; capacity].into_boxed_slice();
+        let refused = RingError::Allocation { capacity };
+        let layout = std::alloc::Layout::array::<u8>(capacity).map_err(|_| refused.clone())?;
+        // SAFETY: `layout` has a non-zero size (capacity >= 1).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return Err(refused);
+        }
+        // SAFETY: `ptr` is a live, zeroed allocation from the global allocator with
+        // the layout of a `[u8]` of `capacity` bytes, which is what a `Box<[u8]>` of
+        // that length owns and frees (the std docs allow this round trip).
+        let boxed: Box<[u8]> =
+            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity)) };
         let raw = Box::into_raw(boxed);
         // SAFETY: `Box::into_raw` never returns null.
         let buf = unsafe { NonNull::new_unchecked(raw.cast::<u8>()) };
-        Self {
+        Ok(Self {
             shared: Arc::new(Shared {
                 buf,
                 capacity,
@@ -259,7 +295,7 @@ impl Ring {
                 waiting: AtomicBool::new(false),
                 live_bytes: AtomicU64::new(0),
             }),
-        }
+        })
     }
 
     /// The budget in bytes.
@@ -669,6 +705,22 @@ mod tests {
         let sub = &f.bytes()[3..6];
         let s = f.slice_ref(sub).unwrap();
         assert_eq!(s.bytes(), &[3, 4, 5]);
+    }
+
+    #[test]
+    fn a_budget_the_allocator_refuses_is_an_error() {
+        // No allocator grants isize::MAX bytes, whatever the overcommit policy; past
+        // it no layout exists.
+        for cap in [isize::MAX as usize, usize::MAX] {
+            let e = Ring::try_new(cap).unwrap_err();
+            assert_eq!(e, RingError::Allocation { capacity: cap });
+            assert!(e.to_string().contains("weir.ring.bytes"), "{e}");
+        }
+        let r = Ring::try_new(4096).unwrap();
+        assert_eq!(r.capacity(), 4096);
+        let mut res = r.reserve(8).unwrap().unwrap();
+        res.fill_from(&[7; 8]);
+        assert_eq!(res.freeze().bytes(), &[7; 8]);
     }
 
     #[test]
