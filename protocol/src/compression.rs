@@ -1,9 +1,12 @@
 //! Record compression: the four Kafka codecs, a bounded reusable [`Decompressor`], and
 //! the compressors the batch builder uses.
 //!
-//! Every codec is pure Rust: gzip through `flate2`'s miniz backend, snappy through
-//! `snap` (raw blocks and the xerial framing Java producers write), lz4 frames through
-//! `lz4_flex`, zstd through `ruzstd`.
+//! gzip goes through `flate2`'s miniz backend, snappy through `snap` (raw blocks and
+//! the xerial framing Java producers write), lz4 frames through `lz4_flex`, all pure
+//! Rust; zstd through the reference C library (`zstd`, which builds libzstd from
+//! source with the C compiler): the pure-Rust `ruzstd` it replaced made a zstd topic
+//! of 1 KiB values cost weir 1.7x librdkafka's CPU per record against Kafka
+//! (BENCHMARKS.md).
 //!
 //! Decompression is bounded: a [`Decompressor`] refuses to produce more than its
 //! limit ([`DEFAULT_DECOMPRESSED_LIMIT`] unless configured) and returns
@@ -94,7 +97,10 @@ const ZSTD_MIN_WINDOW: u64 = 8 * 1024 * 1024;
 pub struct Decompressor {
     scratch: Vec<u8>,
     limit: usize,
-    zstd: ruzstd::decoding::FrameDecoder,
+    /// One zstd decompression context, reused batch after batch (creating one
+    /// allocates its tables); only its session is reset between calls, so the
+    /// window limit set on it stays.
+    zstd: zstd::zstd_safe::DCtx<'static>,
 }
 
 impl Default for Decompressor {
@@ -130,7 +136,7 @@ impl Decompressor {
         Self {
             scratch: Vec::new(),
             limit,
-            zstd: ruzstd::decoding::FrameDecoder::new(),
+            zstd: zstd::zstd_safe::DCtx::create(),
         }
     }
 
@@ -204,17 +210,21 @@ impl Decompressor {
             }
             Compression::Zstd => {
                 let max_window = (self.limit as u64).clamp(ZSTD_MIN_WINDOW, ZSTD_MAX_WINDOW);
-                self.zstd.set_max_window_size(max_window);
-                let mut src = input;
-                // Kafka accepts concatenated frames; decode until the input is used up.
-                while !src.is_empty() {
-                    let dec = ruzstd::decoding::StreamingDecoder::new_with_decoder(
-                        &mut src,
-                        &mut self.zstd,
-                    )
-                    .map_err(|e| codec_err(codec, e))?;
-                    read_bounded(dec, &mut self.scratch, self.limit, codec)?;
-                }
+                // The window a frame may ask for, as a power of two: libzstd refuses
+                // a frame whose window is larger before allocating it.
+                let window_log = 64 - (max_window - 1).leading_zeros();
+                // Parameters can only be set between sessions: end whatever the last
+                // call (perhaps failed half-way) left open.
+                self.zstd
+                    .reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+                    .map_err(|code| codec_err(codec, zstd::zstd_safe::get_error_name(code)))?;
+                self.zstd
+                    .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(window_log))
+                    .map_err(|code| codec_err(codec, zstd::zstd_safe::get_error_name(code)))?;
+                // Kafka accepts concatenated frames; the decoder goes on across frame
+                // boundaries until the input is used up.
+                let dec = zstd::stream::read::Decoder::with_context(input, &mut self.zstd);
+                read_bounded(dec, &mut self.scratch, self.limit, codec)?;
             }
         }
         Ok(&self.scratch)
@@ -347,7 +357,9 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut Vec<u8>) {
             let _ = enc.finish();
         }
         Compression::Zstd => {
-            ruzstd::encoding::compress(input, out, ruzstd::encoding::CompressionLevel::Fastest);
+            // Level 1, as fast as zstd goes; encoding into a `Vec` cannot fail.
+            let r = zstd::stream::copy_encode(input, &mut *out, 1);
+            debug_assert!(r.is_ok());
         }
     }
 }
@@ -439,6 +451,28 @@ mod tests {
             d.decompress(Compression::Snappy, &x),
             Err(DecodeError::Decompress { .. })
         ));
+    }
+
+    #[test]
+    fn zstd_concatenated_frames_and_reuse_after_a_broken_frame() {
+        let (a, b) = (sample(3000), sample(7000));
+        let mut two = Vec::new();
+        compress(Compression::Zstd, &a, &mut two);
+        let first_len = two.len();
+        compress(Compression::Zstd, &b, &mut two);
+        let mut d = Decompressor::new();
+        let mut both = a.clone();
+        both.extend_from_slice(&b);
+        assert_eq!(d.decompress(Compression::Zstd, &two).unwrap(), &both[..]);
+        // A frame cut in the middle fails, and leaves the context usable.
+        assert!(matches!(
+            d.decompress(Compression::Zstd, &two[..first_len / 2]),
+            Err(DecodeError::Decompress { codec: "zstd", .. })
+        ));
+        assert_eq!(
+            d.decompress(Compression::Zstd, &two[..first_len]).unwrap(),
+            &a[..]
+        );
     }
 
     #[test]
