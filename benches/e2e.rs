@@ -1060,6 +1060,30 @@ fn suite(o: &Opts) -> Res<()> {
 // Against a real broker
 // ---------------------------------------------------------------------------------
 
+/// The send time a latency-producer value starts with: decimal microseconds since
+/// the epoch, up to the first non-digit.
+fn stamp_us(v: &[u8]) -> Option<i64> {
+    let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&v[..digits]).ok()?.parse().ok()
+}
+
+/// Now, in microseconds since the epoch (the producer's clock: same machine).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// p50, p99, p99.9 and max of the samples, as JSON (null when there are none).
+fn percentiles(v: &mut [i64]) -> serde_json::Value {
+    if v.is_empty() {
+        return serde_json::Value::Null;
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    serde_json::json!({"n": v.len(), "p50": at(0.5), "p99": at(0.99), "p999": at(0.999), "max": at(1.0)})
+}
+
 fn broker_main(o: &Opts) -> Res<()> {
     let bootstrap = o.str("bootstrap", "127.0.0.1:9092");
     let topic = o.str("topic", "bench");
@@ -1072,10 +1096,20 @@ fn broker_main(o: &Opts) -> Res<()> {
     cfg.fetch_max_wait_ms = o.num("max-wait-ms", cfg.fetch_max_wait_ms)?;
     cfg.max_partition_fetch_bytes = o.num::<i32>("partition-kib", 1024)? << 10;
     cfg.fetch_max_bytes = o.num::<i32>("fetch-max-mib", 50)? << 20;
+    // --latency 1: values are stamped by scripts/latency_producer.py (decimal
+    // microseconds since the epoch at the send, on a topic that was empty when the
+    // consumers started); the summary then carries the produce-to-handler latency
+    // percentiles.
+    let latency = o.num::<u8>("latency", 0)? != 0;
+    // Records before this many are not sampled (the clients start at different speeds).
+    let warmup: u64 = o.num("warmup", 0)?;
+    cfg.fetch_min_bytes = o.num("min-bytes", cfg.fetch_min_bytes)?;
+    cfg.max_poll_records = o.num("max-poll-records", cfg.max_poll_records)?;
     let mut c = Consumer::new(cfg)?;
     for p in 0..partitions {
         c.assign(&topic, p, StartAt::Earliest);
     }
+    let mut lat_us: Vec<i64> = Vec::new();
     let cpu0 = cpu_self();
     let begin = Instant::now();
     let mut first: Option<Instant> = None;
@@ -1091,6 +1125,11 @@ fn broker_main(o: &Opts) -> Res<()> {
             .into());
         }
         let n = c.poll(Duration::from_millis(100), |r| {
+            if latency && touch.records >= warmup {
+                if let Some(sent) = r.value().and_then(stamp_us) {
+                    lat_us.push(now_us() - sent);
+                }
+            }
             touch.record(r);
             kv_bytes += (r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len)) as u64;
         })?;
@@ -1117,6 +1156,7 @@ fn broker_main(o: &Opts) -> Res<()> {
         "fetch_latency_us_avg": m.fetch_latency_us_avg,
         "fetch_latency_us_max": m.fetch_latency_us_max,
         "batch_bytes": m.bytes,
+        "latency_us": percentiles(&mut lat_us),
     }});
     println!("{out}");
     if touch.gaps != 0 {
