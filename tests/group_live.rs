@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use support::broker::Broker;
-use support::peer::{Producer, RdkafkaConsume};
+use support::peer::{JavaPeer, Producer, RdkafkaConsume};
 use support::unique_topic;
 use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
 use weir::fetch::FetchConfig;
@@ -867,7 +867,83 @@ fn rdkafka_pause(bootstrap: &str, strategy: &str) -> (f64, f64, f64) {
     pause_of(&rel, PARTS, WINDOW)
 }
 
-/// Rebalance pause, weir vs librdkafka, eager (range) and cooperative
+/// The Java client's side of the rebalance pause: two `tests/java/WeirJavaPeer`
+/// members (KafkaConsumer 4.4, classic protocol, the same session, heartbeat and fetch
+/// wait as the others, synchronous commits after each poll); B's join is the instant it
+/// prints `subscribed` (its JVM start-up is paid before that).
+fn java_pause(bootstrap: &str, assignor: &str) -> (f64, f64, f64) {
+    let topic = unique_topic("j-pause");
+    let group = unique_topic("jgrp-pause");
+    Producer::new(bootstrap, &topic)
+        .partitions(PARTS)
+        .count(1)
+        .run();
+    let mut producer = steady_producer(bootstrap, &topic, PARTS, 45);
+    let strategy =
+        format!("partition.assignment.strategy=org.apache.kafka.clients.consumer.{assignor}");
+    let session = format!("session.timeout.ms={}", SESSION.as_millis());
+    let props = [
+        strategy.as_str(),
+        session.as_str(),
+        "heartbeat.interval.ms=500",
+        "fetch.max.wait.ms=100",
+        "auto.offset.reset=earliest",
+        "group.protocol=classic",
+    ];
+    let mut a = JavaPeer::start(bootstrap, &group, &[&topic], &props);
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut warm: Option<Instant> = None;
+    while warm.is_none_or(|w| w.elapsed() < Duration::from_secs(2)) {
+        assert!(
+            Instant::now() < end,
+            "Java member a never consumed every partition"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let consuming: BTreeSet<i32> = a.records().iter().map(|r| r.0).collect();
+        if warm.is_none() && a.owned().len() == PARTS as usize && consuming.len() == PARTS as usize
+        {
+            warm = Some(Instant::now());
+        }
+    }
+    let mut b = JavaPeer::start(bootstrap, &group, &[&topic], &props);
+    let t0 = loop {
+        assert!(Instant::now() < end, "Java member b never subscribed");
+        std::thread::sleep(Duration::from_millis(20));
+        let subscribed = b
+            .drain()
+            .iter()
+            .find_map(|l| l.strip_prefix("subscribed ")?.trim().parse::<f64>().ok());
+        if let Some(ms) = subscribed {
+            break ms / 1000.0;
+        }
+    };
+    std::thread::sleep(Duration::from_secs_f64(
+        (t0 + WINDOW + 0.5 - wall()).max(0.0),
+    ));
+    let split = (a.owned().len(), b.owned().len());
+    assert_eq!(split.0 + split.1, PARTS as usize, "Java split {split:?}");
+    let mut rel: Vec<(i32, f64)> = Vec::new();
+    for peer in [&mut a, &mut b] {
+        for line in peer.drain() {
+            let f: Vec<&str> = line.split(' ').collect();
+            if f.first() == Some(&"rec") {
+                if let (Some(ms), Some(p)) = (
+                    f.get(1).and_then(|x| x.parse::<f64>().ok()),
+                    f.get(3).and_then(|x| x.parse::<i32>().ok()),
+                ) {
+                    rel.push((p, ms / 1000.0 - t0));
+                }
+            }
+        }
+    }
+    drop(a);
+    drop(b);
+    let _ = producer.kill();
+    let _ = producer.wait();
+    pause_of(&rel, PARTS, WINDOW)
+}
+
+/// Rebalance pause, weir vs librdkafka vs the Java consumer, eager (range) and cooperative
 /// (cooperative-sticky): a member consumes 6 partitions of steady traffic (100
 /// records/s each); a second member joins; per-record arrival times give the time
 /// until every partition is consumed again and the worst per-partition gap. Prints a
@@ -880,14 +956,20 @@ fn rebalance_pause_report() {
     let tansu = Broker::shared();
     let bs = tansu.bootstrap();
     let mut rows = Vec::new();
-    for (strategy, name) in [
-        (AssignmentStrategy::Range, "range"),
-        (AssignmentStrategy::CooperativeSticky, "cooperative-sticky"),
+    for (strategy, name, java) in [
+        (AssignmentStrategy::Range, "range", "RangeAssignor"),
+        (
+            AssignmentStrategy::CooperativeSticky,
+            "cooperative-sticky",
+            "CooperativeStickyAssignor",
+        ),
     ] {
         eprint!("weir {name}: longest gaps");
         rows.push(("weir", name, weir_pause(&bs, strategy)));
         eprint!("\nlibrdkafka {name}: longest gaps");
         rows.push(("librdkafka", name, rdkafka_pause(&bs, name)));
+        eprint!("\njava {name}: longest gaps");
+        rows.push(("java", name, java_pause(&bs, java)));
         eprintln!();
     }
     println!(
