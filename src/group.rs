@@ -163,6 +163,9 @@ pub struct GroupConsumer {
     completed: HashMap<CommitId, Result<(), CommitError>>,
     /// Every sync commit in flight (their results are kept for the waiter).
     sync_waiting: BTreeSet<CommitId>,
+    /// The commits sent when partitions were revoked (manual commit mode): a final
+    /// failure is reported through `poll`.
+    revoke_commits: BTreeSet<CommitId>,
     errors: VecDeque<GroupConsumerError>,
     /// Errors of the fetch layer taken from the reactor on every turn (see
     /// [`take_fetch_errors`](Self::take_fetch_errors)), handed out by `poll`.
@@ -243,6 +246,7 @@ impl GroupConsumer {
             callbacks: HashMap::new(),
             completed: HashMap::new(),
             sync_waiting: BTreeSet::new(),
+            revoke_commits: BTreeSet::new(),
             errors: VecDeque::new(),
             fetch_errors: VecDeque::new(),
             closed: false,
@@ -1044,11 +1048,27 @@ impl GroupConsumer {
                 Event::MetadataNeeded(topics) => {
                     self.metadata_wanted = Some(topics);
                 }
-                Event::CommitCompleted { id, result, .. } => {
+                Event::CommitCompleted {
+                    id,
+                    result,
+                    offsets,
+                } => {
                     if let Some(cb) = self.callbacks.remove(&id) {
                         cb(result);
                     } else if self.sync_waiting.contains(&id) {
                         self.completed.insert(id, result);
+                    } else if self.revoke_commits.remove(&id) {
+                        // Out of retries: say so, and hand the error to the
+                        // application (the CLI counts it in
+                        // kafka_consumer_commit_errors_total).
+                        if let Err(e) = result {
+                            log::warn!(
+                                "the commit of revoked partitions failed ({e}); their next owner reads from an older commit: {offsets:?}"
+                            );
+                            self.errors.push_back(GroupConsumerError::Commit(e));
+                        }
+                    } else if let Err(e) = result {
+                        log::warn!("an offset commit failed: {e}");
                     }
                 }
                 Event::CoordinatorLost => {
@@ -1084,8 +1104,16 @@ impl GroupConsumer {
         self.listener.on_partitions_revoked(&tps);
         if !self.group_cfg.enable_auto_commit {
             // The final commit of what was processed; queued before the ack, it
-            // completes before the member rejoins or leaves.
-            let _ = self.member.commit_processed(now, CommitMode::Async);
+            // completes (or runs out of time) before the member rejoins or leaves.
+            // Retriable answers (NOT_COORDINATOR, REQUEST_TIMED_OUT, ...) are retried
+            // for request.timeout.ms, as Java's commitSync in a revoke listener: a
+            // lost commit makes the next owner read these records again.
+            let sync = CommitMode::Sync {
+                timeout: self.group_cfg.request_timeout,
+            };
+            if let Some(id) = self.member.commit_processed(now, sync) {
+                self.revoke_commits.insert(id);
+            }
         }
         self.member.ack_revoked(now);
     }

@@ -907,3 +907,79 @@ fn subscription_metadata_retries_back_off() {
     );
     let _ = m.close(Duration::from_secs(2));
 }
+
+/// An OffsetCommit answer with `code` for every partition of the request.
+fn commit_answer_with(code: i16, partitions: &[i32]) -> Action {
+    let mut ot = OffsetCommitResponseTopic::default();
+    ot.name = kafka_protocol::messages::TopicName(StrBytes::from_static_str(T));
+    ot.partitions = partitions
+        .iter()
+        .map(|&p| {
+            let mut op = OffsetCommitResponsePartition::default();
+            op.partition_index = p;
+            op.error_code = code;
+            op
+        })
+        .collect();
+    let mut resp = OffsetCommitResponse::default();
+    resp.topics = vec![ot];
+    Action::Respond(ResponseKind::OffsetCommit(resp))
+}
+
+/// A rebalance with manual commits: the commit of what was processed, sent when the
+/// partitions are revoked, is answered NOT_COORDINATOR once. It is retried (after the
+/// coordinator is looked up again) before the partitions are handed over, so the next
+/// generation resumes after the processed records instead of re-reading them. (It was
+/// sent once, async, and its failure dropped: the member re-read all 20 records.)
+#[test]
+fn a_revoke_commit_answered_not_coordinator_is_retried_before_the_handover() {
+    let (b, generation, commits) = coordinator_broker_with_commits();
+    let mut m = member(&b.bootstrap());
+    let mut seen = Vec::new();
+    pump(&mut m, &mut seen, Duration::from_secs(10), |m, s| {
+        stable_with_all(m) && s.len() == 20
+    });
+    assert_eq!(generation.load(Ordering::SeqCst), 1);
+    let mut hb = HeartbeatResponse::default();
+    hb.error_code = 27; // REBALANCE_IN_PROGRESS
+    b.push(
+        ApiKey::Heartbeat,
+        Action::Respond(ResponseKind::Heartbeat(hb)),
+    );
+    b.push(
+        ApiKey::OffsetCommit,
+        commit_answer_with(NOT_COORDINATOR, &[0, 1]),
+    );
+    pump(&mut m, &mut seen, Duration::from_secs(10), |m, _| {
+        generation.load(Ordering::SeqCst) >= 2 && stable_with_all(m)
+    });
+    // Let the new generation fetch for a while: nothing may be delivered again.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        m.poll(Duration::from_millis(20), |r| {
+            seen.push((r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let stored = commits.lock().unwrap().clone();
+    assert_eq!(
+        stored.get(&(T.to_owned(), 0)).copied(),
+        Some(10),
+        "commits {stored:?}"
+    );
+    assert_eq!(
+        stored.get(&(T.to_owned(), 1)).copied(),
+        Some(10),
+        "commits {stored:?}"
+    );
+    assert_eq!(seen.len(), 20, "records delivered again: {seen:?}");
+    let commit_requests = b
+        .requests()
+        .iter()
+        .filter(|r| r.api_key() == ApiKey::OffsetCommit as i16)
+        .count();
+    assert!(
+        commit_requests >= 2,
+        "{commit_requests} OffsetCommit requests"
+    );
+}
