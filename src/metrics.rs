@@ -154,8 +154,10 @@ impl Metrics {
             .lags
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        lags.insert((topic.to_owned(), partition), lag);
-        self.lag_sum.set(lags.values().sum());
+        // The sum moves by the change: re-adding every partition on each call cost
+        // O(partitions) per update, with updates for every partition on every poll.
+        let old = lags.insert((topic.to_owned(), partition), lag).unwrap_or(0);
+        self.lag_sum.inc_by(lag - old);
     }
 
     /// Forgets a partition's lag (after it was revoked).
@@ -168,8 +170,9 @@ impl Metrics {
             .lags
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        lags.remove(&(topic.to_owned(), partition));
-        self.lag_sum.set(lags.values().sum());
+        if let Some(old) = lags.remove(&(topic.to_owned(), partition)) {
+            self.lag_sum.dec_by(old);
+        }
     }
 
     /// Counts one record handed to the output.
@@ -310,6 +313,31 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn lag_sum_follows_updates_removals_and_negative_lags() {
+        let m = Metrics::new();
+        let sum = |m: &Metrics| {
+            m.encode().lines().find_map(|l| {
+                l.strip_prefix("kafka_consumer_lag_sum ")?
+                    .parse::<i64>()
+                    .ok()
+            })
+        };
+        m.set_lag("a", 0, 10);
+        m.set_lag("a", 1, 5);
+        m.set_lag("b", 0, 1);
+        assert_eq!(sum(&m), Some(16));
+        m.set_lag("a", 0, 3);
+        assert_eq!(sum(&m), Some(9));
+        m.set_lag("a", 1, -4); // counted as 0
+        assert_eq!(sum(&m), Some(4));
+        m.remove_lag("a", 0);
+        m.remove_lag("a", 0); // twice: no change
+        assert_eq!(sum(&m), Some(1));
+        m.remove_lag("zzz", 9);
+        assert_eq!(sum(&m), Some(1));
     }
 
     #[test]

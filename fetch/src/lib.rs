@@ -157,7 +157,9 @@ impl Consumer {
         Ok(())
     }
 
-    /// Stop fetching and delivering a partition (fetched data is kept).
+    /// Stop fetching and delivering a partition. Records fetched for it but not yet
+    /// delivered are dropped (their ring space is freed at once); [`resume`](Self::resume)
+    /// fetches them again from the position, so nothing is skipped.
     pub fn pause(&mut self, topic: &str, partition: i32) -> Result<(), FetchError> {
         let i = self.idx(topic, partition)?;
         self.reactor.set_paused(i, true);
