@@ -16,7 +16,8 @@
 //!
 //! * **checkpoint**: write buffered bytes to the segment, `fsync` it, write
 //!   `checkpoint.tmp`, `fsync` it, rename it over `checkpoint`, `fsync` the directory;
-//! * **seal**: checkpoint the whole open segment first, then rename `B.open` to
+//! * **seal**: checkpoint the whole open segment first, append `B.log` and its
+//!   length to the partition's `sealed` file and `fsync` it, then rename `B.open` to
 //!   `B.log`, `fsync` the directory, create the next `N.open`, `fsync` the directory,
 //!   checkpoint `{N.open, 0, N}`; so a `.log` file is always fully covered by a
 //!   checkpoint before it exists;
@@ -24,6 +25,15 @@
 //!   checkpointed length (dropping bytes written after the last checkpoint), delete
 //!   `.open` files the checkpoint does not name, and finish a seal that was cut short
 //!   (checkpoint names `B.open`, but only `B.log` exists).
+//!
+//! ## What recovery checks
+//! Every sealed segment must still have the length recorded in `sealed` when it was
+//! sealed: a truncated, extended or replaced `.log`, a `.log` the sink never sealed,
+//! and a missing segment while a newer sealed one remains are errors that stop the
+//! consumer before it writes anything (restore the file, or move the partition
+//! directory away to consume the partition again). Deleting the *oldest* segments
+//! (after shipping them) is allowed. Not checked: the bytes inside a segment (there
+//! is no per-record checksum), so damage at unchanged length goes unnoticed.
 //!
 //! The consumer restarts each partition at [`Sink::resume_positions`] and ignores
 //! records below it ([`Sink::write`] drops them), so a record is never written twice;
@@ -594,11 +604,16 @@ impl Sink {
             crash_after,
             part,
         )?;
-        // 3: rename B.open -> B.log, then make the rename durable.
+        // 3: record the sealed length (checked at every recovery), then rename
+        // B.open -> B.log and make the rename durable.
         let (base, _) = parse_segment_name(&part.segment)
             .ok_or_else(|| corrupt(&part.dir, format!("bad segment name {}", part.segment)))?;
         let from = part.dir.join(&part.segment);
-        let to = part.dir.join(segment_name(base, false));
+        let sealed = segment_name(base, false);
+        let to = part.dir.join(&sealed);
+        #[cfg(test)]
+        Self::step(crash_after)?;
+        record_sealed(&part.dir, &sealed, part.file_len)?;
         #[cfg(test)]
         Self::step(crash_after)?;
         fs::rename(&from, &to).map_err(io_err("rename", &from))?;
@@ -680,6 +695,7 @@ impl Sink {
             Checkpoint::decode(&text).ok_or_else(|| corrupt(&cp_path, "unreadable checkpoint"))?;
         let (base, _) = parse_segment_name(&cp.segment)
             .ok_or_else(|| corrupt(&cp_path, "checkpoint names no segment"))?;
+        verify_sealed(dir, &logs, base)?;
         for o in opens.iter().filter(|o| **o != cp.segment) {
             let p = dir.join(o);
             fs::remove_file(&p).map_err(io_err("remove", &p))?;
@@ -764,6 +780,139 @@ impl Sink {
             format!("the checkpointed segment {} is missing", cp.segment),
         ))
     }
+}
+
+/// The per-partition record of sealed segments: one line per seal,
+/// `<segment name> <length> <crc32c of the two>`, appended and synced before the
+/// segment is renamed to `.log`.
+const SEALED: &str = "sealed";
+
+fn sealed_line(name: &str, length: u64) -> String {
+    let body = format!("{name} {length}");
+    let crc = crc32c::crc32c(body.as_bytes());
+    format!("{body} {crc:08x}\n")
+}
+
+/// Appends a seal to the partition's `sealed` file and makes it durable.
+fn record_sealed(dir: &Path, name: &str, length: u64) -> Result<(), SinkError> {
+    let path = dir.join(SEALED);
+    let created = !path.exists();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    f.write_all(sealed_line(name, length).as_bytes())
+        .map_err(io_err("write", &path))?;
+    f.sync_data().map_err(io_err("fsync", &path))?;
+    if created {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Checks the sealed segments of a partition against the lengths recorded when they
+/// were sealed (`open_base`: the base offset of the segment the checkpoint names;
+/// a record at or past it belongs to a seal that did not finish).
+///
+/// * a `.log` whose length differs from its seal (truncated, appended to, replaced)
+///   is an error, as is a `.log` never recorded as sealed;
+/// * a recorded segment that is missing is an error when a newer sealed segment is
+///   still there (a hole in the middle, or the newest one deleted); missing
+///   segments older than every remaining one are taken as pruned by an operator
+///   after shipping them, which is how a log-ingestion sink is meant to be emptied.
+///
+/// Contents are not checked: the sink keeps no per-record checksum, so a segment
+/// changed in place at its own length goes unnoticed. Sinks written before the
+/// `sealed` file existed get one from the lengths found (checked from then on).
+fn verify_sealed(dir: &Path, logs: &[String], open_base: i64) -> Result<(), SinkError> {
+    let path = dir.join(SEALED);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut sorted = logs.to_vec();
+            sorted.sort();
+            for name in &sorted {
+                let len = fs::metadata(dir.join(name))
+                    .map_err(io_err("stat", &dir.join(name)))?
+                    .len();
+                record_sealed(dir, name, len)?;
+            }
+            if !sorted.is_empty() {
+                log::warn!(
+                    "{}: no record of sealed segment lengths (a sink from an older weir): recorded the {} found; they are checked from now on",
+                    dir.display(),
+                    sorted.len()
+                );
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let mut recorded: BTreeMap<i64, (String, u64)> = BTreeMap::new();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let parsed = line
+            .strip_suffix('\n')
+            .and_then(|l| {
+                let mut f = l.split(' ');
+                let (name, len, crc) = (f.next()?, f.next()?, f.next()?);
+                let len: u64 = len.parse().ok()?;
+                (f.next().is_none() && sealed_line(name, len) == *line && crc.len() == 8)
+                    .then_some((name, len))
+            })
+            .and_then(|(name, len)| Some((parse_segment_name(name)?, name, len)));
+        match parsed {
+            Some(((base, false), name, len)) => {
+                recorded.insert(base, (name.to_owned(), len));
+            }
+            // The last line may be torn by a crash while it was appended; the seal
+            // it belonged to never renamed its segment.
+            _ if i + 1 == lines.len() => {}
+            _ => return Err(corrupt(&path, format!("line {} is damaged", i + 1))),
+        }
+    }
+    let mut present: BTreeMap<i64, &String> = BTreeMap::new();
+    for name in logs {
+        if let Some((base, false)) = parse_segment_name(name) {
+            present.insert(base, name);
+        }
+    }
+    for (base, name) in &present {
+        let seg = dir.join(name);
+        let len = fs::metadata(&seg).map_err(io_err("stat", &seg))?.len();
+        match recorded.get(base) {
+            Some((_, want)) if *want == len => {}
+            Some((_, want)) => {
+                return Err(corrupt(
+                    &seg,
+                    format!(
+                        "sealed segment holds {len} bytes but held {want} when it was sealed: it was truncated or changed; restore it, or move {} away to consume the partition again from the broker",
+                        dir.display()
+                    ),
+                ));
+            }
+            None => {
+                return Err(corrupt(
+                    &seg,
+                    "this .log file was never sealed by the sink (copied in from elsewhere?)",
+                ));
+            }
+        }
+    }
+    let oldest_present = present.keys().next().copied();
+    for (base, (name, _)) in recorded.range(..open_base) {
+        if present.contains_key(base) {
+            continue;
+        }
+        if oldest_present.is_some_and(|oldest| *base > oldest) {
+            return Err(corrupt(
+                &dir.join(name),
+                "this sealed segment is missing while newer ones remain: its records are lost from the sink; restore it, or move the partition directory away to consume the partition again from the broker",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn create_segment(dir: &Path, name: &str) -> Result<File, SinkError> {
@@ -918,6 +1067,81 @@ mod tests {
             e.contains("unreadable checkpoint") && e.contains("move it aside"),
             "{e}"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes records 0..40 of t/0 in 32-byte segments (several sealed ones).
+    fn sealed_sink(name: &str) -> (PathBuf, Vec<PathBuf>) {
+        let dir = tmpdir(name);
+        let mut s = Sink::open(cfg(&dir, 32)).unwrap();
+        for o in 0..40 {
+            s.write("t", 0, o, &line("t", 0, o), Instant::now())
+                .unwrap();
+        }
+        s.close().unwrap();
+        let logs: Vec<PathBuf> = Sink::segments(&dir, "t", 0)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        assert!(logs.len() >= 5, "{logs:?}");
+        (dir, logs)
+    }
+
+    #[test]
+    fn a_truncated_sealed_segment_is_an_error_on_resume() {
+        let (dir, logs) = sealed_sink("sealed-trunc");
+        let f = OpenOptions::new().write(true).open(&logs[1]).unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len - 3).unwrap();
+        drop(f);
+        let e = Sink::open(cfg(&dir, 32)).unwrap_err().to_string();
+        assert!(e.contains("truncated or changed"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_sealed_segment_is_an_error_unless_it_was_the_oldest() {
+        let (dir, logs) = sealed_sink("sealed-gone");
+        // The oldest ones, shipped and pruned: fine.
+        fs::remove_file(&logs[0]).unwrap();
+        fs::remove_file(&logs[1]).unwrap();
+        let s = Sink::open(cfg(&dir, 32)).unwrap();
+        assert_eq!(s.resume_positions()[&("t".to_owned(), 0)], 40);
+        drop(s);
+        // A hole among the rest (logs[2] and logs[4..] remain): records lost.
+        fs::remove_file(&logs[3]).unwrap();
+        let e = Sink::open(cfg(&dir, 32)).unwrap_err().to_string();
+        assert!(e.contains("missing while newer ones remain"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sinks_without_a_seal_record_get_one_and_are_checked_from_then_on() {
+        let (dir, logs) = sealed_sink("sealed-legacy");
+        let record = dir.join("t/0").join(SEALED);
+        fs::remove_file(&record).unwrap();
+        drop(Sink::open(cfg(&dir, 32)).unwrap());
+        assert_eq!(
+            fs::read_to_string(&record).unwrap().lines().count(),
+            logs.len()
+        );
+        fs::write(&logs[0], b"x").unwrap();
+        assert!(Sink::open(cfg(&dir, 32)).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_seal_record_is_ignored_and_a_damaged_one_is_not() {
+        let (dir, _) = sealed_sink("sealed-torn");
+        let record = dir.join("t/0").join(SEALED);
+        let good = fs::read_to_string(&record).unwrap();
+        fs::write(&record, format!("{good}0000000000000000009")).unwrap();
+        drop(Sink::open(cfg(&dir, 32)).unwrap());
+        let damaged = good.replacen(' ', "  ", 1);
+        fs::write(&record, damaged).unwrap();
+        let e = Sink::open(cfg(&dir, 32)).unwrap_err().to_string();
+        assert!(e.contains("line 1 is damaged"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

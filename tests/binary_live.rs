@@ -616,7 +616,7 @@ fn read_sink(dir: &Path, topic: &str, p: i32) -> Option<Durable> {
             names.push((base, open, e.path()));
         } else {
             assert!(
-                name == "checkpoint" || name == "checkpoint.tmp",
+                name == "checkpoint" || name == "checkpoint.tmp" || name == "sealed",
                 "unexpected file {name} in {}",
                 pdir.display()
             );
