@@ -26,10 +26,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -215,8 +217,25 @@ impl fmt::Display for MetricsError {
 impl std::error::Error for MetricsError {}
 
 /// A running `/metrics` HTTP endpoint on its own thread. Dropping it stops it.
+///
+/// A deliberately small HTTP/1.1 server (std only), bounded in every dimension a
+/// client controls, so that nothing on the network can grow weir's memory or
+/// threads, or hold up its exit:
+///
+/// * one thread in all, driving at most [`MAX_CONNS`] non-blocking connections
+///   (more are closed on accept; Prometheus scrapes one request every few seconds);
+/// * one request per connection, answered with `Connection: close`; anything a
+///   client pipelines after it is discarded, and a client that never reads only
+///   holds its own connection until its deadline;
+/// * a request head of at most [`MAX_HEAD`] bytes (else `431`), and
+///   [`CONN_DEADLINE`] in all to send it and take the answer, after which the
+///   connection is dropped;
+/// * `accept` errors (EMFILE, ...) are logged and retried with a doubling pause up
+///   to a second, never the end of the endpoint;
+/// * dropping the server stops the thread within one poll interval (50 ms), whatever
+///   the clients do.
 pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     addr: SocketAddr,
 }
@@ -230,6 +249,16 @@ impl fmt::Debug for MetricsServer {
 }
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The largest request head (request line and headers) read from a client.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long one connection may take, from accept to the last byte of the answer.
+const CONN_DEADLINE: Duration = Duration::from_secs(2);
+/// How often the idle loop looks for connections and at the stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How often open connections are looked at when none made progress.
+const CONN_POLL: Duration = Duration::from_millis(5);
+/// Connections served at once; more are closed on accept.
+const MAX_CONNS: usize = 32;
 
 impl MetricsServer {
     /// Serves `metrics` at `http://ADDR/metrics` (404 for any other path, 405 for
@@ -242,54 +271,211 @@ impl MetricsServer {
         let sock: SocketAddr = addr
             .parse()
             .map_err(|_| err("not an IP address and port".to_owned()))?;
-        let server = Arc::new(tiny_http::Server::http(sock).map_err(|e| err(e.to_string()))?);
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| err("not an IP listener".to_owned()))?;
-        let srv = Arc::clone(&server);
+        let listener = TcpListener::bind(sock).map_err(|e| err(e.to_string()))?;
+        let bound = listener.local_addr().map_err(|e| err(e.to_string()))?;
+        // Non-blocking accept, so the loop notices the stop flag without a wake-up
+        // connection.
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-metrics".to_owned())
-            .spawn(move || serve(&srv, &metrics))
+            .spawn(move || serve(&listener, &metrics, &flag))
             .map_err(|e| err(e.to_string()))?;
         Ok(MetricsServer {
-            server,
+            stop,
             thread: Some(thread),
             addr: bound,
         })
     }
 
-    /// The address actually bound.
+    /// The address the endpoint listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
 
-fn serve(server: &tiny_http::Server, metrics: &Metrics) {
-    for request in server.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or("");
-        let response = match (request.method(), path) {
-            (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
-                let mut r = tiny_http::Response::from_string(metrics.encode());
-                if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE) {
-                    r.add_header(h);
+fn serve(listener: &TcpListener, metrics: &Metrics, stop: &AtomicBool) {
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut accept_pause_until: Option<Instant> = None;
+    let mut accept_pause = Duration::from_millis(50);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let mut progress = false;
+        // Accept what is waiting, up to the cap; beyond it, new connections are
+        // closed at once (a scraper retries at its next interval).
+        while accept_pause_until.is_none_or(|t| t <= now) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    accept_pause = Duration::from_millis(50);
+                    accept_pause_until = None;
+                    progress = true;
+                    if conns.len() >= MAX_CONNS || stream.set_nonblocking(true).is_err() {
+                        drop(stream);
+                        continue;
+                    }
+                    conns.push(Conn {
+                        stream,
+                        deadline: now + CONN_DEADLINE,
+                        head: Vec::new(),
+                        out: None,
+                        sent: 0,
+                    });
                 }
-                r.with_status_code(200)
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and the like: keep serving the connections we have and
+                    // try accepting again later.
+                    log::warn!(
+                        "metrics endpoint: accept failed ({e}); retrying in {} ms",
+                        accept_pause.as_millis()
+                    );
+                    accept_pause_until = Some(now + accept_pause);
+                    accept_pause = (accept_pause * 2).min(Duration::from_secs(1));
+                    break;
+                }
             }
-            (tiny_http::Method::Get | tiny_http::Method::Head, _) => {
-                tiny_http::Response::from_string("not found: metrics are at /metrics\n")
-                    .with_status_code(404)
+        }
+        conns.retain_mut(|c| match c.step(metrics, now) {
+            Step::Again(moved) => {
+                progress |= moved;
+                true
             }
-            _ => tiny_http::Response::from_string("method not allowed\n").with_status_code(405),
-        };
-        // A client that hung up is not our problem.
-        let _ = request.respond(response);
+            Step::Done => {
+                progress = true;
+                false
+            }
+        });
+        if !progress {
+            std::thread::sleep(if conns.is_empty() {
+                ACCEPT_POLL
+            } else {
+                CONN_POLL
+            });
+        }
     }
+}
+
+/// One client connection of the metrics endpoint (non-blocking).
+struct Conn {
+    stream: TcpStream,
+    deadline: Instant,
+    /// The request head read so far.
+    head: Vec<u8>,
+    /// The answer, once the head is complete.
+    out: Option<Vec<u8>>,
+    sent: usize,
+}
+
+enum Step {
+    /// Keep the connection; `true` when bytes moved.
+    Again(bool),
+    /// Close it (answered, failed, or out of time).
+    Done,
+}
+
+impl Conn {
+    fn step(&mut self, metrics: &Metrics, now: Instant) -> Step {
+        if now >= self.deadline {
+            return Step::Done;
+        }
+        let mut moved = false;
+        if self.out.is_none() {
+            let mut buf = [0u8; 1024];
+            loop {
+                let want = buf.len().min(MAX_HEAD - self.head.len());
+                match self.stream.read(&mut buf[..want]) {
+                    Ok(0) => return Step::Done,
+                    Ok(n) => {
+                        moved = true;
+                        self.head.extend_from_slice(&buf[..n]);
+                        if self.head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            self.out = Some(respond(Some(&self.head), metrics));
+                            break;
+                        }
+                        if self.head.len() >= MAX_HEAD {
+                            self.out = Some(respond(None, metrics));
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Again(moved),
+                    Err(_) => return Step::Done,
+                }
+            }
+        }
+        let Some(out) = &self.out else {
+            return Step::Again(moved);
+        };
+        while self.sent < out.len() {
+            match self.stream.write(&out[self.sent..]) {
+                Ok(0) => return Step::Done,
+                Ok(n) => {
+                    moved = true;
+                    self.sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Again(moved),
+                Err(_) => return Step::Done,
+            }
+        }
+        // Answered. Whatever else the client sent (pipelined requests) is not read;
+        // shutting the write side first keeps the answer from being lost to a reset.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        Step::Done
+    }
+}
+
+/// The whole answer to a request head (`None`: the head was too large).
+fn respond(head: Option<&[u8]>, metrics: &Metrics) -> Vec<u8> {
+    let (status, body, is_head) = match head {
+        None => (
+            "431 Request Header Fields Too Large",
+            String::from("request head too large\n"),
+            false,
+        ),
+        Some(head) => {
+            let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+            let mut parts = line.split(|b| *b == b' ');
+            let method = parts.next().unwrap_or_default();
+            let target = parts.next().unwrap_or_default();
+            let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+            match (method, path) {
+                (b"GET" | b"HEAD", b"/metrics") => ("200 OK", metrics.encode(), method == b"HEAD"),
+                (b"GET" | b"HEAD", _) => (
+                    "404 Not Found",
+                    String::from("not found: metrics are at /metrics\n"),
+                    method == b"HEAD",
+                ),
+                _ => (
+                    "405 Method Not Allowed",
+                    String::from("method not allowed\n"),
+                    false,
+                ),
+            }
+        }
+    };
+    let content_type = if status.starts_with("200") {
+        CONTENT_TYPE
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !is_head {
+        out.push_str(&body);
+    }
+    out.into_bytes()
 }
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -392,7 +578,7 @@ mod tests {
         assert!(get(addr, "/").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "/metricsx").starts_with("HTTP/1.1 404"));
         drop(server);
-        // The serving thread has ended; tiny_http closes its listener asynchronously.
+        // The serving thread has ended and closed its listener.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(addr).is_ok() {
             assert!(
@@ -401,6 +587,88 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn threads() -> usize {
+        fs_count("/proc/self/task")
+    }
+
+    fn fs_count(dir: &str) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    /// 200 connections that send nothing: no thread per connection, and a scrape
+    /// gets through once the idle ones' deadline passed.
+    #[test]
+    fn idle_connections_neither_add_threads_nor_block_scrapes_for_long() {
+        let server = MetricsServer::start("127.0.0.1:0", Arc::new(Metrics::new())).unwrap();
+        let addr = server.addr();
+        let before = threads();
+        let idle: Vec<TcpStream> = (0..200)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect();
+        assert!(idle.len() > 100);
+        std::thread::sleep(Duration::from_millis(300));
+        let grown = threads().saturating_sub(before);
+        assert!(
+            grown < 20,
+            "{grown} threads more for {} idle connections",
+            idle.len()
+        );
+        let end = std::time::Instant::now() + Duration::from_secs(6);
+        loop {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(std::time::Instant::now() < end, "no scrape got through");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(idle);
+    }
+
+    #[test]
+    fn an_endless_request_head_is_cut_off_with_431() {
+        let server = MetricsServer::start("127.0.0.1:0", Arc::new(Metrics::new())).unwrap();
+        let mut s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nX-Long: ");
+        let _ = s.write_all(&[b'a'; 20 * 1024]);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 431"), "{out:?}");
+    }
+
+    /// A client pipelining requests and never reading the answers neither keeps the
+    /// endpoint from serving others nor holds up its shutdown.
+    #[test]
+    fn a_client_that_never_reads_holds_up_neither_scrapes_nor_shutdown() {
+        let m = Arc::new(Metrics::new());
+        for p in 0..2000 {
+            m.set_lag("a-long-topic-name-to-make-the-answer-big", p, 1);
+        }
+        let server = MetricsServer::start("127.0.0.1:0", m).unwrap();
+        let addr = server.addr();
+        let mut hog = TcpStream::connect(addr).unwrap();
+        hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        for _ in 0..2000 {
+            if hog
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .is_err()
+            {
+                break;
+            }
+        }
+        assert!(get(addr, "/metrics").starts_with("HTTP/1.1 200"));
+        let t = std::time::Instant::now();
+        drop(server);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        drop(hog);
     }
 
     #[test]
