@@ -35,6 +35,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The stderr logger's filter from `-d` and `-q` (a usage error for an unknown
+    /// `-d` context).
+    pub fn log_filter(&self) -> Result<crate::logger::Filter, CliError> {
+        let (conn, quiet) = match &self.command {
+            Command::Consume(o) => (&o.conn, o.quiet),
+            Command::Groups {
+                command: GroupsCommand::List { conn } | GroupsCommand::Describe { conn, .. },
+            } => (conn, false),
+        };
+        crate::logger::Filter::new(conn.debug.as_deref(), quiet).map_err(CliError::usage)
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -82,6 +96,9 @@ pub struct ConnOpts {
     /// Start from a preset: high-throughput, low-latency, reliable or stream-processing.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Debug output on stderr for these contexts (kcat's -d): all, or a comma-separated list of broker, fetch, cgrp (or consumer), metadata, protocol. Warnings are always printed (-q: errors only).
+    #[arg(short = 'd', value_name = "CONTEXTS")]
+    pub debug: Option<String>,
 }
 
 /// `weir consume` options.

@@ -20,6 +20,7 @@
 //!   flushed or durable output.
 //! * [`admin`]: `weir groups list` / `weir groups describe` (ListGroups on every broker;
 //!   FindCoordinator, DescribeGroups, OffsetFetch and the Fetch high watermark for lag).
+//! * [`logger`]: the binary's stderr logger for the library's `log` records (`-d`).
 
 pub mod admin;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod consume;
 pub mod consume_group;
 pub mod format;
 pub mod group;
+pub mod logger;
 pub mod metrics;
 pub mod sink;
 

@@ -17,7 +17,13 @@ use weir::cli::{self, Cli, CliError, Command, EXIT_OK, EXIT_RUNTIME, GroupsComma
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help / --version.
     let cli = Cli::parse();
-    match run(cli) {
+    // Before anything connects, so the library's warnings (a broker that cannot be
+    // reached, say) are seen from the first attempt.
+    let installed = cli.log_filter().and_then(|f| {
+        weir::logger::StderrLogger::install(f)
+            .map_err(|e| CliError::runtime(format!("cannot install the logger: {e}")))
+    });
+    match installed.and_then(|()| run(cli)) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             eprintln!("weir: error: {}", e.message);

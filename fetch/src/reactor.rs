@@ -930,6 +930,12 @@ impl Reactor {
             };
             return;
         };
+        log::debug!(
+            target: "weir_fetch::broker",
+            "{}:{}: connecting to {addr}",
+            b.host,
+            b.port
+        );
         match Conn::connect(addr, Token(i), self.poll.registry()) {
             Ok(c) => {
                 self.brokers[i].conn = Some(c);
@@ -1266,11 +1272,17 @@ impl Reactor {
         }
     }
 
-    fn conn_died(&mut self, i: usize, _e: ConnError, now: Instant) {
+    fn conn_died(&mut self, i: usize, e: ConnError, now: Instant) {
         let j = self.jitter();
         let Some(b) = self.brokers.get_mut(i) else {
             return;
         };
+        log::debug!(
+            target: "weir_fetch::broker",
+            "{}:{}: connection closed: {e}",
+            b.host,
+            b.port
+        );
         let failed = match b.conn.as_mut() {
             Some(c) => c.fail_all(self.poll.registry()),
             None => Vec::new(),
@@ -1343,6 +1355,14 @@ impl Reactor {
                     let b = &mut self.brokers[i];
                     b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
                     b.backoff.reset();
+                    log::debug!(
+                        target: "weir_fetch::broker",
+                        "{}:{}: connected (node {}, ApiVersions v{})",
+                        b.host,
+                        b.port,
+                        b.node_id,
+                        req.api_version
+                    );
                     // Stay on the address that worked.
                     b.connect_attempts = b.connect_attempts.wrapping_sub(1);
                     if b.side {
@@ -1495,6 +1515,7 @@ impl Reactor {
             let delay = self.meta.backoff.next_delay_ms(j);
             if !unlisted.is_empty() {
                 log::warn!(
+                    target: "weir_fetch::metadata",
                     "metadata names leaders missing from its broker list for {}; \
                      asking again in {delay} ms",
                     unlisted.join(", ")
