@@ -60,20 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== building the weir client (cargo bench --bench e2e --no-run)" >&2
-weir_bin="$(cargo bench --bench e2e --no-run --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-exe = None
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "e2e" and m.get("executable"):
-        exe = m["executable"]
-print(exe or "")
-')"
-[ -n "$weir_bin" ] && [ -x "$weir_bin" ] || { echo "bench-e2e: could not build the e2e bench" >&2; exit 1; }
+weir_bin="$(scripts/build-e2e-bench.sh)"
 
 echo "== starting tansu (memory storage, $dir)" >&2
 bootstrap="$("$repo_root/scripts/start-tansu.sh" --dir "$dir" --storage memory)"

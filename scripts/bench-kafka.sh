@@ -62,20 +62,7 @@ scripts/setup-python.sh >/dev/null
 [ -x /usr/bin/time ] || { echo "bench-kafka: needs GNU time (apt-get install time)" >&2; exit 1; }
 kafka_home="$(scripts/install-kafka.sh --print-home)"
 
-echo "== building the weir client (cargo bench --bench e2e --no-run)" >&2
-weir_bin="$(cargo bench --bench e2e --no-run --message-format=json 2>/dev/null | python3 -c '
-import json, sys
-exe = None
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "e2e" and m.get("executable"):
-        exe = m["executable"]
-print(exe or "")
-')"
-[ -n "$weir_bin" ] && [ -x "$weir_bin" ] || { echo "bench-kafka: could not build the e2e bench" >&2; exit 1; }
+weir_bin="$(scripts/build-e2e-bench.sh)"
 case " $clients " in
     *" librdkafka "* | *" librdkafka-tuned "*)
         echo "== building the librdkafka peer (benches/peers/rdkafka-peer; the first build compiles librdkafka)" >&2
