@@ -119,3 +119,24 @@ fn help_documents_debug_contexts() {
         "{help}"
     );
 }
+
+/// No broker reachable: a warning naming the address and the cause at the default
+/// level, at once and then rate limited (weir printed nothing until killed).
+#[test]
+fn an_unreachable_broker_is_warned_about_at_the_default_level() {
+    let addr = format!("127.0.0.1:{}", closed_port());
+    let (lines, ok) = stderr_until(
+        &["consume", "-b", &addr, "-t", "t", "-e"],
+        Duration::from_secs(10),
+        |l| l.starts_with("weir: warning: ") && l.contains(&addr) && l.contains("refused"),
+    );
+    assert!(ok, "no warning naming {addr}; stderr: {lines:?}");
+    // Rate limited: the next few seconds of retries add no second line.
+    let (lines, _) = stderr_until(
+        &["consume", "-b", &addr, "-t", "t", "-e"],
+        Duration::from_secs(4),
+        |_| false,
+    );
+    let warnings = lines.iter().filter(|l| l.contains(&addr)).count();
+    assert_eq!(warnings, 1, "{lines:?}");
+}

@@ -315,6 +315,35 @@ struct Broker {
     connect_attempts: usize,
 }
 
+/// How often a broker that stays unreachable is reported again.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs why a broker cannot be used: at once for the first failure since it last
+/// worked, then at most every [`WARN_EVERY`] per address (the reactor retries with
+/// backoff; the log is for the operator waiting on it). Several connections to one
+/// address (fetch path and side connections) share the limit.
+fn warn_unreachable(
+    warned: &mut HashMap<(String, u16), Instant>,
+    b: &Broker,
+    now: Instant,
+    what: std::fmt::Arguments<'_>,
+) {
+    let key = (b.host.clone(), b.port);
+    if warned
+        .get(&key)
+        .is_some_and(|t| now.saturating_duration_since(*t) < WARN_EVERY)
+    {
+        return;
+    }
+    warned.insert(key, now);
+    log::warn!(
+        target: "weir_fetch::broker",
+        "{}:{}: {what}; retrying with backoff",
+        b.host,
+        b.port
+    );
+}
+
 impl Broker {
     fn new(node_id: i32, host: String, port: u16, cfg: &FetchConfig, now: Instant) -> Self {
         Self {
@@ -426,6 +455,8 @@ struct MetaState {
 
 /// The single-threaded fetch engine. See the module docs.
 pub struct Reactor {
+    /// Unreachable broker addresses and when that was last logged.
+    warned: HashMap<(String, u16), Instant>,
     cfg: FetchConfig,
     poll: Poll,
     events: Events,
@@ -494,6 +525,7 @@ impl Reactor {
             backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
         };
         Ok(Self {
+            warned: HashMap::new(),
             cfg,
             poll,
             events: Events::with_capacity(256),
@@ -925,6 +957,12 @@ impl Reactor {
         let Some(addr) = addr else {
             let j = self.jitter();
             let b = &mut self.brokers[i];
+            warn_unreachable(
+                &mut self.warned,
+                b,
+                now,
+                format_args!("the host name does not resolve"),
+            );
             b.phase = Phase::Down {
                 retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),
             };
@@ -942,9 +980,15 @@ impl Reactor {
                 self.brokers[i].phase = Phase::Handshake;
                 self.send_api_versions(i, ApiVersionsResponse::MAX_VERSION, now);
             }
-            Err(_) => {
+            Err(e) => {
                 let j = self.jitter();
                 let b = &mut self.brokers[i];
+                warn_unreachable(
+                    &mut self.warned,
+                    b,
+                    now,
+                    format_args!("cannot connect to {addr}: {e}"),
+                );
                 b.phase = Phase::Down {
                     retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),
                 };
@@ -1283,6 +1327,7 @@ impl Reactor {
             b.host,
             b.port
         );
+        warn_unreachable(&mut self.warned, b, now, format_args!("{e}"));
         let failed = match b.conn.as_mut() {
             Some(c) => c.fail_all(self.poll.registry()),
             None => Vec::new(),
@@ -1355,6 +1400,7 @@ impl Reactor {
                     let b = &mut self.brokers[i];
                     b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
                     b.backoff.reset();
+                    self.warned.remove(&(b.host.clone(), b.port));
                     log::debug!(
                         target: "weir_fetch::broker",
                         "{}:{}: connected (node {}, ApiVersions v{})",
