@@ -8,7 +8,7 @@
 # Tools: kafka-topics, kafka-consumer-groups, kafka-console-producer,
 # kafka-console-consumer, kafka-producer-perf-test, kafka-consumer-perf-test,
 # kafka-verifiable-consumer, kafka-verifiable-producer, kafka-configs, kafka-features,
-# kafka-transactions, kafka-get-offsets, kafka-share-groups, and the project's Java
+# kafka-transactions, kafka-get-offsets, kafka-delete-records, kafka-share-groups, and the project's Java
 # helpers: weir-java-peer (tests/java/WeirJavaPeer.java), weir-java-perf.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +29,7 @@ case "$tool" in
     kafka-features) main=org.apache.kafka.tools.FeatureCommand ;;
     kafka-transactions) main=org.apache.kafka.tools.TransactionsCommand ;;
     kafka-get-offsets) main=org.apache.kafka.tools.GetOffsetShell ;;
+    kafka-delete-records) main=org.apache.kafka.tools.DeleteRecordsCommand ;;
     kafka-share-groups) main=org.apache.kafka.tools.consumer.group.ShareGroupCommand ;;
     weir-java-peer) main=WeirJavaPeer ;;
     weir-java-perf) main=WeirJavaPerf ;;

@@ -601,6 +601,39 @@ mod tests {
         }
     }
 
+    /// With --sink, in either mode, an out-of-range position is an error rather than
+    /// a reset past records the sink never wrote (issue 10, defect 14), unless
+    /// weir.sink.allow.reset=true; without --sink auto.offset.reset applies.
+    #[test]
+    fn sink_turns_out_of_range_resets_into_errors_unless_allowed() {
+        use weir_fetch::OffsetReset as R;
+        let reset = |args: &[&str]| {
+            crate::consume::plan_fetch_config(&parse(args).unwrap()).auto_offset_reset
+        };
+        let earliest = ["-X", "auto.offset.reset=earliest"];
+        for mode in [&["-G", "g", "t"][..], &["-t", "t"][..]] {
+            let args = |extra: &[&'static str]| -> Vec<&'static str> {
+                let mut a = vec!["-b", "k:1"];
+                a.extend_from_slice(mode);
+                a.extend_from_slice(&earliest);
+                a.extend_from_slice(extra);
+                a
+            };
+            assert_eq!(reset(&args(&[])), R::Earliest, "{mode:?}");
+            assert_eq!(reset(&args(&["--sink", "/tmp/s"])), R::None, "{mode:?}");
+            assert_eq!(
+                reset(&args(&[
+                    "--sink",
+                    "/tmp/s",
+                    "-X",
+                    "weir.sink.allow.reset=true"
+                ])),
+                R::Earliest,
+                "{mode:?}"
+            );
+        }
+    }
+
     /// Group mode without -o: `auto.offset.reset` from -X (or -F) decides where a new
     /// group starts (issue 10, defect 0: it started at the end, skipping the backlog);
     /// -o still wins over it, and the default stays Kafka's `latest`.

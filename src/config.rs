@@ -376,6 +376,14 @@ pub static PROPERTIES: &[PropertySpec] = &[
         "The fetch ring buffer: weir's memory budget for undelivered fetch data.",
     ),
     p(
+        "weir.sink.allow.reset",
+        Some("false"),
+        Kind::Bool,
+        "--sink: when the sink's position is no longer in the log (OFFSET_OUT_OF_RANGE: \
+         retention deleted records it never wrote, or the log was truncated), apply \
+         auto.offset.reset and leave the gap in the files; false stops with an error.",
+    ),
+    p(
         "weir.sink.checkpoint.ms",
         Some("1000"),
         int(1, MS_MAX),
@@ -1050,6 +1058,7 @@ pub struct ConsumerConfig {
     pub sink_segment_bytes: u64,
     pub sink_segment_ms: u32,
     pub sink_checkpoint_ms: u32,
+    pub sink_allow_reset: bool,
     /// Advice that does not stop the consumer (printed unless `-q`).
     pub warnings: Vec<String>,
 }
@@ -1443,6 +1452,7 @@ impl ConfigBuilder {
             sink_segment_bytes: u64::try_from(self.int("weir.sink.segment.bytes")?).unwrap_or(1),
             sink_segment_ms: self.u32("weir.sink.segment.ms")?,
             sink_checkpoint_ms: self.u32("weir.sink.checkpoint.ms")?,
+            sink_allow_reset: self.bool("weir.sink.allow.reset")?,
             warnings,
         })
     }

@@ -112,7 +112,43 @@ pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
     }
 }
 
-/// The output formats' name for a batch's timestamp type (magic 0 has none).
+/// The fetch settings for `plan`: [`fetch_config`], and with `--sink` an
+/// OFFSET_OUT_OF_RANGE answer is an error instead of a reset, unless
+/// `weir.sink.allow.reset=true`. The sink's position is the next record it has not
+/// written: a reset from there (retention deleted records it never wrote, or the log
+/// was truncated below it) would leave a hole in files that promise every record once.
+pub fn plan_fetch_config(plan: &ConsumePlan) -> FetchConfig {
+    let mut f = fetch_config(&plan.config);
+    if plan.sink.is_some() && !plan.config.sink_allow_reset {
+        f.auto_offset_reset = weir_fetch::OffsetReset::None;
+    }
+    f
+}
+
+/// The message for a fetch-layer error under `plan`: an out-of-range position with
+/// `--sink` says what was lost and how to go on.
+pub fn plan_fetch_err(plan: &ConsumePlan, e: FetchError) -> CliError {
+    if let (
+        Some(dir),
+        FetchError::OffsetOutOfRange {
+            topic,
+            partition,
+            offset,
+        },
+    ) = (&plan.sink, &e)
+        && !plan.config.sink_allow_reset
+    {
+        return CliError::runtime(format!(
+            "{topic}-{partition}: the sink's position {offset} is no longer in the log (OFFSET_OUT_OF_RANGE: \
+             retention deleted records the sink in {} never wrote, or the log was truncated); \
+             nothing was skipped. To accept the gap and go on from auto.offset.reset, run again with \
+             -X weir.sink.allow.reset=true",
+            dir.display()
+        ));
+    }
+    fetch_err(e)
+}
+
 fn fetch_err(e: FetchError) -> CliError {
     match e {
         FetchError::Config(m) => CliError::usage(m),
@@ -204,7 +240,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     // Partitions whose -o -N start waits for the end offset.
     let mut from_end: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut manual_parts: Vec<(String, i32)> = Vec::new();
-    let mut consumer = Consumer::new(fetch_config(&plan.config)).map_err(fetch_err)?;
+    let mut consumer = Consumer::new(plan_fetch_config(plan)).map_err(fetch_err)?;
     let topic = plan.topics.first().cloned().unwrap_or_default();
     let partitions = if plan.partitions.is_empty() {
         // kcat's default: every partition of the topic.
@@ -344,7 +380,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         };
         if let Err(e) = consumer
             .poll(Duration::from_millis(100), handler)
-            .map_err(fetch_err)
+            .map_err(|e| plan_fetch_err(plan, e))
         {
             failure.get_or_insert(e);
         }

@@ -59,7 +59,7 @@ use weir_fetch::{ConsumerRecord, FetchError};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
 use crate::config::ConsumerConfig;
-use crate::consume::{StopReason, Summary, fetch_config, group_config};
+use crate::consume::{StopReason, Summary, group_config, plan_fetch_config, plan_fetch_err};
 use crate::format::{Formatter, RecordView};
 use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use crate::metrics::{Metrics, MetricsServer};
@@ -214,7 +214,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
     };
     let shared = Arc::new(Mutex::new(Shared { out, failure: None }));
 
-    let mut gc = GroupConsumer::new(fetch_config(&plan.config), gcfg).map_err(group_err)?;
+    let mut gc = GroupConsumer::new(plan_fetch_config(plan), gcfg).map_err(group_err)?;
     gc.set_listener(Listener {
         shared: Arc::clone(&shared),
         metrics: Arc::clone(&metrics),
@@ -346,6 +346,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     eprintln!("weir: warning: offset commit failed: {e}");
                 }
             }
+            Err(GroupConsumerError::Fetch(e)) => break Err(plan_fetch_err(plan, e)),
             Err(e) => break Err(group_err(e)),
         }
         let mut sh = lock(&shared);

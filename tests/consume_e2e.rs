@@ -503,3 +503,138 @@ fn group_mode_reads_everything_once_and_resumes_from_commits() {
         .run();
     assert_eq!(run("third group run"), lines_for(&more));
 }
+
+/// Kafka's DeleteRecords (kafka-delete-records): the log of `topic`-`partition` starts
+/// at `before` afterwards, as if retention had deleted everything below it.
+fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64, dir: &Path) {
+    let spec = dir.join("delete-records.json");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":{partition},"offset":{before}}}]}}"#
+        ),
+    )
+    .expect("write delete-records spec");
+    let out = Command::new("bash")
+        .arg(support::repo_root().join("scripts/kafka-tool.sh"))
+        .args(["kafka-delete-records", "--bootstrap-server", bootstrap])
+        .arg("--offset-json-file")
+        .arg(&spec)
+        .output()
+        .expect("run kafka-delete-records");
+    assert!(
+        out.status.success(),
+        "kafka-delete-records: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The offsets in the sink's durable files for partition 0 (lines "%o").
+fn sink_offsets(dir: &Path, topic: &str) -> Vec<i64> {
+    let got = Sink::read_durable(dir, topic, 0).expect("read the sink");
+    String::from_utf8_lossy(&got)
+        .lines()
+        .map(|l| l.parse().unwrap_or_else(|_| panic!("bad sink line {l:?}")))
+        .collect()
+}
+
+/// A sink whose position has fallen behind the log start (retention, here
+/// DeleteRecords) must not be reset silently past records it never wrote: weir stops
+/// with an error naming the partition and the way on, and writes nothing; only with
+/// `weir.sink.allow.reset=true` does it apply auto.offset.reset. Fails if the reset is
+/// applied without being asked for (the run after the deletion exits 0).
+#[test]
+fn sink_behind_retention_is_an_error_unless_reset_is_allowed() {
+    let broker = Broker::shared();
+    if !broker.is_kafka() {
+        eprintln!("skipped: kafka-delete-records needs Apache Kafka (WEIR_TEST_BROKER=tansu)");
+        return;
+    }
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("weir-sink-gap");
+    let manifest = Producer::new(&bootstrap, &topic)
+        .partitions(1)
+        .count(200)
+        .no_keys()
+        .omit_values()
+        .batch_num_messages(10)
+        .linger_ms(0)
+        .run();
+    assert_eq!(manifest.count(), 200);
+    let dir = support::scratch_dir("weir-sink-gap");
+    let dir_s = dir.to_str().expect("utf-8 temp dir").to_owned();
+    let run = |extra: &[&str], what: &str| {
+        let mut args = vec![
+            "consume",
+            "-b",
+            &bootstrap,
+            "-t",
+            &topic,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-f",
+            "%o\\n",
+            "--sink",
+            &dir_s,
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        wait_bounded(weir(&args), Duration::from_secs(60), what)
+    };
+
+    let out = run(&["-c", "50"], "first run");
+    assert!(
+        out.status.success(),
+        "first run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sink_offsets(&dir, &topic), (0..50).collect::<Vec<_>>());
+
+    delete_records(
+        &bootstrap,
+        &topic,
+        0,
+        120,
+        &support::scratch_dir("weir-delete-records"),
+    );
+
+    let out = run(&["-e"], "run after the deletion");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "must stop with an error: {err}");
+    assert!(
+        err.contains(&format!("{topic}-0"))
+            && err.contains("position 50")
+            && err.contains("weir.sink.allow.reset=true"),
+        "the error names the partition, the position and the way on: {err}"
+    );
+    assert_eq!(
+        sink_offsets(&dir, &topic),
+        (0..50).collect::<Vec<_>>(),
+        "nothing written past the gap"
+    );
+
+    let out = run(
+        &[
+            "-e",
+            "-X",
+            "weir.sink.allow.reset=true",
+            "-X",
+            "auto.offset.reset=earliest",
+        ],
+        "run that allows the reset",
+    );
+    assert!(
+        out.status.success(),
+        "with weir.sink.allow.reset=true: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sink_offsets(&dir, &topic),
+        (0..50).chain(120..200).collect::<Vec<_>>(),
+        "the reset goes to the new log start, and the gap is what retention deleted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1731,10 +1731,25 @@ impl Reactor {
                     let code = fp.error_code;
                     if code == ErrorCode::OFFSET_OUT_OF_RANGE {
                         if p.fetch_offset == Some(sent.fetch_offset) {
-                            match self.cfg.auto_offset_reset {
-                                OffsetReset::Earliest => apply_reset(p, StartAt::Earliest),
-                                OffsetReset::Latest => apply_reset(p, StartAt::Latest),
-                                OffsetReset::None => {
+                            let to = match self.cfg.auto_offset_reset {
+                                OffsetReset::Earliest => Some(StartAt::Earliest),
+                                OffsetReset::Latest => Some(StartAt::Latest),
+                                OffsetReset::None => None,
+                            };
+                            if let Some(to) = to {
+                                log::warn!(
+                                    target: "weir_fetch::fetch",
+                                    "offset {} is out of range for {}-{}: resetting to {} \
+                                     (auto.offset.reset)",
+                                    sent.fetch_offset,
+                                    p.topic,
+                                    p.partition,
+                                    if to == StartAt::Earliest { "earliest" } else { "latest" },
+                                );
+                            }
+                            match to {
+                                Some(to) => apply_reset(p, to),
+                                None => {
                                     p.paused = true;
                                     self.errors.push_back(FetchError::OffsetOutOfRange {
                                         topic: Arc::clone(&p.topic),
