@@ -116,7 +116,11 @@ pub struct ConsumeOpts {
     /// Start offset: beginning, end, stored, N (absolute), -N (N before the end), s@TIMESTAMP_MS.
     #[arg(short = 'o', value_name = "OFFSET", allow_hyphen_values = true)]
     pub offset: Option<String>,
-    /// Exit once every assigned partition has been read to its end.
+    /// Exit once every assigned partition has been read to its end. While no broker can
+    /// be reached, -e does not end the run: with -p or -G weir keeps retrying (a
+    /// warning per broker every 10 s) until the cluster answers or it is stopped;
+    /// without either, listing the topic's partitions gives up after
+    /// default.api.timeout.ms (60 s) with exit 1.
     #[arg(short = 'e')]
     pub exit_at_end: bool,
     /// Exit after COUNT records.

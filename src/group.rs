@@ -137,6 +137,9 @@ enum Purpose {
 /// `GroupConsumer::take_fetch_errors`); more are dropped (logged at debug level).
 const MAX_FETCH_ERRORS: usize = 16;
 
+/// How often a subscribed topic that does not exist is warned about again.
+const MISSING_TOPIC_WARN_EVERY: Duration = Duration::from_secs(30);
+
 /// A consumer-group member that fetches what the group assigns it. See the module docs.
 pub struct GroupConsumer {
     consumer: Consumer,
@@ -158,6 +161,8 @@ pub struct GroupConsumer {
     metadata_not_before: Instant,
     /// Failed subscription Metadata answers in a row, for the exponential backoff.
     metadata_failures: u32,
+    /// When a subscribed topic that does not exist was last warned about.
+    missing_warned: Option<Instant>,
     listener: Box<dyn RebalanceListener + Send>,
     callbacks: HashMap<CommitId, CommitCallback>,
     completed: HashMap<CommitId, Result<(), CommitError>>,
@@ -242,6 +247,7 @@ impl GroupConsumer {
             metadata_in_flight: false,
             metadata_not_before: Instant::now(),
             metadata_failures: 0,
+            missing_warned: None,
             listener: Box::new(NoopListener),
             callbacks: HashMap::new(),
             completed: HashMap::new(),
@@ -964,6 +970,7 @@ impl GroupConsumer {
         };
         let mut counts = Vec::new();
         let mut retry = false;
+        let mut missing: Vec<&str> = Vec::new();
         for t in &resp.topics {
             let Some(name) = t.name else { continue };
             if !wanted.iter().any(|w| w == name) {
@@ -971,6 +978,8 @@ impl GroupConsumer {
             }
             if t.error_code.is_ok() {
                 counts.push((name.to_owned(), t.partitions.len() as i32));
+            } else if t.error_code == weir_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
+                missing.push(name);
             } else if t.error_code.is_retriable()
                 && t.error_code != weir_protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             {
@@ -980,6 +989,31 @@ impl GroupConsumer {
         if retry {
             self.metadata_retry_later(now);
             return;
+        }
+        if missing.is_empty() {
+            self.missing_warned = None;
+        } else {
+            // As Java and kcat: warn (every MISSING_TOPIC_WARN_EVERY at most) and keep
+            // waiting; the counts are asked again soon, so the topic is assigned
+            // within retry.backoff.max.ms of its creation, not metadata.max.age.ms.
+            let quiet = self
+                .missing_warned
+                .is_some_and(|t| now.saturating_duration_since(t) < MISSING_TOPIC_WARN_EVERY);
+            if !quiet {
+                log::warn!(
+                    target: "weir::group",
+                    "subscribed topic(s) {} do not exist (UNKNOWN_TOPIC_OR_PARTITION): no \
+                     partitions of them are assigned until they are created",
+                    missing.join(", ")
+                );
+                self.missing_warned = Some(now);
+            }
+            let soon = now
+                + self
+                    .group_cfg
+                    .retry_backoff_max
+                    .max(self.group_cfg.retry_backoff);
+            self.next_metadata_refresh = self.next_metadata_refresh.min(soon);
         }
         self.metadata_wanted = None;
         self.metadata_failures = 0;

@@ -1392,3 +1392,120 @@ fn start_offsets_on_tansu_memory_trust_the_fetch_high_watermark() {
         .collect();
     assert_eq!(offsets_of(&f.stdout), want);
 }
+
+// ------------------------------------------------------------ unknown partitions and topics
+
+/// Polls `f` every 50 ms until it holds or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// `-p 7` on a 2-partition topic is an error naming the partition, as kcat's
+/// UNKNOWN_TOPIC_OR_PARTITION, instead of waiting forever (issue 10, defect 12).
+/// Fails if the reactor keeps re-asking Metadata without reporting it.
+#[test]
+fn a_partition_that_does_not_exist_is_an_error() {
+    let broker = Broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("weir-no-such-partition");
+    Producer::new(&bootstrap, &topic)
+        .partitions(2)
+        .count(10)
+        .run();
+    for parts in ["7", "0,7"] {
+        let f = Weir::spawn(&["consume", "-b", &bootstrap, "-t", &topic, "-p", parts, "-e"])
+            .wait(Duration::from_secs(30), "weir -p with a missing partition");
+        assert_eq!(f.status.code(), Some(1), "-p {parts}: {}", f.stderr);
+        assert!(
+            f.stderr.contains(&format!("{topic}-7"))
+                && f.stderr.contains("UNKNOWN_TOPIC_OR_PARTITION")
+                && f.stderr.contains("has 2 partition"),
+            "-p {parts}: {}",
+            f.stderr
+        );
+    }
+    // A topic that does not exist at all: a warning naming it, and weir keeps waiting
+    // for it to be created (as Java's assign() does).
+    let missing = support::unique_topic("weir-no-such-topic");
+    let w = Weir::spawn(&["consume", "-b", &bootstrap, "-t", &missing, "-p", "0", "-e"]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let e = w.stderr_now();
+            e.contains(&missing) && e.contains("does not exist")
+        }),
+        "no warning for the missing topic: {}",
+        w.stderr_now()
+    );
+    let mut w = w;
+    assert!(
+        !w.exits_within(Duration::from_secs(1)),
+        "{}",
+        w.stderr_now()
+    );
+    w.kill9();
+}
+
+/// A group subscribed to a topic that does not exist warns (once, not per retry) and
+/// keeps waiting, as Java and kcat do; once the topic is created its records arrive
+/// without waiting for metadata.max.age.ms (5 minutes). Fails without the warning, or
+/// if the new topic is only noticed at the periodic refresh.
+#[test]
+fn a_group_on_a_missing_topic_warns_and_waits_for_it() {
+    let broker = Broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topic = support::unique_topic("weir-later-topic");
+    let group = support::unique_topic("weir-later-group");
+    let w = Weir::spawn(&[
+        "consume",
+        "-b",
+        &bootstrap,
+        "-G",
+        &group,
+        &topic,
+        "-o",
+        "beginning",
+        "-f",
+        "%s\\n",
+    ]);
+    assert!(
+        eventually(Duration::from_secs(30), || w
+            .stderr_now()
+            .contains("UNKNOWN_TOPIC_OR_PARTITION")),
+        "no warning about the missing topic; stderr: {}",
+        w.stderr_now()
+    );
+    assert!(w.stderr_now().contains(&topic), "{}", w.stderr_now());
+    let manifest = Producer::new(&bootstrap, &topic)
+        .partitions(1)
+        .count(5)
+        .run();
+    assert_eq!(manifest.count(), 5);
+    assert!(
+        eventually(Duration::from_secs(60), || w
+            .stdout_now()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            >= 5),
+        "the topic's records never arrived; stderr: {}",
+        w.stderr_now()
+    );
+    let f = w.kill9();
+    let warnings = f
+        .stderr
+        .lines()
+        .filter(|l| l.contains("UNKNOWN_TOPIC_OR_PARTITION"))
+        .count();
+    assert!(
+        warnings <= 2,
+        "rate limited, not one per retry: {warnings} lines\n{}",
+        f.stderr
+    );
+}

@@ -118,6 +118,13 @@ fn help_documents_debug_contexts() {
         help.contains("-d <CONTEXTS>") && help.contains("cgrp"),
         "{help}"
     );
+    // What -e does while the cluster cannot be reached (issue 10, defect 12).
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("While no broker can be reached, -e does not end the run")
+            && flat.contains("default.api.timeout.ms"),
+        "{help}"
+    );
 }
 
 /// No broker reachable: a warning naming the address and the cause at the default

@@ -118,6 +118,17 @@ pub enum FetchError {
         /// The error code.
         code: ErrorCode,
     },
+    /// The topic exists but has no such partition (Metadata lists `partitions` of
+    /// them). Reported once; the reactor keeps asking Metadata with backoff, so the
+    /// partition is fetched if the topic grows to include it.
+    UnknownPartition {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition that was assigned.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: usize,
+    },
     /// Several fetches in a row of one partition returned records but no whole batch
     /// at or past the fetch offset (a truncated first batch, or batches wholly below
     /// it): a broker bug that retrying did not fix. The partition is paused there.
@@ -170,6 +181,15 @@ impl fmt::Display for FetchError {
                 (Some(t), None) => write!(f, "{api} for topic {t} failed: {code}"),
                 _ => write!(f, "{api} failed: {code}"),
             },
+            Self::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "{topic}-{partition}: UNKNOWN_TOPIC_OR_PARTITION: topic {topic} has {partitions} \
+                 partition(s), numbered from 0"
+            ),
             Self::NoProgress {
                 topic,
                 partition,
@@ -422,6 +442,9 @@ pub struct PartState {
     fetch_backoff: Backoff,
     /// Not fetched again before this (a no-progress backoff).
     fetch_not_before: Option<Instant>,
+    /// Metadata listed the topic without this partition, and that was reported as
+    /// [`FetchError::UnknownPartition`] (once, until the partition appears).
+    missing_reported: bool,
 }
 
 impl PartState {
@@ -457,6 +480,8 @@ struct MetaState {
 pub struct Reactor {
     /// Unreachable broker addresses and when that was last logged.
     warned: HashMap<(String, u16), Instant>,
+    /// Assigned topics Metadata says do not exist, and when that was last logged.
+    missing_topics: HashMap<Arc<str>, Instant>,
     cfg: FetchConfig,
     poll: Poll,
     events: Events,
@@ -526,6 +551,7 @@ impl Reactor {
         };
         Ok(Self {
             warned: HashMap::new(),
+            missing_topics: HashMap::new(),
             cfg,
             poll,
             events: Events::with_capacity(256),
@@ -609,6 +635,7 @@ impl Reactor {
                 self.cfg.reconnect_backoff_max_ms.max(1000),
             ),
             fetch_not_before: None,
+            missing_reported: false,
         };
         apply_start(&mut p, start);
         self.parts.push(p);
@@ -1500,7 +1527,24 @@ impl Reactor {
             };
             if t.error_code.is_err() {
                 retry = true;
-                if !t.error_code.is_retriable()
+                if t.error_code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                    && self.parts.iter().any(|p| !p.retired && *p.topic == *name)
+                {
+                    // As Java and kcat: say so, and keep waiting for it to be created.
+                    let key: Arc<str> = Arc::from(name);
+                    let quiet = self
+                        .missing_topics
+                        .get(&key)
+                        .is_some_and(|t| now.saturating_duration_since(*t) < WARN_EVERY);
+                    if !quiet {
+                        log::warn!(
+                            target: "weir_fetch::metadata",
+                            "topic {name} does not exist (UNKNOWN_TOPIC_OR_PARTITION); \
+                             waiting for it to be created"
+                        );
+                        self.missing_topics.insert(key, now);
+                    }
+                } else if !t.error_code.is_retriable()
                     && t.error_code != ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                 {
                     self.errors.push_back(FetchError::Broker {
@@ -1513,6 +1557,7 @@ impl Reactor {
                 continue;
             }
             let key: Arc<str> = Arc::from(name);
+            self.missing_topics.remove(&key);
             self.topics.insert(Arc::clone(&key), t.topic_id);
             for p in self
                 .parts
@@ -1520,11 +1565,29 @@ impl Reactor {
                 .filter(|p| !p.retired && *p.topic == *name)
             {
                 p.topic_id = t.topic_id;
-                match t
+                let found = t
                     .partitions
                     .iter()
-                    .find(|mp| mp.partition_index == p.partition)
-                {
+                    .find(|mp| mp.partition_index == p.partition);
+                if found.is_some() {
+                    p.missing_reported = false;
+                }
+                match found {
+                    // The topic is listed without this partition: it does not exist.
+                    // Reported once (kcat stops on it; a library caller may go on),
+                    // then asked again with backoff in case the topic grows.
+                    None if !t.partitions.is_empty() => {
+                        if !p.missing_reported {
+                            p.missing_reported = true;
+                            self.errors.push_back(FetchError::UnknownPartition {
+                                topic: Arc::clone(&p.topic),
+                                partition: p.partition,
+                                partitions: t.partitions.len(),
+                            });
+                        }
+                        p.leader = None;
+                        retry = true;
+                    }
                     Some(mp)
                         if mp.error_code.is_ok() && mp.leader_id >= 0 && !listed(mp.leader_id) =>
                     {
