@@ -1155,8 +1155,21 @@ impl GroupMember {
         ) || (matches!(self.state, State::Unjoined) && self.generation >= 0)
     }
 
+    /// Heartbeats go out from the JoinGroup answer on: also while the leader waits
+    /// for metadata and every member waits for SyncGroup, which the coordinator may
+    /// hold until the leader's assignment arrives. Kafka's coordinator accepts them
+    /// then (CompletingRebalance) and Java's heartbeat thread runs then too; without
+    /// them a slow leader or a slow SyncGroup let the session expire.
     fn heartbeating(&self) -> bool {
-        matches!(self.state, State::Stable | State::Revoking { .. }) && self.generation >= 0
+        matches!(
+            self.state,
+            State::Stable | State::Revoking { .. } | State::AwaitingMetadata(_) | State::Syncing
+        ) && self.generation >= 0
+    }
+
+    /// Between JoinGroup's answer and SyncGroup's: the generation is being completed.
+    fn completing_rebalance(&self) -> bool {
+        matches!(self.state, State::AwaitingMetadata(_) | State::Syncing)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -1606,6 +1619,9 @@ impl GroupMember {
         self.rejoin_needed = false;
         self.is_leader = false;
         self.next_heartbeat = None;
+        // A heartbeat of the old generation still in flight must not be taken for
+        // one of the new generation (its ILLEGAL_GENERATION would reset it).
+        self.inflight.retain(|_, f| f.kind != Kind::Heartbeat);
         // JoinGroup may wait a whole rebalance: rebalance timeout + 5 s, as Java.
         let timeout = self.cfg.rebalance_timeout() + Duration::from_secs(5);
         self.send(now, Kind::Join, v, Request::JoinGroup(req), timeout);
@@ -1866,6 +1882,10 @@ impl GroupMember {
         self.join_retry_at = None;
         self.member_id = r.member_id.to_owned();
         self.generation = r.generation_id;
+        // The session runs from the JoinGroup answer: heartbeat from here on (see
+        // `heartbeating`).
+        self.last_heartbeat_ok = now;
+        self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
         self.is_leader = !r.member_id.is_empty() && r.leader == r.member_id && !r.skip_assignment;
         let name = r.protocol_name.unwrap_or("");
         let Some(protocol) = AssignmentStrategy::from_name(name)
@@ -2026,7 +2046,11 @@ impl GroupMember {
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 self.last_heartbeat_ok = now;
                 self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
-                self.rejoin("the group is rebalancing");
+                // While SyncGroup is pending its own answer says whether to join
+                // again (as Java, which ignores this outside STABLE).
+                if !self.completing_rebalance() {
+                    self.rejoin("the group is rebalancing");
+                }
             }
             ErrorCode::UNKNOWN_MEMBER_ID => self.reset_generation(true),
             ErrorCode::ILLEGAL_GENERATION => self.reset_generation(false),

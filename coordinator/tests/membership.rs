@@ -1461,3 +1461,84 @@ fn config_is_validated() {
     let e = GroupMember::new(c, Instant::now()).expect_err("heartbeat >= session");
     assert!(e.to_string().contains("heartbeat.interval.ms"));
 }
+
+/// Heartbeats go on while SyncGroup is pending (issue 10, defect 9): the coordinator
+/// may hold SyncGroup until the leader's assignment arrives, longer than the session
+/// timeout. Before, heartbeats stopped at JoinGroup and started again only after
+/// SyncGroup, so a slow leader expired every follower's session. REBALANCE_IN_PROGRESS
+/// on such a heartbeat does not start another join (SyncGroup's answer decides), and
+/// a heartbeat of the old generation answered after the rejoin is ignored.
+#[test]
+fn heartbeats_go_on_while_sync_group_is_pending() {
+    let mut c = cfg();
+    c.heartbeat_interval = Duration::from_secs(3);
+    let mut h = H::new(c);
+    h.m.subscribe(h.now, ["t".to_string()]);
+    h.find_coordinator();
+    h.join_alone(1, 1);
+    h.events();
+    let f = h.one(9);
+    h.m.handle_response(
+        h.now,
+        f.id,
+        fetch_resp(ErrorCode::NONE, &[("t", 0, 5, ErrorCode::NONE)]),
+    );
+    h.events();
+    // Stable at generation 1; a heartbeat goes out and stays unanswered while the
+    // group rebalances.
+    h.run_for(3 * Duration::from_secs(1));
+    let stale = h.one(12);
+    h.m.handle_response(h.now, stale.id, hb(ErrorCode::NONE));
+    h.run_for(3 * Duration::from_secs(1));
+    let stale = h.one(12);
+    h.m.request_rejoin();
+    assert!(h.tx().is_empty());
+    // Eager (range): everything is revoked before the join.
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, Event::PartitionsRevoked(_))),
+        "eager rejoin revokes first"
+    );
+    h.m.ack_revoked(h.now);
+    let j = h.one(11);
+    h.m.handle_response(
+        h.now,
+        j.id,
+        Response::JoinGroup(join_ok(2, "m2", "m1", "range", vec![])),
+    );
+    let s = h.one(14);
+    // The old generation's heartbeat answers now: ignored, the sync goes on.
+    h.m.handle_response(h.now, stale.id, hb(ErrorCode::ILLEGAL_GENERATION));
+    assert!(h.tx().is_empty(), "no rejoin for a stale heartbeat");
+    // 25 s without a SyncGroup answer (session.timeout.ms is 10 s): heartbeats of
+    // generation 2 every 3 s keep the session.
+    let mut beats = 0;
+    for _ in 0..8 {
+        h.run_for(Duration::from_secs(3));
+        let o = h.one(12);
+        let Request::Heartbeat(req) = &o.request else {
+            unreachable!()
+        };
+        assert_eq!(req.generation_id, 2);
+        assert_eq!(&*req.member_id, "m2");
+        let code = if beats == 3 {
+            ErrorCode::REBALANCE_IN_PROGRESS
+        } else {
+            ErrorCode::NONE
+        };
+        h.m.handle_response(h.now, o.id, hb(code));
+        beats += 1;
+    }
+    assert!(
+        !h.events().contains(&Event::CoordinatorLost),
+        "the session was kept"
+    );
+    assert!(h.tx().is_empty(), "no JoinGroup while SyncGroup is pending");
+    h.m.handle_response(
+        h.now,
+        s.id,
+        Response::SyncGroup(sync_ok(assignment(&[("t", 0)]))),
+    );
+    assert_eq!(h.m.phase(), Phase::Stable);
+}
