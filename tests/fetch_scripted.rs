@@ -1382,3 +1382,61 @@ fn metadata_max_age_zero_does_not_flood_the_broker() {
     // Still refreshed periodically.
     assert!(asked >= 1, "{asked} metadata requests in 2.5 s");
 }
+
+/// A broker advertised under a host name whose lookup takes seconds does not hold up
+/// the rest (issue 10, defect 9: `connect` called getaddrinfo on the reactor thread,
+/// so a slow resolver stalled every fetch and heartbeat). Partition 0's leader is
+/// reached by IP; partition 1's leader is `slow.weir.test`, which the resolver answers
+/// after 2 s. Partition 0's records must arrive while that lookup is still running,
+/// and partition 1's after it. Fails if the lookup blocks the reactor (nothing is
+/// delivered until the resolver returns).
+#[test]
+fn a_slow_host_name_lookup_does_not_stall_other_brokers() {
+    let b = ScriptedBroker::with_nodes(&[0, 1]);
+    b.add_topic(T, 2);
+    b.set_leader(T, 0, 0);
+    b.set_leader(T, 1, 1);
+    let slow_port = b.addr(1).port();
+    b.with_cluster(|c| {
+        c.hosts.insert(1, "slow.weir.test".to_owned());
+    });
+    let end0 = fill(&b, 0, 0, 2, 5);
+    let end1 = fill(&b, 1, 0, 1, 4);
+    let answered = Arc::new(AtomicBool::new(false));
+    let lookups = Arc::new(Mutex::new(Vec::new()));
+    let (a, l) = (Arc::clone(&answered), Arc::clone(&lookups));
+    let cfg = FetchConfig {
+        resolver: weir_fetch::Resolver::new(move |host, port| {
+            l.lock().unwrap().push(host.to_owned());
+            assert_eq!(host, "slow.weir.test", "IP literals are never looked up");
+            std::thread::sleep(Duration::from_secs(2));
+            a.store(true, Ordering::SeqCst);
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+        }),
+        ..config(&b.bootstrap())
+    };
+    assert_eq!(cfg.resolver.clone(), cfg.resolver);
+    let mut c = Consumer::new(cfg).unwrap();
+    c.assign(T, 0, StartAt::Earliest);
+    c.assign(T, 1, StartAt::Earliest);
+    let mut early = Vec::new();
+    let mut late = Vec::new();
+    let start = Instant::now();
+    while early.len() + late.len() < (end0 + end1) as usize {
+        assert!(start.elapsed() < DEADLINE, "timed out: {early:?} {late:?}");
+        c.poll(Duration::from_millis(50), |r| {
+            let at = (r.partition, r.offset());
+            if answered.load(Ordering::SeqCst) {
+                late.push(at);
+            } else {
+                early.push(at);
+            }
+        })
+        .unwrap();
+    }
+    let p0: Vec<(i32, i64)> = (0..end0).map(|o| (0, o)).collect();
+    assert_eq!(early, p0, "partition 0 while the lookup ran");
+    assert_eq!(late, (0..end1).map(|o| (1, o)).collect::<Vec<_>>());
+    assert_eq!(slow_port, b.addr(1).port());
+    assert_eq!(*lookups.lock().unwrap(), vec!["slow.weir.test".to_owned()]);
+}

@@ -1513,8 +1513,7 @@ fn heartbeats_go_on_while_sync_group_is_pending() {
     assert!(h.tx().is_empty(), "no rejoin for a stale heartbeat");
     // 25 s without a SyncGroup answer (session.timeout.ms is 10 s): heartbeats of
     // generation 2 every 3 s keep the session.
-    let mut beats = 0;
-    for _ in 0..8 {
+    for beats in 0..8 {
         h.run_for(Duration::from_secs(3));
         let o = h.one(12);
         let Request::Heartbeat(req) = &o.request else {
@@ -1528,7 +1527,6 @@ fn heartbeats_go_on_while_sync_group_is_pending() {
             ErrorCode::NONE
         };
         h.m.handle_response(h.now, o.id, hb(code));
-        beats += 1;
     }
     assert!(
         !h.events().contains(&Event::CoordinatorLost),

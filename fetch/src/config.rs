@@ -91,6 +91,10 @@ pub struct FetchConfig {
     /// `max.poll.interval.ms`) often. Does not apply to `run_workers`, which hands
     /// out whole chunks.
     pub max_poll_records: usize,
+    /// How broker host names become addresses (default: the system resolver). It
+    /// runs on a short-lived thread per lookup, never on the reactor: see
+    /// [`crate::resolve`].
+    pub resolver: crate::resolve::Resolver,
 }
 
 impl Default for FetchConfig {
@@ -115,6 +119,7 @@ impl Default for FetchConfig {
             fetch_sessions: true,
             max_decompressed_batch_bytes: weir_protocol::compression::DEFAULT_DECOMPRESSED_LIMIT,
             max_poll_records: 500,
+            resolver: crate::resolve::Resolver::system(),
         }
     }
 }

@@ -75,6 +75,7 @@ pub mod conn;
 pub mod metrics;
 pub mod process;
 pub mod reactor;
+pub mod resolve;
 pub mod ring;
 pub mod workers;
 
@@ -93,6 +94,7 @@ pub use process::{
     process_chunk_limited,
 };
 pub use reactor::{FetchError, PartState, Reactor, SideEvent, SideId, StartAt};
+pub use resolve::Resolver;
 pub use weir_protocol::record::{Header, Record};
 
 /// A consumer of manually assigned partitions. See the crate docs.

@@ -30,7 +30,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -59,6 +58,7 @@ use crate::config::{FetchConfig, IsolationLevel, OffsetReset, split_host_port};
 use crate::conn::{Backoff, Conn, ConnError, InFlight, Response, State};
 use crate::metrics::Metrics;
 use crate::process::{Chunk, ChunkError, ChunkOutcome};
+use crate::resolve::{Lookup, Lookups};
 use crate::ring::{Ring, RingError};
 
 const WAKER: Token = Token(usize::MAX);
@@ -320,6 +320,8 @@ struct Broker {
     port: u16,
     conn: Option<Conn>,
     phase: Phase,
+    /// `Down` while its host name is looked up; `lookups_done` ends the wait.
+    resolving: bool,
     backoff: Backoff,
     fetch_in_flight: bool,
     fetch_sent_at: Option<Instant>,
@@ -334,6 +336,11 @@ struct Broker {
     /// Connect attempts since the last successful handshake (picks the address).
     connect_attempts: usize,
 }
+
+/// The longest a connection waits for a host name lookup before it is tried again
+/// (the lookup's answer normally ends the wait at once; a resolver that never
+/// answers leaves the lookup pending, so the retry finds it still running).
+const RESOLVE_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a broker that stays unreachable is reported again.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -372,6 +379,7 @@ impl Broker {
             port,
             conn: None,
             phase: Phase::Down { retry_at: now },
+            resolving: false,
             backoff: Backoff::new(cfg.reconnect_backoff_ms, cfg.reconnect_backoff_max_ms),
             fetch_in_flight: false,
             fetch_sent_at: None,
@@ -482,6 +490,8 @@ pub struct Reactor {
     warned: HashMap<(String, u16), Instant>,
     /// Assigned topics Metadata says do not exist, and when that was last logged.
     missing_topics: HashMap<Arc<str>, Instant>,
+    /// Host name lookups, off the reactor thread.
+    lookups: Lookups,
     cfg: FetchConfig,
     poll: Poll,
     events: Events,
@@ -549,9 +559,11 @@ impl Reactor {
             next_refresh: now + cfg.metadata_refresh_interval(),
             backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
         };
+        let lookups = Lookups::new(cfg.resolver.clone(), Arc::clone(&waker));
         Ok(Self {
             warned: HashMap::new(),
             missing_topics: HashMap::new(),
+            lookups,
             cfg,
             poll,
             events: Events::with_capacity(256),
@@ -937,7 +949,20 @@ impl Reactor {
             .map(|b| b.node_id)
     }
 
+    /// Lookups that answered: their brokers connect now.
+    fn lookups_done(&mut self, now: Instant) {
+        for (host, port) in self.lookups.drain(now) {
+            for b in &mut self.brokers {
+                if b.resolving && b.port == port && b.host == host {
+                    b.resolving = false;
+                    b.phase = Phase::Down { retry_at: now };
+                }
+            }
+        }
+    }
+
     fn plan(&mut self, now: Instant) {
+        self.lookups_done(now);
         // Connections.
         for i in 0..self.brokers.len() {
             let due = matches!(self.brokers[i].phase, Phase::Down { retry_at } if retry_at <= now);
@@ -973,12 +998,38 @@ impl Reactor {
 
     fn connect(&mut self, i: usize, now: Instant) {
         let b = &mut self.brokers[i];
+        // Never getaddrinfo here: this thread heartbeats and fetches (see resolve).
+        let addrs = match self.lookups.lookup(&b.host, b.port, now) {
+            Lookup::Ready(addrs) => addrs,
+            Lookup::Pending => {
+                if b.resolving {
+                    // RESOLVE_WAIT passed and the resolver has still not answered.
+                    warn_unreachable(
+                        &mut self.warned,
+                        b,
+                        now,
+                        format_args!("the host name lookup has not answered yet"),
+                    );
+                }
+                // Woken by the lookup's answer (`lookups_done`), not by this time.
+                b.resolving = true;
+                b.phase = Phase::Down {
+                    retry_at: now + RESOLVE_WAIT,
+                };
+                return;
+            }
+            Lookup::Failed(why) => {
+                let j = self.jitter();
+                let b = &mut self.brokers[i];
+                warn_unreachable(&mut self.warned, b, now, format_args!("{why}"));
+                b.phase = Phase::Down {
+                    retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),
+                };
+                return;
+            }
+        };
         // Each attempt takes the next resolved address, so a name that resolves to
         // ::1 and 127.0.0.1 reaches a broker listening on only one of them.
-        let addrs: Vec<SocketAddr> = (b.host.as_str(), b.port)
-            .to_socket_addrs()
-            .map(Iterator::collect)
-            .unwrap_or_default();
         let addr = (!addrs.is_empty()).then(|| addrs[b.connect_attempts % addrs.len()]);
         b.connect_attempts = b.connect_attempts.wrapping_add(1);
         let Some(addr) = addr else {
@@ -988,7 +1039,7 @@ impl Reactor {
                 &mut self.warned,
                 b,
                 now,
-                format_args!("the host name does not resolve"),
+                format_args!("the host name has no addresses"),
             );
             b.phase = Phase::Down {
                 retry_at: now + Duration::from_millis(b.backoff.next_delay_ms(j)),

@@ -209,6 +209,8 @@ pub struct Cluster {
     pub api_versions: Vec<(i16, i16, i16)>,
     /// An empty Fetch is answered after min(max_wait_ms, this).
     pub fetch_wait_cap: Duration,
+    /// The host Metadata advertises for a node (127.0.0.1 when absent).
+    pub hosts: BTreeMap<i32, String>,
 }
 
 impl Cluster {
@@ -324,6 +326,7 @@ impl ScriptedBroker {
             topics: BTreeMap::new(),
             api_versions: default_api_versions(),
             fetch_wait_cap: Duration::from_millis(100),
+            hosts: BTreeMap::new(),
         };
         let shared = Arc::new(Shared {
             cluster: Mutex::new(cluster),
@@ -870,7 +873,12 @@ fn metadata(c: &Cluster, r: &MetadataRequest, version: i16) -> MetadataResponse 
         .map(|&(id, port)| {
             let mut b = MetadataResponseBroker::default();
             b.node_id = BrokerId(id);
-            b.host = StrBytes::from_static_str("127.0.0.1");
+            b.host = StrBytes::from_string(
+                c.hosts
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| "127.0.0.1".to_owned()),
+            );
             b.port = i32::from(port);
             b
         })
