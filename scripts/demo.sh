@@ -75,6 +75,6 @@ echo "demo: the sink still holds $again lines (no duplicates)"
 
 echo
 echo "demo: files under $sink:"
-find "$sink" -type f | sort | head -20
+find "$sink" -type f | sort | sed -n 1,20p
 echo "demo: first lines of partition 0:"
-find "$sink" -type f \( -name '*.log' -o -name '*.open' \) | sort | head -1 | xargs head -3
+find "$sink" -type f \( -name '*.log' -o -name '*.open' \) | sort | sed -n 1p | xargs head -3
