@@ -364,6 +364,13 @@ pub static PROPERTIES: &[PropertySpec] = &[
         doc: "Java deserializer class for values (ignored).",
     },
     p(
+        "weir.coordinator.ring.bytes",
+        Some("8388608"),
+        int(1 << 16, 1 << 32),
+        "Receive buffer of the group coordinator's connection, apart from the fetch ring, \
+         so fetched data waiting for slow handlers never delays a heartbeat answer.",
+    ),
+    p(
         "weir.max.decompressed.batch.bytes",
         Some("33554432"),
         int(1024, I32),
@@ -1053,6 +1060,7 @@ pub struct ConsumerConfig {
     pub check_crcs: bool,
     pub partition_assignment_strategy: Vec<Assignor>,
     pub ring_bytes: u64,
+    pub coordinator_ring_bytes: u64,
     pub worker_threads: u32,
     pub max_decompressed_batch_bytes: u32,
     pub sink_segment_bytes: u64,
@@ -1447,6 +1455,8 @@ impl ConfigBuilder {
             check_crcs: self.bool("check.crcs")?,
             partition_assignment_strategy,
             ring_bytes: u64::try_from(ring_bytes).unwrap_or(0),
+            coordinator_ring_bytes: u64::try_from(self.int("weir.coordinator.ring.bytes")?)
+                .unwrap_or(1 << 23),
             worker_threads: self.u32("weir.worker.threads")?,
             max_decompressed_batch_bytes,
             sink_segment_bytes: u64::try_from(self.int("weir.sink.segment.bytes")?).unwrap_or(1),

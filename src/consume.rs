@@ -105,6 +105,7 @@ pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
         retry_backoff_ms: u64::from(c.retry_backoff_ms),
         metadata_max_age_ms: u64::from(c.metadata_max_age_ms),
         ring_bytes: usize::try_from(c.ring_bytes).unwrap_or(usize::MAX),
+        side_ring_bytes: usize::try_from(c.coordinator_ring_bytes).unwrap_or(usize::MAX),
         max_decompressed_batch_bytes: usize::try_from(c.max_decompressed_batch_bytes)
             .unwrap_or(usize::MAX),
         max_poll_records: usize::try_from(c.max_poll_records).unwrap_or(usize::MAX),

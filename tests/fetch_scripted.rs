@@ -1440,3 +1440,153 @@ fn a_slow_host_name_lookup_does_not_stall_other_brokers() {
     assert_eq!(slow_port, b.addr(1).port());
     assert_eq!(*lookups.lock().unwrap(), vec!["slow.weir.test".to_owned()]);
 }
+
+/// Undelivered fetched data fills the fetch ring (a slow handler) up to its last
+/// kilobyte; the coordinator's connection reads into a ring of its own, so its
+/// answers (here a group leader's metadata, a few KiB) still arrive. With one shared
+/// ring the answer waited behind the data: a heartbeat answer waiting like that ends
+/// in a session timeout.
+#[test]
+fn coordinator_answers_arrive_while_fetched_data_fills_the_ring() {
+    use kafka_protocol::messages::MetadataRequest;
+    use weir_fetch::{Reactor, SideEvent};
+    use weir_protocol::messages::ResponseBody;
+    use weir_protocol::messages::metadata::MetadataResponse;
+
+    let b = ScriptedBroker::start();
+    b.add_topic(T, 2);
+    for p in 0..2 {
+        fill(&b, p, 0, 400, 10);
+    }
+    for t in 0..60 {
+        b.add_topic(&format!("another-topic-with-a-rather-long-name-{t:03}"), 4);
+    }
+    // About 1 KiB per fetch answer, so the ring fills to within about 1 KiB.
+    let mut r = Reactor::new(FetchConfig {
+        fetch_max_bytes: 1 << 10,
+        max_partition_fetch_bytes: 1 << 10,
+        ring_bytes: 80 << 10,
+        fetch_max_wait_ms: 50,
+        request_timeout_ms: 2000,
+        ..FetchConfig::new(&b.bootstrap())
+    })
+    .unwrap();
+    for p in 0..2 {
+        r.assign(T, p, StartAt::Earliest);
+    }
+    // Nobody takes the chunks: the ring fills up and the reactor stalls on it.
+    let start = Instant::now();
+    while r.metrics().ring_stalls.load(Ordering::Relaxed) == 0 {
+        r.run_once(Duration::from_millis(20)).unwrap();
+        assert!(start.elapsed() < DEADLINE, "the fetch ring never filled");
+    }
+    assert!(
+        r.ring().live_bytes() > (70 << 10),
+        "{}",
+        r.ring().live_bytes()
+    );
+
+    let addr = b.addr(0);
+    let side = r.open_side("127.0.0.1", addr.port());
+    let wait = |r: &mut Reactor, what: &str| -> SideEvent {
+        let start = Instant::now();
+        loop {
+            r.run_once(Duration::from_millis(20)).unwrap();
+            if let Some(e) = r.take_side_events().next() {
+                return e;
+            }
+            assert!(start.elapsed() < DEADLINE, "no side event ({what})");
+        }
+    };
+    assert!(matches!(wait(&mut r, "ready"), SideEvent::Ready { side: s } if s == side));
+    let v = r
+        .side_versions(side)
+        .unwrap()
+        .negotiate::<MetadataRequest, MetadataResponse<'static>>()
+        .unwrap();
+    let req = MetadataRequest::default().with_topics(None);
+    for round in 0..3 {
+        let corr = r.side_send(side, v, &req).unwrap();
+        match wait(&mut r, "response") {
+            SideEvent::Response {
+                req: q,
+                body_offset,
+                frame,
+                ..
+            } => {
+                assert_eq!(q.correlation_id, corr, "round {round}");
+                assert!(frame.len() > 4 << 10, "{}", frame.len());
+                let m = MetadataResponse::decode_body(&frame[body_offset..], v).unwrap();
+                assert_eq!(m.topics.len(), 61);
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    // The data is all still there, undelivered.
+    assert!(r.has_chunks());
+    assert!(r.take_errors().next().is_none());
+}
+
+/// An answer larger than the coordinator ring is a typed error naming the property,
+/// and the side connection fails its requests instead of waiting forever.
+#[test]
+fn a_side_answer_larger_than_the_coordinator_ring_is_an_error() {
+    use kafka_protocol::messages::MetadataRequest;
+    use weir_fetch::{Reactor, SideEvent};
+    use weir_protocol::messages::metadata::MetadataResponse;
+
+    let b = ScriptedBroker::start();
+    for t in 0..800 {
+        b.add_topic(&format!("another-topic-with-a-rather-long-name-{t:03}"), 4);
+    }
+    let mut r = Reactor::new(FetchConfig {
+        side_ring_bytes: 1 << 16,
+        ..config(&b.bootstrap())
+    })
+    .unwrap();
+    let addr = b.addr(0);
+    let side = r.open_side("127.0.0.1", addr.port());
+    let start = Instant::now();
+    let mut sent = None;
+    let mut error = None;
+    let mut closed = false;
+    while error.is_none() || !closed {
+        r.run_once(Duration::from_millis(20)).unwrap();
+        let events: Vec<SideEvent> = r.take_side_events().collect();
+        for e in events {
+            match e {
+                SideEvent::Ready { .. } if sent.is_none() => {
+                    let v = r
+                        .side_versions(side)
+                        .unwrap()
+                        .negotiate::<MetadataRequest, MetadataResponse<'static>>()
+                        .unwrap();
+                    let req = MetadataRequest::default().with_topics(None);
+                    sent = Some(r.side_send(side, v, &req).unwrap());
+                }
+                SideEvent::Closed { failed, .. } => {
+                    assert_eq!(
+                        failed.iter().map(|q| q.correlation_id).collect::<Vec<_>>(),
+                        vec![sent.unwrap()]
+                    );
+                    closed = true;
+                }
+                SideEvent::Response { .. } => panic!("an answer larger than the ring arrived"),
+                _ => {}
+            }
+        }
+        if let Some(e) = r.take_errors().next() {
+            error = Some(e);
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "error {error:?}, closed {closed}"
+        );
+    }
+    let e = error.unwrap();
+    assert!(
+        matches!(e, FetchError::SideResponseTooLarge { capacity: 65536, frame } if frame > 65536),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("weir.coordinator.ring.bytes"), "{e}");
+}

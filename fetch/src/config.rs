@@ -91,6 +91,12 @@ pub struct FetchConfig {
     /// `max.poll.interval.ms`) often. Does not apply to `run_workers`, which hands
     /// out whole chunks.
     pub max_poll_records: usize,
+    /// `weir.coordinator.ring.bytes` (default 8 MiB): the receive buffer of side
+    /// connections (group coordinator, the group's metadata, admin requests), apart
+    /// from the fetch ring so that fetched data waiting for slow handlers can never
+    /// keep a heartbeat answer from being read. A larger response (a JoinGroup
+    /// answer listing thousands of members) is an error naming this property.
+    pub side_ring_bytes: usize,
     /// How broker host names become addresses (default: the system resolver). It
     /// runs on a short-lived thread per lookup, never on the reactor: see
     /// [`crate::resolve`].
@@ -119,6 +125,7 @@ impl Default for FetchConfig {
             fetch_sessions: true,
             max_decompressed_batch_bytes: weir_protocol::compression::DEFAULT_DECOMPRESSED_LIMIT,
             max_poll_records: 500,
+            side_ring_bytes: 8 << 20,
             resolver: crate::resolve::Resolver::system(),
         }
     }
@@ -175,6 +182,12 @@ impl FetchConfig {
                 "fetch.max.bytes ({}) exceeds the ring budget weir.ring.bytes ({}); raise \
                  weir.ring.bytes to at least {need} or lower fetch.max.bytes",
                 self.fetch_max_bytes, self.ring_bytes
+            ));
+        }
+        if self.side_ring_bytes < 1 << 16 {
+            return Err(format!(
+                "weir.coordinator.ring.bytes ({}) is too small: give at least 65536",
+                self.side_ring_bytes
             ));
         }
         if self.max_poll_records == 0 {

@@ -105,6 +105,14 @@ pub enum FetchError {
     Corrupt(ChunkError),
     /// A response did not fit in the ring.
     Ring(RingError),
+    /// A response on a side connection (coordinator, admin) did not fit in its
+    /// ring (`weir.coordinator.ring.bytes`); the connection was closed.
+    SideResponseTooLarge {
+        /// The response's size in bytes.
+        frame: usize,
+        /// The side ring's budget in bytes.
+        capacity: usize,
+    },
     /// The broker and weir share no version of an API.
     Version(VersionError),
     /// A broker error that retrying will not fix (authorization, invalid topic...).
@@ -170,6 +178,11 @@ impl fmt::Display for FetchError {
             ),
             Self::Corrupt(e) => write!(f, "{e}"),
             Self::Ring(e) => write!(f, "{e}"),
+            Self::SideResponseTooLarge { frame, capacity } => write!(
+                f,
+                "a {frame}-byte answer from the group coordinator does not fit in the \
+                 {capacity}-byte coordinator ring: raise weir.coordinator.ring.bytes above it"
+            ),
             Self::Version(e) => write!(f, "{e}"),
             Self::Broker {
                 api,
@@ -497,6 +510,8 @@ pub struct Reactor {
     events: Events,
     waker: Arc<Waker>,
     ring: Ring,
+    /// The receive ring of side connections (see `FetchConfig::side_ring_bytes`).
+    side_ring: Ring,
     brokers: Vec<Broker>,
     topics: HashMap<Arc<str>, [u8; 16]>,
     parts: Vec<PartState>,
@@ -545,6 +560,19 @@ impl Reactor {
         ring.set_waker(move || {
             let _ = w.wake();
         });
+        // Side connections (coordinator) read into memory of their own: a fetch ring
+        // full of data for slow handlers must not keep a heartbeat answer unread.
+        let side_ring = Ring::try_new(cfg.side_ring_bytes).map_err(|e| match e {
+            RingError::Allocation { capacity } => FetchError::Config(format!(
+                "cannot allocate the {capacity}-byte coordinator ring: lower \
+                 weir.coordinator.ring.bytes"
+            )),
+            other => FetchError::Config(other.to_string()),
+        })?;
+        let w = Arc::clone(&waker);
+        side_ring.set_waker(move || {
+            let _ = w.wake();
+        });
         let now = Instant::now();
         let mut brokers = Vec::new();
         for (i, s) in cfg.bootstrap_servers.iter().enumerate() {
@@ -569,6 +597,7 @@ impl Reactor {
             events: Events::with_capacity(256),
             waker,
             ring,
+            side_ring,
             brokers,
             topics: HashMap::new(),
             parts: Vec::new(),
@@ -1362,10 +1391,12 @@ impl Reactor {
     fn drive_conn(&mut self, i: usize, readable: bool, writable: bool) {
         let now = Instant::now();
         let mut out = std::mem::take(&mut self.responses);
+        let side = self.brokers.get(i).is_some_and(|b| b.side);
+        let ring = if side { &self.side_ring } else { &self.ring };
         let res = match self.brokers.get_mut(i).and_then(|b| b.conn.as_mut()) {
             Some(c) => {
                 let before = c.bytes_read;
-                let r = c.on_ready(readable, writable, &self.ring, &mut out);
+                let r = c.on_ready(readable, writable, ring, &mut out);
                 self.metrics
                     .socket_bytes
                     .fetch_add(c.bytes_read - before, Ordering::Relaxed);
@@ -1387,8 +1418,15 @@ impl Reactor {
         out.clear();
         self.responses = out;
         if let Err(e) = res {
-            if let ConnError::Ring(r) = &e {
-                self.errors.push_back(FetchError::Ring(r.clone()));
+            match &e {
+                ConnError::Ring(RingError::FrameTooLarge { frame, capacity }) if side => {
+                    self.errors.push_back(FetchError::SideResponseTooLarge {
+                        frame: *frame,
+                        capacity: *capacity,
+                    });
+                }
+                ConnError::Ring(r) => self.errors.push_back(FetchError::Ring(r.clone())),
+                _ => {}
             }
             self.conn_died(i, e, now);
         }
