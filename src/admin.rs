@@ -1044,7 +1044,7 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
     }
     for (i, m) in described.members.iter().enumerate() {
         for tp in &m.assignment {
-            rows.insert((tp.topic.clone(), tp.partition), Some(i));
+            rows.insert((tp.topic.to_string(), tp.partition), Some(i));
         }
     }
     let log_end = if rows.is_empty() {

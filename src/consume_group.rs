@@ -173,9 +173,15 @@ const MAX_TRANSIENT_ERRORS: u32 = 10;
 /// assignment: an authorization failure or an unknown version does not go away by
 /// retrying, a response larger than the ring would come back as large, a corrupt
 /// batch or an out-of-range offset with `auto.offset.reset=none` pauses the partition
-/// for good, and carrying on would end in a silent stall.
+/// for good, and carrying on would end in a silent stall. A partition the topic does
+/// not have is different in a group than with `-p`: the group chose it (the leader's
+/// metadata may be newer than ours, or the leader is wrong), and the fetch layer
+/// fetches it as soon as metadata shows it, so it is a warning.
 fn is_transient(e: &FetchError) -> bool {
-    matches!(e, FetchError::Decode { .. })
+    matches!(
+        e,
+        FetchError::Decode { .. } | FetchError::UnknownPartition { .. }
+    )
 }
 
 fn group_err(e: GroupConsumerError) -> CliError {
@@ -255,7 +261,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
             if plan.count.is_some_and(|c| summary.records >= c) {
                 if !cut
                     .iter()
-                    .any(|tp| tp.partition == rec.partition && tp.topic == rec.topic)
+                    .any(|tp| tp.partition == rec.partition && *tp.topic == *rec.topic)
                 {
                     cut.insert(TopicPartition::new(rec.topic, rec.partition));
                 }
@@ -327,8 +333,9 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 }
             }
             Err(GroupConsumerError::Fetch(e)) if is_transient(&e) => {
-                // The fetch layer has reset the connection and retries on its own;
-                // say so, and give up only when it keeps failing without progress.
+                // The fetch layer retries on its own (a reset connection, a partition
+                // it waits for); say so, and give up only when it keeps failing
+                // without progress.
                 transient_errors += 1;
                 if transient_errors > MAX_TRANSIENT_ERRORS {
                     break Err(CliError::runtime(format!(
@@ -375,7 +382,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                 let Some(pos) = gc.position(&tp.topic, tp.partition) else {
                     continue; // start offset still being looked up
                 };
-                if let Some(&next) = resume.get(&(tp.topic.clone(), tp.partition))
+                if let Some(&next) = resume.get(&(tp.topic.to_string(), tp.partition))
                     && next > pos
                 {
                     gc.seek(&tp.topic, tp.partition, next).map_err(group_err)?;
@@ -535,6 +542,17 @@ mod tests {
             b.set(k, v, Source::Option("-X")).unwrap();
         }
         b.build(Mode::Group).unwrap()
+    }
+
+    #[test]
+    fn an_assigned_partition_the_topic_lacks_is_a_warning_in_a_group() {
+        let e = FetchError::UnknownPartition {
+            topic: "t".into(),
+            partition: 7,
+            partitions: 2,
+        };
+        assert!(is_transient(&e));
+        assert!(!is_transient(&FetchError::Config("x".into())));
     }
 
     #[test]

@@ -416,7 +416,7 @@ impl GroupConsumer {
                         note_processed(processed, rec);
                     } else if !refused
                         .iter()
-                        .any(|tp| tp.partition == rec.partition && tp.topic == rec.topic)
+                        .any(|tp| tp.partition == rec.partition && *tp.topic == *rec.topic)
                     {
                         refused.insert(TopicPartition::new(rec.topic, rec.partition));
                     }

@@ -13,6 +13,7 @@
 
 use crate::TopicPartition;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use weir_protocol::{DecodeError, Reader};
 
 /// The highest Subscription/Assignment version weir writes and reads.
@@ -79,8 +80,8 @@ fn by_topic(parts: &[TopicPartition]) -> Vec<(&str, Vec<i32>)> {
     let mut out: Vec<(&str, Vec<i32>)> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for tp in parts {
-        let i = *index.entry(tp.topic.as_str()).or_insert_with(|| {
-            out.push((tp.topic.as_str(), Vec::new()));
+        let i = *index.entry(&*tp.topic).or_insert_with(|| {
+            out.push((&*tp.topic, Vec::new()));
             out.len() - 1
         });
         out[i].1.push(tp.partition);
@@ -102,6 +103,11 @@ pub(crate) fn put_topic_partitions(out: &mut Vec<u8>, parts: &[TopicPartition]) 
 }
 
 /// Read an array of {topic, [partition]}.
+///
+/// Bounded by the input: counts are checked against the bytes left before anything
+/// is reserved, and each topic's name is allocated once and shared by its partitions,
+/// so the result takes at most about six times the input's size. A negative partition
+/// number is an error.
 pub(crate) fn read_topic_partitions(
     r: &mut Reader<'_>,
 ) -> Result<Vec<TopicPartition>, DecodeError> {
@@ -109,11 +115,18 @@ pub(crate) fn read_topic_partitions(
     let n = r.array_len(6, "topic partitions")?.unwrap_or(0);
     let mut out = Vec::new();
     for _ in 0..n {
-        let topic = r.string("topic")?;
+        let topic: Arc<str> = Arc::from(r.string("topic")?);
         let pn = r.array_len(4, "partitions")?.unwrap_or(0);
         out.reserve(pn);
         for _ in 0..pn {
-            out.push(TopicPartition::new(topic, r.i32("partition")?));
+            let partition = r.i32("partition")?;
+            if partition < 0 {
+                return Err(DecodeError::Invalid {
+                    what: "partition",
+                    reason: "negative partition number",
+                });
+            }
+            out.push(TopicPartition::shared(&topic, partition));
         }
     }
     Ok(out)
@@ -342,5 +355,67 @@ mod tests {
         }
         // 2^31-1 topics in a tiny buffer is rejected before allocating.
         assert!(Subscription::decode(&[0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0]).is_err());
+    }
+
+    /// One copy of a topic's name serves all its partitions: a 32 KiB name followed
+    /// by 4-byte partition entries used to cost 32 KiB per entry (a 1 MiB assignment
+    /// asked for 8 GiB); now the result is a few times the input's size.
+    #[test]
+    fn a_topic_name_is_shared_by_its_partitions() {
+        let name = "n".repeat(i16::MAX as usize);
+        let parts: Vec<TopicPartition> = (0..1000).map(|p| tp(&name, p)).collect();
+        let bytes = Assignment {
+            partitions: parts,
+            user_data: None,
+        }
+        .encode(3);
+        let a = Assignment::decode(&bytes).expect("decodes");
+        assert_eq!(a.partitions.len(), 1000);
+        assert_eq!(a.partitions[999].partition, 999);
+        assert!(
+            a.partitions
+                .iter()
+                .all(|p| Arc::ptr_eq(&p.topic, &a.partitions[0].topic)),
+            "a copy of the name per partition"
+        );
+        // Owned partitions in a subscription are read the same way.
+        let sub = Subscription {
+            topics: vec![name.clone()],
+            owned_partitions: a.partitions.clone(),
+            ..Default::default()
+        };
+        let got = Subscription::decode(&sub.encode(3)).expect("decodes");
+        assert!(
+            got.owned_partitions
+                .iter()
+                .all(|p| Arc::ptr_eq(&p.topic, &got.owned_partitions[0].topic))
+        );
+    }
+
+    #[test]
+    fn negative_partitions_are_refused() {
+        for bad in [-1, i32::MIN] {
+            let bytes = Assignment {
+                partitions: vec![tp("t", 0), tp("t", bad)],
+                user_data: None,
+            }
+            .encode(3);
+            assert!(
+                matches!(
+                    Assignment::decode(&bytes),
+                    Err(DecodeError::Invalid {
+                        what: "partition",
+                        ..
+                    })
+                ),
+                "partition {bad}"
+            );
+            let sub = Subscription {
+                topics: vec!["t".into()],
+                owned_partitions: vec![tp("t", bad)],
+                ..Default::default()
+            };
+            assert!(Subscription::decode(&sub.encode(3)).is_err(), "owned {bad}");
+        }
     }
 }

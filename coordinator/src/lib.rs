@@ -88,19 +88,31 @@ pub use member::{
 };
 
 /// A topic partition.
+///
+/// The name is shared (`Arc<str>`): a decoded assignment lists many partitions of one
+/// topic, and a copy of the name per 4-byte partition entry let a hostile member's
+/// bytes ask for thousands of times their size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
     /// The topic name.
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// The partition number.
     pub partition: i32,
 }
 
 impl TopicPartition {
     /// A topic partition.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+    pub fn new(topic: impl AsRef<str>, partition: i32) -> Self {
         Self {
-            topic: topic.into(),
+            topic: std::sync::Arc::from(topic.as_ref()),
+            partition,
+        }
+    }
+
+    /// A partition of a topic whose name is already shared (no copy of the name).
+    pub fn shared(topic: &std::sync::Arc<str>, partition: i32) -> Self {
+        Self {
+            topic: std::sync::Arc::clone(topic),
             partition,
         }
     }

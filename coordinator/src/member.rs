@@ -717,7 +717,7 @@ impl GroupMember {
             let gone: Vec<_> = self
                 .assigned
                 .iter()
-                .filter(|tp| !self.subscription.contains(&tp.topic))
+                .filter(|tp| !self.subscription.contains(&*tp.topic))
                 .cloned()
                 .collect();
             if !gone.is_empty() && matches!(self.state, State::Stable) {
@@ -1683,10 +1683,7 @@ impl GroupMember {
         let v = self.versions.offset_fetch;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in &parts {
-            by_topic
-                .entry(tp.topic.as_str())
-                .or_default()
-                .push(tp.partition);
+            by_topic.entry(&*tp.topic).or_default().push(tp.partition);
         }
         let req = if v >= 8 {
             let topics = by_topic
@@ -1749,7 +1746,7 @@ impl GroupMember {
             if v >= 6 {
                 p = p.with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1));
             }
-            by_topic.entry(tp.topic.as_str()).or_default().push(p);
+            by_topic.entry(&*tp.topic).or_default().push(p);
         }
         let topics = by_topic
             .into_iter()
@@ -1878,7 +1875,8 @@ impl GroupMember {
                 return;
             }
         }
-        self.join_attempts = 0;
+        // join_attempts is reset when SyncGroup brings an assignment this member
+        // takes, so a join that keeps ending in a refused assignment backs off.
         self.join_retry_at = None;
         self.member_id = r.member_id.to_owned();
         self.generation = r.generation_id;
@@ -1993,8 +1991,13 @@ impl GroupMember {
         }
         let assignment = match Assignment::decode(r.assignment) {
             Ok(a) => a,
-            Err(_) => {
+            Err(e) => {
                 // A malformed assignment: rejoin rather than guess.
+                log::warn!(
+                    target: "weir::group",
+                    "group {}: the leader's assignment cannot be read ({e}); joining again",
+                    self.cfg.group_id
+                );
                 self.join_attempts += 1;
                 self.state = State::Unjoined;
                 self.rejoin_needed = true;
@@ -2002,11 +2005,34 @@ impl GroupMember {
                 return;
             }
         };
-        let new: BTreeSet<TopicPartition> = assignment
+        // Topics this member did not subscribe to: the subscription changed since the
+        // join, or the leader is wrong. As Java: take none of it and join again (with
+        // backoff, so a leader that keeps doing it does not cause a storm).
+        let foreign: BTreeSet<&str> = assignment
             .partitions
-            .into_iter()
-            .filter(|tp| self.subscription.contains(&tp.topic))
+            .iter()
+            .map(|tp| &*tp.topic)
+            .filter(|t| !self.subscription.contains(*t))
             .collect();
+        if !foreign.is_empty() {
+            log::warn!(
+                target: "weir::group",
+                "group {}: the assignment names topics this member does not subscribe to \
+                 ({}); joining again with the current subscription",
+                self.cfg.group_id,
+                foreign.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            self.join_attempts += 1;
+            self.state = State::Unjoined;
+            self.rejoin_needed = true;
+            self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+            return;
+        }
+        // Partitions are known to be non-negative (the decoder refuses others); one
+        // the topic does not have (yet) is the fetch layer's to check against live
+        // metadata: it reports UnknownPartition and waits for the topic to grow.
+        let new: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
+        self.join_attempts = 0;
         let revoked: Vec<TopicPartition> = self.assigned.difference(&new).cloned().collect();
         let added: Vec<TopicPartition> = new.difference(&self.assigned).cloned().collect();
         self.previous_assignment = new.iter().cloned().collect();

@@ -1540,3 +1540,72 @@ fn heartbeats_go_on_while_sync_group_is_pending() {
     );
     assert_eq!(h.m.phase(), Phase::Stable);
 }
+
+/// Steps virtual time until the member sends a JoinGroup; returns it and the wait.
+fn time_to_join(h: &mut H) -> (Outgoing, Duration) {
+    let start = h.now;
+    loop {
+        let tx = h.tx();
+        if let Some(j) = tx.into_iter().find(|o| o.request.api_key() == 11) {
+            return (j, h.now - start);
+        }
+        assert!(h.now - start < Duration::from_secs(30), "no JoinGroup");
+        h.advance(10 * MS);
+    }
+}
+
+/// An assignment naming a topic the member does not subscribe to, or a negative
+/// partition, is not taken (Java rejoins too): the member joins again, backing off
+/// longer each time, and takes the next good assignment. It used to keep the
+/// subscribed part silently, and took negative partitions as they came.
+#[test]
+fn a_wrong_assignment_is_refused_and_the_member_joins_again() {
+    let mut h = H::new(cfg());
+    h.m.subscribe(h.now, ["t".to_string()]);
+    h.find_coordinator();
+    let mut generation = 3;
+    let mut waits = Vec::new();
+    let mut j = h.one(11);
+    for bad in [
+        assignment(&[("t", 0), ("other", 1)]),
+        assignment(&[("t", 0), ("t", -1)]),
+    ] {
+        h.m.handle_response(
+            h.now,
+            j.id,
+            Response::JoinGroup(join_ok(generation, "m2", "m1", "range", vec![])),
+        );
+        generation += 1;
+        let s = h.one(14);
+        h.m.handle_response(h.now, s.id, Response::SyncGroup(sync_ok(bad)));
+        assert!(
+            !h.events()
+                .iter()
+                .any(|e| matches!(e, Event::PartitionsAssigned(_))),
+            "a wrong assignment was taken"
+        );
+        assert!(h.m.assignment().is_empty(), "{:?}", h.m.assignment());
+        assert_ne!(h.m.phase(), Phase::Stable);
+        let (next, wait) = time_to_join(&mut h);
+        j = next;
+        waits.push(wait);
+    }
+    assert!(waits[0] > Duration::ZERO, "joined again without backoff");
+    assert!(waits[1] > waits[0], "the backoff does not grow: {waits:?}");
+    h.m.handle_response(
+        h.now,
+        j.id,
+        Response::JoinGroup(join_ok(generation, "m2", "m1", "range", vec![])),
+    );
+    let s = h.one(14);
+    h.m.handle_response(
+        h.now,
+        s.id,
+        Response::SyncGroup(sync_ok(assignment(&[("t", 0), ("t", 1)]))),
+    );
+    assert!(
+        h.events()
+            .contains(&Event::PartitionsAssigned(tps(&[("t", 0), ("t", 1)])))
+    );
+    assert_eq!(h.m.phase(), Phase::Stable);
+}
