@@ -7,6 +7,7 @@
 #
 #   SECONDS   time per target (default 60); CI smoke uses 20
 #   TARGET    record_batches record_roundtrip fetch_response responses frame txn_filter
+#             consumer_protocol
 #             (default: all, run one after the other)
 #   --afl     run the AFL++ harness (fuzz/afl) instead of libFuzzer
 #
@@ -25,14 +26,14 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-all_targets=(record_batches record_roundtrip fetch_response responses frame txn_filter)
+all_targets=(record_batches record_roundtrip fetch_response responses frame txn_filter consumer_protocol)
 mode=libfuzzer
 seconds=60
 targets=()
 for arg in "$@"; do
     case "$arg" in
         --afl) mode=afl ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         ''|*[!0-9]*)
             found=0
             for t in "${all_targets[@]}"; do [ "$t" = "$arg" ] && found=1; done

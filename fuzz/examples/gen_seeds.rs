@@ -467,5 +467,73 @@ fn main() {
         let bytes: Vec<u8> = (0..512).map(|i| (i % 7) as u8).collect();
         write(&dir, target, "small_values", &bytes);
     }
+    consumer_protocol_seeds(&dir);
     println!("seeds written under {}", dir.display());
+}
+
+/// Subscriptions (every version, Java's layout), assignments, and assignor inputs:
+/// [0] + subscription, [1] + assignment, [strategy >= 2, seed, members] + chunks.
+fn consumer_protocol_seeds(dir: &Path) {
+    use weir_coordinator::{Assignment, AssignmentStrategy, Subscription, TopicPartition};
+    let t = "consumer_protocol";
+    let tp = |topic: &str, p: i32| TopicPartition::new(topic, p);
+    let sub = |topics: &[&str], owned: Vec<TopicPartition>| Subscription {
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        user_data: None,
+        owned_partitions: owned,
+        generation_id: 4,
+        rack_id: Some("rack-a".into()),
+    };
+    let full = sub(
+        &["orders", "payments"],
+        vec![tp("orders", 0), tp("payments", 2)],
+    );
+    for v in 0..=3 {
+        let mut seed = vec![0u8];
+        seed.extend(full.encode(v));
+        write(dir, t, &format!("subscription_v{v}"), &seed);
+    }
+    // The sticky assignor's user data (previous assignment and generation).
+    let sticky = Subscription {
+        user_data: AssignmentStrategy::Sticky.user_data(&[tp("orders", 1)], 3),
+        ..sub(&["orders"], vec![])
+    };
+    let mut seed = vec![0u8];
+    seed.extend(sticky.encode(0));
+    write(dir, t, "subscription_sticky_user_data", &seed);
+    let a = Assignment {
+        partitions: vec![tp("orders", 0), tp("orders", 3), tp("payments", 1)],
+        user_data: Some(vec![1, 2, 3]),
+    };
+    let mut seed = vec![1u8];
+    seed.extend(a.encode(3));
+    write(dir, t, "assignment", &seed);
+    write(dir, t, "assignment_empty", &[1]);
+    // One long name, many partitions: a copy of the name per partition entry would
+    // take hundreds of times the input (the heap check fails on it).
+    let long = "x".repeat(2000);
+    let many = Assignment {
+        partitions: (0..5000).map(|p| tp(&long, p)).collect(),
+        user_data: None,
+    };
+    let mut seed = vec![1u8];
+    seed.extend(many.encode(3));
+    write(dir, t, "assignment_long_name_many_partitions", &seed);
+    let members = [
+        sub(
+            &["orders", "payments"],
+            vec![tp("orders", 0), tp("orders", 1)],
+        ),
+        sub(&["orders"], vec![tp("payments", 0)]),
+        sticky.clone(),
+    ];
+    for strategy in 0u8..4 {
+        let mut seed = vec![2 + strategy, 0x2a, 2];
+        for m in &members {
+            let b = m.encode(3);
+            seed.extend((b.len() as u16).to_be_bytes());
+            seed.extend(b);
+        }
+        write(dir, t, &format!("assign_{strategy}"), &seed);
+    }
 }

@@ -12,6 +12,7 @@
 //! libFuzzer and AFL report as a crash. Legitimate work stays far below it: inputs are
 //! at most a few hundred KiB and decompression is capped at [`DECOMPRESS_CAP`].
 
+pub mod consumer;
 pub mod records;
 pub mod responses;
 pub mod roundtrip;
@@ -19,6 +20,7 @@ pub mod txn;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The largest single allocation any target may make.
 pub const ALLOC_CAP: usize = 32 * 1024 * 1024;
@@ -26,8 +28,34 @@ pub const ALLOC_CAP: usize = 32 * 1024 * 1024;
 /// The decompressed-size cap every target's `Decompressor` uses.
 pub const DECOMPRESS_CAP: usize = 1024 * 1024;
 
-/// The system allocator, refusing (by aborting) any allocation above [`ALLOC_CAP`].
+/// The system allocator, refusing (by aborting) any allocation above [`ALLOC_CAP`],
+/// and counting the bytes live and their peak, so that a target can bound the total
+/// a decoder allocates for its input (many small allocations pass the single cap).
 pub struct CappedAlloc;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Start measuring: the peak is set to the bytes live now, which are returned.
+pub fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// The most bytes live at once since [`reset_peak`].
+pub fn peak() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+fn grew(size: usize) {
+    let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+fn shrank(size: usize) {
+    LIVE.fetch_sub(size, Ordering::Relaxed);
+}
 
 #[cold]
 fn too_big(size: usize) -> ! {
@@ -58,23 +86,37 @@ unsafe impl GlobalAlloc for CappedAlloc {
             too_big(layout.size());
         }
         // SAFETY: forwarded as received.
-        unsafe { System.alloc(layout) }
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.size() > ALLOC_CAP {
             too_big(layout.size());
         }
         // SAFETY: forwarded as received.
-        unsafe { System.alloc_zeroed(layout) }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size > ALLOC_CAP {
             too_big(new_size);
         }
         // SAFETY: forwarded as received.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            grew(new_size);
+            shrank(layout.size());
+        }
+        p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        shrank(layout.size());
         // SAFETY: forwarded as received.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -146,6 +188,7 @@ pub mod targets {
         ("responses", responses),
         ("frame", frame),
         ("txn_filter", txn_filter),
+        ("consumer_protocol", consumer_protocol),
     ];
 
     /// Walk a records blob: every batch, CRC, every record and header, all codecs.
@@ -171,5 +214,10 @@ pub mod targets {
     /// Random aborted lists and batch sequences through the read_committed filter.
     pub fn txn_filter(data: &[u8]) {
         crate::txn::txn_filter(data);
+    }
+    /// Group members' Subscription and Assignment bytes, and the leader's assignors
+    /// over decoded subscriptions.
+    pub fn consumer_protocol(data: &[u8]) {
+        crate::consumer::consumer_protocol(data);
     }
 }

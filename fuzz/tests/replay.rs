@@ -75,4 +75,16 @@ fn seeds_are_valid() {
             "{name}: key {key} v{version}"
         );
     }
+    for (name, data) in files("consumer_protocol") {
+        use weir_coordinator::{Assignment, Subscription};
+        match data[0] {
+            0 => {
+                Subscription::decode(&data[1..]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            1 => {
+                Assignment::decode(&data[1..]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            _ => assert!(data.len() > 10, "{name}"),
+        }
+    }
 }
