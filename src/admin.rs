@@ -36,7 +36,7 @@ use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request
 use weir_protocol::versions::client_range;
 use weir_protocol::{ApiRequest, DecodeError, ErrorCode, ResponseBody, VersionError};
 
-use crate::config::ConsumerConfig;
+use weir_consumer::config::ConsumerConfig;
 
 /// Why a `weir groups` command failed. Each message says what to check next.
 #[derive(Debug)]
@@ -237,7 +237,7 @@ enum Step<T> {
 
 impl Client {
     fn new(cfg: &ConsumerConfig) -> Result<Self, AdminError> {
-        let fc = crate::consume::fetch_config(cfg);
+        let fc = cfg.fetch_config();
         let reactor = Reactor::new(fc).map_err(|e| match e {
             FetchError::Config(m) => AdminError::Config(m),
             other => AdminError::Fetch(other),

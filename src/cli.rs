@@ -16,8 +16,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigBuilder, ConfigError, ConsumerConfig, Mode, Profile, Source};
 use crate::format::{self, Style};
+use weir_consumer::config::{
+    self, ConfigBuilder, ConfigError, ConsumerConfig, Mode, Profile, Source,
+};
 
 /// Success.
 pub const EXIT_OK: u8 = 0;

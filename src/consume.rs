@@ -7,7 +7,7 @@
 //! side connection of the reactor) with [`weir_fetch::Consumer::poll`] on the caller's
 //! thread. Group mode (`-G GROUP TOPIC...`, with or without `--sink`) lives in
 //! [`crate::consume_group`]; [`run`] hands it over there, and that module uses
-//! [`group_config`] and [`fetch_config`] from here.
+//! [`group_config`] and [`plan_fetch_config`] from here.
 //!
 //! Not available yet, with a message saying so: `-o stored` without `-G`.
 
@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use weir_fetch::{Consumer, ConsumerRecord, FetchConfig, FetchError, StartAt};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
-use crate::config::{Assignor, ConsumerConfig, IsolationLevel, Mode, OffsetReset};
 use crate::format::{Formatter, RecordView};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
-use weir_coordinator::{AssignmentStrategy, AutoOffsetReset as GroupAutoOffsetReset, GroupConfig};
+use weir_consumer::config::{ConsumerConfig, Mode, OffsetReset};
+use weir_coordinator::{AutoOffsetReset as GroupAutoOffsetReset, GroupConfig};
 
 /// What a run did, for the summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,52 +74,13 @@ impl Summary {
     }
 }
 
-/// The fetch engine's settings from weir's configuration.
-pub fn fetch_config(c: &ConsumerConfig) -> FetchConfig {
-    let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    FetchConfig {
-        bootstrap_servers: c
-            .bootstrap_servers
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        client_id: c.client_id.clone(),
-        client_rack: c.client_rack.clone(),
-        fetch_min_bytes: clamp(c.fetch_min_bytes),
-        fetch_max_bytes: clamp(c.fetch_max_bytes),
-        fetch_max_wait_ms: clamp(c.fetch_max_wait_ms),
-        max_partition_fetch_bytes: clamp(c.max_partition_fetch_bytes),
-        isolation_level: match c.isolation_level {
-            IsolationLevel::ReadCommitted => weir_fetch::IsolationLevel::ReadCommitted,
-            IsolationLevel::ReadUncommitted => weir_fetch::IsolationLevel::ReadUncommitted,
-        },
-        auto_offset_reset: match c.auto_offset_reset {
-            OffsetReset::Earliest => weir_fetch::OffsetReset::Earliest,
-            OffsetReset::Latest => weir_fetch::OffsetReset::Latest,
-            OffsetReset::None => weir_fetch::OffsetReset::None,
-        },
-        check_crcs: c.check_crcs,
-        request_timeout_ms: u64::from(c.request_timeout_ms),
-        reconnect_backoff_ms: u64::from(c.reconnect_backoff_ms),
-        reconnect_backoff_max_ms: u64::from(c.reconnect_backoff_max_ms),
-        retry_backoff_ms: u64::from(c.retry_backoff_ms),
-        metadata_max_age_ms: u64::from(c.metadata_max_age_ms),
-        ring_bytes: usize::try_from(c.ring_bytes).unwrap_or(usize::MAX),
-        side_ring_bytes: usize::try_from(c.coordinator_ring_bytes).unwrap_or(usize::MAX),
-        max_decompressed_batch_bytes: usize::try_from(c.max_decompressed_batch_bytes)
-            .unwrap_or(usize::MAX),
-        max_poll_records: usize::try_from(c.max_poll_records).unwrap_or(usize::MAX),
-        ..FetchConfig::default()
-    }
-}
-
-/// The fetch settings for `plan`: [`fetch_config`], and with `--sink` an
+/// The fetch settings for `plan`: [`ConsumerConfig::fetch_config`], and with `--sink` an
 /// OFFSET_OUT_OF_RANGE answer is an error instead of a reset, unless
 /// `weir.sink.allow.reset=true`. The sink's position is the next record it has not
 /// written: a reset from there (retention deleted records it never wrote, or the log
 /// was truncated below it) would leave a hole in files that promise every record once.
 pub fn plan_fetch_config(plan: &ConsumePlan) -> FetchConfig {
-    let mut f = fetch_config(&plan.config);
+    let mut f = plan.config.fetch_config();
     if plan.sink.is_some() && !plan.config.sink_allow_reset {
         f.auto_offset_reset = weir_fetch::OffsetReset::None;
     }
@@ -157,33 +118,11 @@ fn fetch_err(e: FetchError) -> CliError {
     }
 }
 
-/// The group member's settings from weir's configuration.
+/// The group member's settings ([`ConsumerConfig::group_config`]) with `-o` as the
+/// reset, as kcat in group mode: `-o beginning`/`end` says where to start when the
+/// group has no committed offset; without `-o`, `auto.offset.reset` decides.
 pub fn group_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfig, CliError> {
-    let ms = |v: u32| Duration::from_millis(u64::from(v));
-    let Some(group_id) = c.group_id.clone() else {
-        return Err(CliError::usage(
-            "`group.id` is not set: group mode needs a consumer group",
-        ));
-    };
-    let mut g = GroupConfig::new(group_id);
-    g.group_instance_id = c.group_instance_id.clone();
-    g.session_timeout = ms(c.session_timeout_ms);
-    g.heartbeat_interval = ms(c.heartbeat_interval_ms);
-    g.max_poll_interval = ms(c.max_poll_interval_ms);
-    g.assignment_strategies = c
-        .partition_assignment_strategy
-        .iter()
-        .map(|a| match a {
-            Assignor::Range => AssignmentStrategy::Range,
-            Assignor::RoundRobin => AssignmentStrategy::RoundRobin,
-            Assignor::Sticky => AssignmentStrategy::Sticky,
-            Assignor::CooperativeSticky => AssignmentStrategy::CooperativeSticky,
-        })
-        .collect();
-    g.enable_auto_commit = c.enable_auto_commit;
-    g.auto_commit_interval = ms(c.auto_commit_interval_ms);
-    // As kcat in group mode: -o beginning/end says where to start when the group has
-    // no committed offset; without -o, auto.offset.reset decides.
+    let mut g = c.group_config()?;
     g.auto_offset_reset = match (start, c.auto_offset_reset) {
         (StartOffset::Beginning, _) | (StartOffset::Stored, OffsetReset::Earliest) => {
             GroupAutoOffsetReset::Earliest
@@ -196,11 +135,6 @@ pub fn group_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfi
             ));
         }
     };
-    g.retry_backoff = ms(c.retry_backoff_ms);
-    g.retry_backoff_max = ms(c.retry_backoff_max_ms);
-    g.request_timeout = ms(c.request_timeout_ms);
-    g.client_id = c.client_id.clone();
-    g.rack = (!c.client_rack.is_empty()).then(|| c.client_rack.clone());
     Ok(g)
 }
 
@@ -595,45 +529,5 @@ fn discover_partitions(
                 _ => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ConfigBuilder, Mode, Source};
-
-    #[test]
-    fn the_decompression_limit_reaches_the_fetch_config() {
-        let mut b = ConfigBuilder::new();
-        b.set("bootstrap.servers", "localhost:9092", Source::Flag)
-            .unwrap();
-        let defaults = b.clone();
-        b.set("weir.max.decompressed.batch.bytes", "4096", Source::Flag)
-            .unwrap();
-        let f = fetch_config(&b.build(Mode::Assign).unwrap());
-        assert_eq!(f.max_decompressed_batch_bytes, 4096);
-        // weir's own default (32 MiB) is passed too, not the engine's 64 MiB.
-        let f = fetch_config(&defaults.build(Mode::Assign).unwrap());
-        assert_eq!(f.max_decompressed_batch_bytes, 32 << 20);
-        f.validate().unwrap();
-    }
-
-    /// max.poll.records reaches the fetch engine, which bounds each poll by it
-    /// (issue 10, defect 13).
-    #[test]
-    fn max_poll_records_reaches_the_fetch_config() {
-        let mut b = ConfigBuilder::new();
-        b.set("bootstrap.servers", "localhost:9092", Source::Flag)
-            .unwrap();
-        assert_eq!(
-            fetch_config(&b.clone().build(Mode::Assign).unwrap()).max_poll_records,
-            500
-        );
-        b.set("max.poll.records", "7", Source::Flag).unwrap();
-        assert_eq!(
-            fetch_config(&b.build(Mode::Assign).unwrap()).max_poll_records,
-            7
-        );
     }
 }

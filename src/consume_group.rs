@@ -58,12 +58,12 @@ use weir_coordinator::{GroupConfig, Phase, TopicPartition};
 use weir_fetch::{ConsumerRecord, FetchError};
 
 use crate::cli::{CliError, ConsumePlan, StartOffset};
-use crate::config::ConsumerConfig;
 use crate::consume::{StopReason, Summary, group_config, plan_fetch_config, plan_fetch_err};
 use crate::format::{Formatter, RecordView};
-use crate::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::sink::{Sink, SinkConfig};
+use weir_consumer::config::ConsumerConfig;
+use weir_consumer::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 
 /// The group member's settings: [`consume::group_config`](crate::consume::group_config)
 /// (Kafka's property names, `-o` as the reset) with the member's own auto-commit off,
@@ -531,7 +531,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigBuilder, Mode, Source};
+    use weir_consumer::config::{ConfigBuilder, Mode, Source};
     use weir_coordinator::{AssignmentStrategy, AutoOffsetReset};
 
     fn cfg(pairs: &[(&str, &str)]) -> ConsumerConfig {

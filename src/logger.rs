@@ -34,11 +34,11 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
     // The consumer group: membership, rebalances, commits.
     (
         "cgrp",
-        &["weir_coordinator", "weir::group", "weir::consume_group"],
+        &["weir_coordinator", "weir_consumer::group", "weir::consume_group"],
     ),
     (
         "consumer",
-        &["weir_coordinator", "weir::group", "weir::consume_group"],
+        &["weir_coordinator", "weir_consumer::group", "weir::consume_group"],
     ),
     // Cluster metadata: leaders, partitions, topics.
     ("metadata", &["weir_fetch::metadata"]),
@@ -189,7 +189,7 @@ mod tests {
         let f = Filter::new(Some("broker,cgrp"), false).unwrap();
         assert!(f.enabled(Level::Debug, "weir_fetch::broker"));
         assert!(f.enabled(Level::Debug, "weir_coordinator::member"));
-        assert!(f.enabled(Level::Debug, "weir::group"));
+        assert!(f.enabled(Level::Debug, "weir_consumer::group"));
         assert!(!f.enabled(Level::Debug, "weir_fetch::reactor"));
         assert!(!f.enabled(Level::Trace, "weir_fetch::broker"));
         assert_eq!(f.max_level(), LevelFilter::Debug);

@@ -73,7 +73,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 GroupsCommand::Describe { group, conn } => (Some(group), conn),
             };
             // Configuration errors exit 2 before anything connects.
-            let config = conn.builder(&[])?.build(weir::config::Mode::Assign)?;
+            let config = conn
+                .builder(&[])?
+                .build(weir_consumer::config::Mode::Assign)?;
             let admin_err = |e: weir::admin::AdminError| CliError {
                 code: e.exit_code(),
                 message: e.to_string(),

@@ -79,7 +79,7 @@ pub struct SinkConfig {
 
 impl SinkConfig {
     /// Settings from a validated configuration.
-    pub fn from_config(dir: PathBuf, cfg: &crate::config::ConsumerConfig) -> Self {
+    pub fn from_config(dir: PathBuf, cfg: &weir_consumer::config::ConsumerConfig) -> Self {
         SinkConfig {
             dir,
             segment_bytes: cfg.sink_segment_bytes.max(1),

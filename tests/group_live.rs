@@ -1,4 +1,4 @@
-//! Group mode (`weir::group::GroupConsumer`) against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with
+//! Group mode (`weir_consumer::group::GroupConsumer`) against a real broker (Apache Kafka; tansu with WEIR_TEST_BROKER=tansu), with
 //! librdkafka producing and, in mixed groups, consuming beside weir.
 //!
 //! Setup once per machine: `scripts/install-kafka.sh` and `scripts/setup-python.sh`;
@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use support::broker::Broker;
 use support::peer::{JavaPeer, Producer, RdkafkaConsume};
 use support::unique_topic;
-use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
-use weir::fetch::FetchConfig;
-use weir::group::GroupConsumer;
+use weir_consumer::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
+use weir_consumer::fetch::FetchConfig;
+use weir_consumer::group::GroupConsumer;
 
 const SESSION: Duration = Duration::from_millis(6000);
 
@@ -158,7 +158,7 @@ fn group_consume_commit_and_resume() {
     );
     a.commit_sync(Duration::from_secs(10)).unwrap();
     for (p, end) in &first.next_offset {
-        let tp = weir::coordinator::TopicPartition::new(topic.clone(), *p);
+        let tp = weir_consumer::coordinator::TopicPartition::new(topic.clone(), *p);
         assert_eq!(a.committed(&tp), Some(*end), "committed offset of {tp}");
     }
     assert_eq!(check_no_loss(&seen, &first.next_offset), 0);
@@ -527,14 +527,14 @@ fn group_killed_member_partitions_move_after_session_timeout() {
 #[derive(Clone, Default)]
 struct Counter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
-impl weir::group::RebalanceListener for Counter {
-    fn on_partitions_revoked(&mut self, p: &[weir::coordinator::TopicPartition]) {
+impl weir_consumer::group::RebalanceListener for Counter {
+    fn on_partitions_revoked(&mut self, p: &[weir_consumer::coordinator::TopicPartition]) {
         self.0.lock().unwrap().push(format!("revoked {}", p.len()));
     }
-    fn on_partitions_assigned(&mut self, p: &[weir::coordinator::TopicPartition]) {
+    fn on_partitions_assigned(&mut self, p: &[weir_consumer::coordinator::TopicPartition]) {
         self.0.lock().unwrap().push(format!("assigned {}", p.len()));
     }
-    fn on_partitions_lost(&mut self, p: &[weir::coordinator::TopicPartition]) {
+    fn on_partitions_lost(&mut self, p: &[weir_consumer::coordinator::TopicPartition]) {
         self.0.lock().unwrap().push(format!("lost {}", p.len()));
     }
 }
@@ -1012,7 +1012,7 @@ fn group_worker_mode_rebalances_without_loss() {
                 false,
                 |_| {
                     let seen = Arc::clone(&seen);
-                    move |r: &weir::fetch::ConsumerRecord<'_>| {
+                    move |r: &weir_consumer::fetch::ConsumerRecord<'_>| {
                         seen.lock().unwrap().push((0, r.partition, r.offset()))
                     }
                 },
@@ -1112,7 +1112,7 @@ fn group_auto_commit_and_commit_async() {
         |_, s| covered(s, &first.next_offset),
     );
     let tps: Vec<_> = (0..2)
-        .map(|p| weir::coordinator::TopicPartition::new(topic.clone(), p))
+        .map(|p| weir_consumer::coordinator::TopicPartition::new(topic.clone(), p))
         .collect();
     // No commit call: the interval commits what the handler finished.
     pump(

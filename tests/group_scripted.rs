@@ -29,10 +29,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use support::scripted::{Action, ScriptedBroker};
-use weir::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
-use weir::fetch::FetchConfig;
-use weir::fetch::FetchError;
-use weir::group::{GroupConsumer, GroupConsumerError};
+use weir_consumer::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
+use weir_consumer::fetch::FetchConfig;
+use weir_consumer::fetch::FetchError;
+use weir_consumer::group::{GroupConsumer, GroupConsumerError};
 use weir_protocol::RecordBatchBuilder;
 
 const T: &str = "events";
@@ -679,7 +679,7 @@ fn offset_out_of_range_with_reset_none_surfaces_from_poll() {
         request_timeout_ms: 2000,
         reconnect_backoff_ms: 20,
         reconnect_backoff_max_ms: 200,
-        auto_offset_reset: weir::fetch::OffsetReset::None,
+        auto_offset_reset: weir_consumer::fetch::OffsetReset::None,
         ..FetchConfig::new(&b.bootstrap())
     };
     let mut g = GroupConfig::new("scripted-group");

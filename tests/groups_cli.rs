@@ -249,7 +249,7 @@ mod scripted_cases {
     };
     use kafka_protocol::protocol::StrBytes;
     use support::scripted::{Action, KeyValue, ScriptedBroker, uncompressed_batch};
-    use weir::coordinator::{Assignment, TopicPartition};
+    use weir_consumer::coordinator::{Assignment, TopicPartition};
 
     fn s(x: &str) -> StrBytes {
         StrBytes::from_string(x.to_owned())

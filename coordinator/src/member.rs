@@ -1994,7 +1994,7 @@ impl GroupMember {
             Err(e) => {
                 // A malformed assignment: rejoin rather than guess.
                 log::warn!(
-                    target: "weir::group",
+                    target: "weir_consumer::group",
                     "group {}: the leader's assignment cannot be read ({e}); joining again",
                     self.cfg.group_id
                 );
@@ -2016,7 +2016,7 @@ impl GroupMember {
             .collect();
         if !foreign.is_empty() {
             log::warn!(
-                target: "weir::group",
+                target: "weir_consumer::group",
                 "group {}: the assignment names topics this member does not subscribe to \
                  ({}); joining again with the current subscription",
                 self.cfg.group_id,

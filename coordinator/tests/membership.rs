@@ -759,7 +759,7 @@ fn close_revokes_commits_leaves() {
 }
 
 /// Without auto-commit the application commits what it processed before it acks the
-/// revocation (as `weir::group` does): that commit goes out with the member's id and
+/// revocation (as `weir_consumer::group` does): that commit goes out with the member's id and
 /// generation, and LeaveGroup only after it completed. Leaving first makes Apache
 /// Kafka reject the commit (UNKNOWN_MEMBER_ID), and the next owner re-reads.
 #[test]

@@ -1001,7 +1001,7 @@ impl GroupConsumer {
                 .is_some_and(|t| now.saturating_duration_since(t) < MISSING_TOPIC_WARN_EVERY);
             if !quiet {
                 log::warn!(
-                    target: "weir::group",
+                    target: "weir_consumer::group",
                     "subscribed topic(s) {} do not exist (UNKNOWN_TOPIC_OR_PARTITION): no \
                      partitions of them are assigned until they are created",
                     missing.join(", ")

@@ -475,6 +475,8 @@ pub enum Source {
     Flag,
     /// Set by a command-line option other than -X (such as `-b` or `-G`).
     Option(&'static str),
+    /// Set by the embedding application ([`ConfigBuilder::property`]).
+    Application,
 }
 
 impl fmt::Display for Source {
@@ -485,6 +487,7 @@ impl fmt::Display for Source {
             Source::File { path, line } => write!(f, "{}:{}", path.display(), line),
             Source::Flag => f.write_str("-X"),
             Source::Option(o) => f.write_str(o),
+            Source::Application => f.write_str("the application"),
         }
     }
 }
@@ -1099,6 +1102,12 @@ impl ConfigBuilder {
         self.values
             .insert(spec.name, (value.trim().to_owned(), source));
         Ok(self)
+    }
+
+    /// Sets one property on behalf of the embedding application (errors name the
+    /// application as the value's source).
+    pub fn property(&mut self, name: &str, value: &str) -> Result<&mut Self, ConfigError> {
+        self.set(name, value, Source::Application)
     }
 
     /// Applies a preset's values.
