@@ -284,6 +284,72 @@ pub struct ConsumePlan {
     pub quiet: bool,
 }
 
+impl ConsumePlan {
+    /// The fetch settings: [`ConsumerConfig::fetch_config`], and with `--sink` an
+    /// OFFSET_OUT_OF_RANGE answer is an error instead of a reset, unless
+    /// `weir.sink.allow.reset=true`. The sink's position is the next record it has not
+    /// written: a reset from there (retention deleted records it never wrote, or the
+    /// log was truncated below it) would leave a hole in files that promise every
+    /// record once.
+    pub fn fetch_config(&self) -> weir_fetch::FetchConfig {
+        let mut f = self.config.fetch_config();
+        if self.sink.is_some() && !self.config.sink_allow_reset {
+            f.auto_offset_reset = weir_fetch::OffsetReset::None;
+        }
+        f
+    }
+
+    /// The message for a fetch-layer error: an out-of-range position with `--sink`
+    /// says what was lost and how to go on.
+    pub fn fetch_error(&self, e: weir_fetch::FetchError) -> CliError {
+        use weir_fetch::FetchError;
+        if let (
+            Some(dir),
+            FetchError::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+            },
+        ) = (&self.sink, &e)
+            && !self.config.sink_allow_reset
+        {
+            return CliError::runtime(format!(
+                "{topic}-{partition}: the sink's position {offset} is no longer in the log (OFFSET_OUT_OF_RANGE: \
+                 retention deleted records the sink in {} never wrote, or the log was truncated); \
+                 nothing was skipped. To accept the gap and go on from auto.offset.reset, run again with \
+                 -X weir.sink.allow.reset=true",
+                dir.display()
+            ));
+        }
+        match e {
+            FetchError::Config(m) => CliError::usage(m),
+            other => CliError::runtime(format!("consumer failed: {other}")),
+        }
+    }
+
+    /// The group member's settings ([`ConsumerConfig::group_config`]) with `-o` as
+    /// the reset, as kcat in group mode: `-o beginning`/`end` says where to start when
+    /// the group has no committed offset; without `-o`, `auto.offset.reset` decides.
+    pub fn group_config(&self) -> Result<weir_coordinator::GroupConfig, CliError> {
+        use weir_consumer::config::OffsetReset;
+        use weir_coordinator::AutoOffsetReset as Reset;
+        let mut g = self.config.group_config()?;
+        g.auto_offset_reset = match (self.start, self.config.auto_offset_reset) {
+            (StartOffset::Beginning, _) | (StartOffset::Stored, OffsetReset::Earliest) => {
+                Reset::Earliest
+            }
+            (StartOffset::Stored, OffsetReset::None) => Reset::None,
+            (StartOffset::End | StartOffset::Stored, _) => Reset::Latest,
+            _ => {
+                return Err(CliError::usage(
+                    "in group mode -o can only be beginning, end or stored (the group's committed offsets decide the rest)",
+                ));
+            }
+        };
+        Ok(g)
+    }
+}
+
 impl ConnOpts {
     /// The layered configuration: defaults, profile, file, `-b`, `extra` (such as
     /// `-G`), then `-X`.
@@ -613,9 +679,7 @@ mod tests {
     #[test]
     fn sink_turns_out_of_range_resets_into_errors_unless_allowed() {
         use weir_fetch::OffsetReset as R;
-        let reset = |args: &[&str]| {
-            crate::consume::plan_fetch_config(&parse(args).unwrap()).auto_offset_reset
-        };
+        let reset = |args: &[&str]| parse(args).unwrap().fetch_config().auto_offset_reset;
         let earliest = ["-X", "auto.offset.reset=earliest"];
         for mode in [&["-G", "g", "t"][..], &["-t", "t"][..]] {
             let args = |extra: &[&'static str]| -> Vec<&'static str> {
@@ -647,8 +711,9 @@ mod tests {
     fn group_mode_without_o_follows_auto_offset_reset() {
         use weir_coordinator::AutoOffsetReset as R;
         let reset = |args: &[&str]| {
-            let plan = parse(args).unwrap();
-            crate::consume::group_config(&plan.config, plan.start)
+            parse(args)
+                .unwrap()
+                .group_config()
                 .unwrap()
                 .auto_offset_reset
         };

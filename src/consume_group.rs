@@ -1,9 +1,10 @@
 //! `weir consume -G GROUP TOPIC...`: kcat's balanced consumer group mode, on a
-//! [`GroupConsumer`], through the same [`Formatter`], [`Sink`] and [`Metrics`] as manual
-//! assignment.
+//! [`GroupConsumer`], as the record [`Source`] of the consume pipeline
+//! ([`crate::output`]): the same output stage (formatter, stdout or sink, metrics) as
+//! manual assignment.
 //!
 //! * Start: a partition with a committed offset starts there; one without starts per
-//!   `-o` as `auto.offset.reset` (see [`crate::consume::group_config`]; the command line
+//!   `-o` as `auto.offset.reset` (see [`ConsumePlan::group_config`]; the command line
 //!   refuses other `-o` forms with `-G`).
 //! * Commits never run ahead of the output. The member's own auto-commit is turned off;
 //!   with `enable.auto.commit=true` (the default) weir commits itself:
@@ -11,7 +12,7 @@
 //!     (at least once);
 //!   - with `--sink`, right after each sink checkpoint, when everything written is
 //!     durable: the processed offsets then equal the sink's
-//!     [`committed_positions`](Sink::committed_positions), so group lag tools show the
+//!     [`committed_positions`](crate::sink::Sink::committed_positions), so group lag tools show the
 //!     true lag.
 //!
 //!   On revoke (and on close) the listener flushes stdout or checkpoints the sink
@@ -49,102 +50,56 @@
 //! leaders).
 
 use std::collections::BTreeSet;
-use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use weir_consumer::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
 use weir_coordinator::{GroupConfig, Phase, TopicPartition};
 use weir_fetch::{ConsumerRecord, FetchError};
 
-use crate::cli::{CliError, ConsumePlan, StartOffset};
-use crate::consume::{StopReason, Summary, group_config, plan_fetch_config, plan_fetch_err};
-use crate::format::{Formatter, RecordView};
-use crate::metrics::{Metrics, MetricsServer};
-use crate::sink::{Sink, SinkConfig};
-use weir_consumer::config::ConsumerConfig;
-use weir_consumer::group::{GroupConsumer, GroupConsumerError, RebalanceListener};
+use crate::cli::{CliError, ConsumePlan};
+use crate::metrics::Metrics;
+use crate::output::{
+    self, Delivered, Halt, SharedStage, Source, Stage, Status, StopReason, Summary, lock,
+};
 
-/// The group member's settings: [`consume::group_config`](crate::consume::group_config)
-/// (Kafka's property names, `-o` as the reset) with the member's own auto-commit off,
-/// because weir commits after the output is flushed or durable (see the module docs).
-pub fn member_config(c: &ConsumerConfig, start: StartOffset) -> Result<GroupConfig, CliError> {
-    let mut g = group_config(c, start)?;
+/// The group member's settings: [`ConsumePlan::group_config`] (Kafka's property
+/// names, `-o` as the reset) with the member's own auto-commit off, because weir
+/// commits after the output is flushed or durable (see the module docs).
+pub fn member_config(plan: &ConsumePlan) -> Result<GroupConfig, CliError> {
+    let mut g = plan.group_config()?;
     g.enable_auto_commit = false;
     g.auto_commit_interval = g.auto_commit_interval.max(Duration::from_millis(1));
     g.validate().map_err(|e| CliError::usage(e.to_string()))?;
     Ok(g)
 }
 
-/// Where records go; shared with the rebalance listener, which flushes it.
-enum Output {
-    Stdout(io::BufWriter<io::Stdout>),
-    /// `None` once closed.
-    Sink(Option<Sink>),
-}
-
-struct Shared {
-    out: Output,
-    /// The first write failure; `code == 0` marks a closed stdout.
-    failure: Option<CliError>,
-}
-
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    // A panic while holding the lock leaves plain data (a writer, a sink whose
-    // on-disk state recovers on open); carry on with it.
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    /// Makes everything written so far visible (stdout) or durable (sink).
-    fn flush(&mut self) -> Result<(), CliError> {
-        match &mut self.out {
-            Output::Stdout(w) => w.flush().map_err(|e| {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    CliError {
-                        code: 0,
-                        message: String::new(),
-                    }
-                } else {
-                    CliError::runtime(format!("cannot write to stdout: {e}"))
-                }
-            }),
-            Output::Sink(Some(s)) => s.checkpoint().map_err(|e| CliError::runtime(e.to_string())),
-            Output::Sink(None) => Ok(()),
-        }
-    }
-}
-
 /// Flushes the output before the group consumer commits revoked partitions; counts
 /// rebalances.
 struct Listener {
-    shared: Arc<Mutex<Shared>>,
+    stage: SharedStage,
     metrics: Arc<Metrics>,
 }
 
 impl RebalanceListener for Listener {
     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
-        let mut sh = lock(&self.shared);
-        let res = if sh.failure.is_some() {
-            Err(sh.failure.clone())
-        } else {
-            sh.flush().map_err(Some)
+        let mut st = lock(&self.stage);
+        let res = match st.halt() {
+            Some(h) => Err(h.clone()),
+            None => st.flush(),
         };
-        if let Err(e) = res {
+        if let Err(h) = res {
             // The group consumer commits the processed offsets of these partitions
             // right after this returns, and some of those records are not in the
             // output. Exit now, before that commit; the sink recovers from an abrupt
-            // stop as from kill -9.
-            match e {
-                Some(e) if e.code != 0 => eprintln!("weir: error: {}", e.message),
-                _ => {}
-            }
-            std::process::exit(if matches!(&sh.failure, Some(f) if f.code == 0) {
-                0
-            } else {
-                1
+            // stop as from kill -9. A reader that went away is not an error.
+            std::process::exit(match h {
+                Halt::OutputClosed => 0,
+                Halt::Failed(e) => {
+                    eprintln!("weir: error: {}", e.message);
+                    1
+                }
             });
         }
         for tp in partitions {
@@ -194,191 +149,130 @@ fn group_err(e: GroupConsumerError) -> CliError {
 /// Runs `weir consume -G GROUP TOPIC...` until `-e`, `-c`, a signal (`stop`), or an
 /// error.
 pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
-    let started = Instant::now();
-    let gcfg = member_config(&plan.config, plan.start)?;
-    let auto_commit = plan.config.enable_auto_commit;
-    let commit_every = gcfg.auto_commit_interval;
-    let close_timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms))
-        .min(gcfg.session_timeout);
-    let commit_timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms))
-        .min(Duration::from_secs(10));
-
-    let metrics = Arc::new(Metrics::new());
-    let _server = match plan.metrics_addr {
-        Some(addr) => Some(
-            MetricsServer::start(&addr.to_string(), Arc::clone(&metrics))
-                .map_err(|e| CliError::runtime(e.to_string()))?,
-        ),
-        None => None,
+    let gcfg = member_config(plan)?;
+    let api_timeout = Duration::from_millis(u64::from(plan.config.default_api_timeout_ms));
+    let (metrics, _server) = output::start_metrics(plan)?;
+    let stage = Arc::new(std::sync::Mutex::new(Stage::open(
+        plan,
+        Arc::clone(&metrics),
+    )?));
+    let source = Group {
+        plan,
+        auto_commit: plan.config.enable_auto_commit,
+        commit_every: gcfg.auto_commit_interval,
+        next_commit: Instant::now() + gcfg.auto_commit_interval,
+        close_timeout: api_timeout.min(gcfg.session_timeout),
+        commit_timeout: api_timeout.min(Duration::from_secs(10)),
+        gc: GroupConsumer::new(plan.fetch_config(), gcfg).map_err(group_err)?,
+        owned: Vec::new(),
+        newly_owned: BTreeSet::new(),
+        seen: BTreeSet::new(),
+        transient_errors: 0,
+        metrics: Arc::clone(&metrics),
     };
-    let out = match &plan.sink {
-        Some(dir) => Output::Sink(Some(
-            Sink::open(SinkConfig::from_config(dir.clone(), &plan.config))
-                .map_err(|e| CliError::runtime(e.to_string()))?,
-        )),
-        None => Output::Stdout(io::BufWriter::with_capacity(256 * 1024, io::stdout())),
-    };
-    let shared = Arc::new(Mutex::new(Shared { out, failure: None }));
-
-    let mut gc = GroupConsumer::new(plan_fetch_config(plan), gcfg).map_err(group_err)?;
-    gc.set_listener(Listener {
-        shared: Arc::clone(&shared),
+    let mut source = source;
+    source.gc.set_listener(Listener {
+        stage: Arc::clone(&stage),
         metrics: Arc::clone(&metrics),
     });
-    gc.subscribe(plan.topics.iter().cloned());
+    source.gc.subscribe(plan.topics.iter().cloned());
+    output::drive(plan, source, stage, &metrics, stop)
+}
 
-    let mut formatter = Formatter::new(plan.style.clone());
-    let progress = (!plan.quiet && io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message("joining the group");
-        bar
-    });
-    let fetch_metrics = gc.fetch_consumer().metrics_handle();
-    let (mut lat_sum, mut lat_count) = (0u64, 0u64);
-    let mut summary = Summary::default();
-    let mut seen: BTreeSet<TopicPartition> = BTreeSet::new();
-    let mut next_commit = Instant::now() + commit_every;
-    let mut owned: Vec<TopicPartition> = Vec::new();
-    let mut newly_owned: BTreeSet<TopicPartition> = BTreeSet::new();
-    // Partitions of which `-c` refused a record: their position is past records that
-    // were never written. The sink must not be advanced to it, or its checkpoint
-    // (and the next run, which resumes there and marks it processed) would skip them.
-    let mut cut: BTreeSet<TopicPartition> = BTreeSet::new();
-    // Transient fetch errors since records last arrived (see is_transient).
-    let mut transient_errors = 0u32;
+/// A group member as a record source.
+struct Group<'p> {
+    plan: &'p ConsumePlan,
+    gc: GroupConsumer,
+    /// `enable.auto.commit`: whether records written are committable at all.
+    auto_commit: bool,
+    commit_every: Duration,
+    next_commit: Instant,
+    close_timeout: Duration,
+    commit_timeout: Duration,
+    owned: Vec<TopicPartition>,
+    /// Owned partitions whose start has not been checked against the sink yet.
+    newly_owned: BTreeSet<TopicPartition>,
+    seen: BTreeSet<TopicPartition>,
+    /// Transient fetch errors since records last arrived (see is_transient).
+    transient_errors: u32,
+    metrics: Arc<Metrics>,
+}
 
-    let result: Result<StopReason, CliError> = loop {
-        if stop.load(Ordering::Acquire) {
-            break Ok(StopReason::Signal);
-        }
-        if plan.count.is_some_and(|c| summary.records >= c) {
-            break Ok(StopReason::Count);
-        }
+impl Source for Group<'_> {
+    fn starting(&self) -> &'static str {
+        "joining the group"
+    }
+
+    fn poll(&mut self, stage: &SharedStage, timeout: Duration) -> Result<(), CliError> {
         let now = Instant::now();
+        let auto_commit = self.auto_commit;
         // The handler's answer: whether the record is in the output (committable).
-        // Past -c or after a write failure, nothing more is.
-        let polled = gc.poll_accepting(Duration::from_millis(100), |rec: &ConsumerRecord<'_>| {
-            if plan.count.is_some_and(|c| summary.records >= c) {
-                if !cut
-                    .iter()
-                    .any(|tp| tp.partition == rec.partition && *tp.topic == *rec.topic)
-                {
-                    cut.insert(TopicPartition::new(rec.topic, rec.partition));
-                }
-                return false;
-            }
-            let mut sh = lock(&shared);
-            if sh.failure.is_some() {
-                return false;
-            }
-            let headers = rec
-                .record
-                .headers()
-                .filter_map(Result::ok)
-                .map(|h| (h.key, h.value));
-            let view = RecordView {
-                topic: rec.topic,
-                partition: rec.partition,
-                offset: rec.offset(),
-                timestamp_type: rec.timestamp_type.into(),
-                timestamp: rec.timestamp(),
-                broker: rec.broker,
-                key: rec.key(),
-                value: rec.value(),
-                headers,
-            };
-            let bytes = formatter.format(&view);
-            let written = match &mut sh.out {
-                Output::Sink(Some(s)) => {
-                    match s.write(rec.topic, rec.partition, rec.offset(), bytes, now) {
-                        Ok(true) => Ok(()),
-                        // Already in the sink's files: not written again, not counted.
-                        Ok(false) => return auto_commit,
-                        Err(e) => Err(CliError::runtime(e.to_string())),
-                    }
-                }
-                Output::Sink(None) => Err(CliError::runtime("the sink is closed")),
-                Output::Stdout(w) => w.write_all(bytes).map_err(|e| {
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        CliError {
-                            code: 0,
-                            message: String::new(),
-                        }
-                    } else {
-                        CliError::runtime(format!("cannot write to stdout: {e}"))
-                    }
-                }),
-            };
-            match written {
-                Ok(()) => {
-                    let n = rec.key().map_or(0, <[u8]>::len) + rec.value().map_or(0, <[u8]>::len);
-                    summary.records += 1;
-                    summary.bytes += n as u64;
-                    metrics.record_consumed(n);
-                    // enable.auto.commit=false: nothing is ever committable, so
-                    // nothing is committed (as kcat without commits).
-                    auto_commit
-                }
-                Err(e) => {
-                    metrics.processing_errors.inc();
-                    sh.failure = Some(e);
-                    false
-                }
+        // The stage is locked per record: the rebalance listener, which runs during
+        // this poll between records, takes it too.
+        let polled = self.gc.poll_accepting(timeout, |rec: &ConsumerRecord<'_>| {
+            match lock(stage).deliver(rec, now) {
+                // enable.auto.commit=false: nothing is ever committable, so
+                // nothing is committed (as kcat without commits).
+                Delivered::Written | Delivered::AlreadyInSink => auto_commit,
+                Delivered::Refused => false,
             }
         });
         match polled {
             Ok(n) => {
                 if n > 0 {
-                    transient_errors = 0;
+                    self.transient_errors = 0;
                 }
             }
             Err(GroupConsumerError::Fetch(e)) if is_transient(&e) => {
                 // The fetch layer retries on its own (a reset connection, a partition
                 // it waits for); say so, and give up only when it keeps failing
                 // without progress.
-                transient_errors += 1;
-                if transient_errors > MAX_TRANSIENT_ERRORS {
-                    break Err(CliError::runtime(format!(
+                self.transient_errors += 1;
+                if self.transient_errors > MAX_TRANSIENT_ERRORS {
+                    return Err(CliError::runtime(format!(
                         "group consumer failed: {e} ({MAX_TRANSIENT_ERRORS} times in a row without a record)"
                     )));
                 }
-                if !plan.quiet {
+                if !self.plan.quiet {
                     eprintln!("weir: warning: {e}");
                 }
             }
             Err(GroupConsumerError::Commit(e)) => {
                 // A failed commit is superseded by the next one; count it, go on.
-                metrics.commit_errors.inc();
-                if !plan.quiet {
+                self.metrics.commit_errors.inc();
+                if !self.plan.quiet {
                     eprintln!("weir: warning: offset commit failed: {e}");
                 }
             }
-            Err(GroupConsumerError::Fetch(e)) => break Err(plan_fetch_err(plan, e)),
-            Err(e) => break Err(group_err(e)),
+            Err(GroupConsumerError::Fetch(e)) => return Err(self.plan.fetch_error(e)),
+            Err(e) => return Err(group_err(e)),
         }
-        let mut sh = lock(&shared);
-        if let Some(f) = sh.failure.clone() {
-            break Err(f);
-        }
-        if gc.assignment().len() != owned.len()
-            || gc.assignment().iter().zip(&owned).any(|(a, b)| a != b)
+        Ok(())
+    }
+
+    fn after_poll(&mut self, stage: &mut Stage) -> Result<Status, CliError> {
+        let gc = &mut self.gc;
+        if gc.assignment().len() != self.owned.len()
+            || gc.assignment().iter().zip(&self.owned).any(|(a, b)| a != b)
         {
             for tp in gc.assignment() {
-                if !owned.contains(tp) {
-                    newly_owned.insert(tp.clone());
+                if !self.owned.contains(tp) {
+                    self.newly_owned.insert(tp.clone());
                 }
             }
-            newly_owned.retain(|tp| gc.assignment().contains(tp));
-            owned.clear();
-            owned.extend(gc.assignment().iter().cloned());
+            self.newly_owned.retain(|tp| gc.assignment().contains(tp));
+            self.owned.clear();
+            self.owned.extend(gc.assignment().iter().cloned());
         }
         // A newly owned partition starts at the group's commit; the sink is the
         // source of truth: when it already holds records past that, seek to its
         // position (it would drop those records anyway, but need not fetch them).
-        if let (Output::Sink(Some(s)), false) = (&mut sh.out, newly_owned.is_empty()) {
-            let resume = s.resume_positions();
+        if stage.to_stdout() {
+            self.newly_owned.clear();
+        } else if !self.newly_owned.is_empty() {
+            let resume = stage.resume_positions();
             let mut done = Vec::new();
-            for tp in &newly_owned {
+            for tp in &self.newly_owned {
                 let Some(pos) = gc.position(&tp.topic, tp.partition) else {
                     continue; // start offset still being looked up
                 };
@@ -389,159 +283,124 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
                     // The sink holds everything below `next` (what is still
                     // buffered is durable before the next commit: commits follow
                     // checkpoints, and the revoke listener checkpoints first).
-                    if auto_commit {
+                    if self.auto_commit {
                         gc.mark_processed(&tp.topic, tp.partition, next);
                     }
                 }
                 done.push(tp.clone());
             }
             for tp in done {
-                newly_owned.remove(&tp);
+                self.newly_owned.remove(&tp);
             }
-        } else {
-            newly_owned.clear();
         }
-        let mut all_at_end = !owned.is_empty() && gc.phase() == Phase::Stable;
-        for tp in &owned {
-            seen.insert(tp.clone());
-            let fc = gc.fetch_consumer();
-            match fc.lag(&tp.topic, tp.partition) {
+        let mut status = Status {
+            all_at_end: !self.owned.is_empty() && gc.phase() == Phase::Stable,
+            partitions: self.owned.len(),
+            ..Status::default()
+        };
+        for tp in &self.owned {
+            self.seen.insert(tp.clone());
+            match gc.fetch_consumer().lag(&tp.topic, tp.partition) {
                 Some(lag) => {
-                    metrics.set_lag(&tp.topic, tp.partition, lag);
-                    all_at_end &= lag <= 0;
+                    self.metrics.set_lag(&tp.topic, tp.partition, lag);
+                    status.lag += lag.max(0);
+                    status.all_at_end &= lag <= 0;
                 }
-                None => all_at_end = false,
+                None => status.all_at_end = false,
             }
-            if let (Output::Sink(Some(s)), Some(pos)) =
-                (&mut sh.out, gc.position(&tp.topic, tp.partition))
-                && !cut.contains(tp)
-            {
-                // Offsets stepped over (control batches, compaction) need no re-fetch.
-                // Not past records `-c` refused: those are for the next run.
-                s.advance(&tp.topic, tp.partition, pos);
+            if let Some(pos) = gc.position(&tp.topic, tp.partition) {
+                stage.advance(&tp.topic, tp.partition, pos);
             }
         }
-        // Commit only what is flushed (stdout) or durable (sink).
-        let now = Instant::now();
-        let to_stdout = matches!(sh.out, Output::Stdout(_));
-        let commit_now = match &mut sh.out {
-            Output::Stdout(_) => false,
-            Output::Sink(Some(s)) => match s.poll(now) {
-                // A checkpoint made every record written so far durable: the
-                // processed offsets are the sink's committed positions now.
-                Ok(checkpointed) => auto_commit && checkpointed,
-                Err(e) => break Err(CliError::runtime(e.to_string())),
-            },
-            Output::Sink(None) => false,
-        };
-        let commit_now = if to_stdout {
-            match sh.flush() {
-                Ok(()) => auto_commit && now >= next_commit,
-                Err(e) => break Err(e),
-            }
+        status.seen = self.seen.len();
+        Ok(status)
+    }
+
+    /// Commits only what is flushed (stdout, every `auto.commit.interval.ms`) or
+    /// durable (right after a sink checkpoint).
+    fn settled(&mut self, stdout: bool, checkpointed: bool, now: Instant) {
+        let due = if stdout {
+            now >= self.next_commit
         } else {
-            commit_now
+            checkpointed
         };
-        drop(sh);
-        if commit_now {
-            next_commit = now + commit_every;
-            let m = Arc::clone(&metrics);
-            gc.commit_async(move |r| {
+        if self.auto_commit && due {
+            self.next_commit = now + self.commit_every;
+            let m = Arc::clone(&self.metrics);
+            self.gc.commit_async(move |r| {
                 if r.is_err() {
                     m.commit_errors.inc();
                 }
             });
         }
-        let sum = fetch_metrics.fetch_latency_us_sum.load(Ordering::Relaxed);
-        let count = fetch_metrics.fetch_latency_count.load(Ordering::Relaxed);
-        if count > lat_count {
-            let mean = (sum.saturating_sub(lat_sum)) / (count - lat_count);
-            for _ in lat_count..count {
-                metrics.observe_fetch(Duration::from_micros(mean));
-            }
-            (lat_sum, lat_count) = (sum, count);
+    }
+
+    fn fetch_metrics(&self) -> Arc<weir_fetch::metrics::Metrics> {
+        self.gc.fetch_consumer().metrics_handle()
+    }
+
+    /// Graceful end: flush or checkpoint, commit, leave the group, close the output.
+    /// After a closed stdout nothing is committed: the records handed over were not
+    /// all read (see the module docs).
+    fn finish(&mut self, reason: StopReason, stage: &SharedStage) -> Result<(), CliError> {
+        if reason == StopReason::BrokenPipe {
+            return Ok(());
         }
-        if let Some(bar) = &progress {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let lag: i64 = owned
-                .iter()
-                .filter_map(|tp| gc.fetch_consumer().lag(&tp.topic, tp.partition))
-                .sum();
-            bar.set_message(format!(
-                "{} records, {:.0} records/s, {} partition(s), lag {lag}",
-                summary.records,
-                summary.records as f64 / secs,
-                owned.len()
-            ));
-            bar.tick();
+        match lock(stage).flush() {
+            Ok(()) => {}
+            Err(Halt::OutputClosed) => return Ok(()),
+            Err(Halt::Failed(e)) => return Err(e),
         }
-        if plan.exit_at_end && all_at_end {
-            break Ok(StopReason::EndOfPartitions);
+        let mut commit_failed = None;
+        if let Err(e) = self.gc.commit_sync(self.commit_timeout) {
+            self.metrics.commit_errors.inc();
+            commit_failed = Some(e);
         }
-    };
-    if let Some(bar) = &progress {
-        bar.finish_and_clear();
+        // close revokes (the listener flushes again, the member commits anything
+        // left) and sends LeaveGroup, within close_timeout whatever the broker does.
+        let closed = self.gc.close(self.close_timeout);
+        lock(stage).close()?;
+        if let Some(e) = commit_failed {
+            return Err(CliError::runtime(format!(
+                "the final offset commit failed ({e}); the output is complete, the group may read some records again"
+            )));
+        }
+        closed.map_err(|e| {
+            CliError::runtime(format!(
+                "leaving the group failed ({e}); the other members take over this member's partitions after session.timeout.ms"
+            ))
+        })
     }
-    let reason = match result {
-        Ok(r) => r,
-        Err(e) if e.code == 0 => StopReason::BrokenPipe,
-        Err(e) => return Err(e),
-    };
-    if reason == StopReason::BrokenPipe {
-        // Records handed over were not all read: no final commit (see module docs).
-        summary.partitions = seen.len();
-        summary.elapsed = started.elapsed();
-        summary.reason = reason;
-        return Ok(summary);
-    }
-    // Graceful end: flush or checkpoint, commit, leave the group, close the sink.
-    lock(&shared).flush()?;
-    let mut commit_failed = None;
-    if let Err(e) = gc.commit_sync(commit_timeout) {
-        metrics.commit_errors.inc();
-        commit_failed = Some(e);
-    }
-    // close revokes (the listener flushes again, the member commits anything left)
-    // and sends LeaveGroup, within close_timeout whatever the broker does.
-    let closed = gc.close(close_timeout);
-    drop(gc);
-    let sink = match &mut lock(&shared).out {
-        Output::Sink(s) => s.take(),
-        Output::Stdout(_) => None,
-    };
-    if let Some(s) = sink {
-        s.close().map_err(|e| CliError::runtime(e.to_string()))?;
-    }
-    if let Some(e) = commit_failed {
-        return Err(CliError::runtime(format!(
-            "the final offset commit failed ({e}); the output is complete, the group may read some records again"
-        )));
-    }
-    closed.map_err(|e| {
-        CliError::runtime(format!(
-            "leaving the group failed ({e}); the other members take over this member's partitions after session.timeout.ms"
-        ))
-    })?;
-    summary.partitions = seen.len();
-    summary.elapsed = started.elapsed();
-    summary.reason = reason;
-    Ok(summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::StartOffset;
+    use crate::format::Style;
     use weir_consumer::config::{ConfigBuilder, Mode, Source};
     use weir_coordinator::{AssignmentStrategy, AutoOffsetReset};
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConsumerConfig {
+    fn plan(pairs: &[(&str, &str)], start: StartOffset) -> ConsumePlan {
         let mut b = ConfigBuilder::new();
         b.set("bootstrap.servers", "k:9092", Source::Option("-b"))
             .unwrap();
         for (k, v) in pairs {
             b.set(k, v, Source::Option("-X")).unwrap();
         }
-        b.build(Mode::Group).unwrap()
+        ConsumePlan {
+            config: b.build(Mode::Group).unwrap(),
+            mode: Mode::Group,
+            topics: vec!["t".into()],
+            partitions: Vec::new(),
+            start,
+            exit_at_end: false,
+            count: None,
+            style: Style::Json,
+            sink: None,
+            metrics_addr: None,
+            quiet: true,
+        }
     }
 
     #[test]
@@ -557,16 +416,19 @@ mod tests {
 
     #[test]
     fn kafka_properties_reach_the_member_without_its_auto_commit() {
-        let c = cfg(&[
-            ("group.id", "g"),
-            ("group.instance.id", "i1"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "500"),
-            ("max.poll.interval.ms", "70000"),
-            ("partition.assignment.strategy", "roundrobin"),
-            ("auto.commit.interval.ms", "250"),
-        ]);
-        let g = member_config(&c, StartOffset::Beginning).unwrap();
+        let p = plan(
+            &[
+                ("group.id", "g"),
+                ("group.instance.id", "i1"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "500"),
+                ("max.poll.interval.ms", "70000"),
+                ("partition.assignment.strategy", "roundrobin"),
+                ("auto.commit.interval.ms", "250"),
+            ],
+            StartOffset::Beginning,
+        );
+        let g = member_config(&p).unwrap();
         assert_eq!(g.group_id, "g");
         assert_eq!(g.group_instance_id.as_deref(), Some("i1"));
         assert_eq!(g.session_timeout, Duration::from_millis(6000));
@@ -579,19 +441,18 @@ mod tests {
         assert_eq!(g.auto_commit_interval, Duration::from_millis(250));
         assert_eq!(g.auto_offset_reset, AutoOffsetReset::Earliest);
         // weir commits itself, after the output is flushed or durable.
-        assert!(c.enable_auto_commit);
+        assert!(p.config.enable_auto_commit);
         assert!(!g.enable_auto_commit);
     }
 
     #[test]
     fn offsets_other_than_reset_points_are_usage_errors() {
-        let c = cfg(&[("group.id", "g")]);
         for bad in [
             StartOffset::Absolute(5),
             StartOffset::FromEnd(5),
             StartOffset::Timestamp(5),
         ] {
-            let e = member_config(&c, bad).unwrap_err();
+            let e = member_config(&plan(&[("group.id", "g")], bad)).unwrap_err();
             assert_eq!(e.code, crate::cli::EXIT_USAGE);
         }
     }

@@ -12,9 +12,11 @@
 //!   made durable with fsync and rename ordering; recovery after `kill -9`).
 //! * [`metrics`]: Prometheus metrics with the names `alerts/weir-alerts.yml` uses, served
 //!   at `/metrics`.
-//! * [`cli`], [`consume`] and [`consume_group`]: the command line (kcat's flags) and the
-//!   consume loops, manual assignment and group mode (`-G`), whose commits follow the
-//!   flushed or durable output.
+//! * [`cli`]: the command line (kcat's flags), checked into a [`cli::ConsumePlan`].
+//! * [`output`]: the one consume pipeline: a record source feeding one output stage
+//!   (formatter, stdout or sink, metrics, `-c`), driven by one loop. The sources are
+//!   [`consume`] (manual assignment) and [`consume_group`] (`-G`, whose commits follow
+//!   the flushed or durable output); neither imports the other.
 //! * [`admin`]: `weir groups list` / `weir groups describe` (ListGroups on every broker;
 //!   FindCoordinator, DescribeGroups, OffsetFetch and the Fetch high watermark for lag).
 //! * [`logger`]: the binary's stderr logger for the library's `log` records (`-d`).
@@ -26,4 +28,5 @@ pub mod consume_group;
 pub mod format;
 pub mod logger;
 pub mod metrics;
+pub mod output;
 pub mod sink;

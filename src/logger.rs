@@ -34,11 +34,19 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
     // The consumer group: membership, rebalances, commits.
     (
         "cgrp",
-        &["weir_coordinator", "weir_consumer::group", "weir::consume_group"],
+        &[
+            "weir_coordinator",
+            "weir_consumer::group",
+            "weir::consume_group",
+        ],
     ),
     (
         "consumer",
-        &["weir_coordinator", "weir_consumer::group", "weir::consume_group"],
+        &[
+            "weir_coordinator",
+            "weir_consumer::group",
+            "weir::consume_group",
+        ],
     ),
     // Cluster metadata: leaders, partitions, topics.
     ("metadata", &["weir_fetch::metadata"]),

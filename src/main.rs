@@ -61,7 +61,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
             let stop = Arc::new(AtomicBool::new(false));
             install_signal_handlers(&stop)?;
-            let summary = weir::consume::run(&plan, &stop)?;
+            // Group mode (-G), with or without --sink: commits follow the flushed or
+            // durable output.
+            let summary = match plan.mode {
+                weir_consumer::config::Mode::Group => weir::consume_group::run(&plan, &stop)?,
+                weir_consumer::config::Mode::Assign => weir::consume::run(&plan, &stop)?,
+            };
             if !plan.quiet {
                 eprintln!("{}", summary.line());
             }

@@ -43,7 +43,7 @@
 //! A reset of the position by the broker (OFFSET_OUT_OF_RANGE, when retention has
 //! deleted records the sink never wrote) would break the contract, so with a sink
 //! the consumer stops instead, unless `weir.sink.allow.reset=true` accepts the gap
-//! ([`crate::consume::plan_fetch_config`]).
+//! ([`crate::cli::ConsumePlan::fetch_config`]).
 //!
 //! Readers of the directory should read `.log` files, and an `.open` file only up to
 //! the length in `checkpoint`: bytes beyond it may vanish at the next restart.
