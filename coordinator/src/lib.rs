@@ -76,6 +76,7 @@
 pub mod assignor;
 pub mod config;
 pub mod consumer_protocol;
+pub mod envelope;
 pub mod member;
 
 pub use assignor::{AssignmentStrategy, GroupAssignment, MemberSubscription, RebalanceProtocol};

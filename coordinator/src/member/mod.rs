@@ -1,4 +1,6 @@
-//! The group-membership state machine (sans-IO), with offset tracking and commits.
+//! The group-membership state machine (sans-IO). Offset tracking and commits are in
+//! `offsets` (a private module of the same `GroupMember`), the wire envelope in
+//! [`crate::envelope`].
 //!
 //! See the crate docs for the driving loop. States:
 //!
@@ -27,315 +29,28 @@
 //! machine sends FindCoordinator to any broker, with backoff, and keeps its
 //! generation and partitions, as Java does.
 
+mod offsets;
+
+pub use crate::envelope::{
+    CoordinatorAddr, GroupVersions, Outgoing, Request, RequestId, Response, Target,
+};
+pub use offsets::{CommitError, CommitId, CommitMode, OffsetAndMetadata, StartPosition};
+use offsets::{PartitionOffsets, PendingCommit};
+
 use crate::TopicPartition;
 use crate::assignor::{AssignmentStrategy, MemberSubscription, RebalanceProtocol};
-use crate::config::{AutoOffsetReset, ConfigError, GroupConfig};
+use crate::config::{ConfigError, GroupConfig};
 use crate::consumer_protocol::{Assignment, CONSUMER_PROTOCOL_VERSION, Subscription};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
-use weir_protocol::frame::{EncodeError, encode_request, response_header_flexible_by_key};
-use weir_protocol::messages::ResponseBody;
+use weir_protocol::ErrorCode;
 use weir_protocol::messages::group::{
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
-    OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse,
 };
-use weir_protocol::versions::{ApiVersionTable, VersionError};
-use weir_protocol::{DecodeError, ErrorCode};
-
-/// Identifies one outgoing request; hand it back with its response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
-
-/// Identifies one commit; its completion carries the same id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CommitId(pub u64);
-
-/// Where a request must go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Any connected broker (FindCoordinator).
-    AnyBroker,
-    /// The group coordinator, on its own connection.
-    Coordinator(CoordinatorAddr),
-}
-
-/// The group coordinator's address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoordinatorAddr {
-    /// Broker id.
-    pub node_id: i32,
-    /// Host.
-    pub host: String,
-    /// Port.
-    pub port: i32,
-}
-
-/// A request to encode (with kafka-protocol) at [`Outgoing::version`] and send.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub enum Request {
-    FindCoordinator(kp::FindCoordinatorRequest),
-    JoinGroup(kp::JoinGroupRequest),
-    SyncGroup(kp::SyncGroupRequest),
-    Heartbeat(kp::HeartbeatRequest),
-    LeaveGroup(kp::LeaveGroupRequest),
-    OffsetCommit(kp::OffsetCommitRequest),
-    OffsetFetch(kp::OffsetFetchRequest),
-}
-
-impl Request {
-    /// The Kafka API key.
-    pub fn api_key(&self) -> i16 {
-        match self {
-            Self::FindCoordinator(_) => 10,
-            Self::JoinGroup(_) => 11,
-            Self::SyncGroup(_) => 14,
-            Self::Heartbeat(_) => 12,
-            Self::LeaveGroup(_) => 13,
-            Self::OffsetCommit(_) => 8,
-            Self::OffsetFetch(_) => 9,
-        }
-    }
-}
-
-/// One request for the driver to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing {
-    /// Give this back to [`GroupMember::handle_response`] or
-    /// [`GroupMember::handle_request_failed`].
-    pub id: RequestId,
-    /// Which connection.
-    pub target: Target,
-    /// The version to encode at (from [`GroupVersions`]).
-    pub version: i16,
-    /// The request.
-    pub request: Request,
-    /// How long the member waits for the answer before it counts the request as
-    /// failed: `request.timeout.ms`, except JoinGroup, which the coordinator may hold
-    /// for a whole rebalance (the rebalance timeout plus 5 s, as Java). The driver
-    /// must not give up on the request sooner (a transport deadline of
-    /// `request.timeout.ms` would cut every slow rebalance short and rejoin forever).
-    pub timeout: Duration,
-}
-
-/// A decoded response (weir's own decoders) for [`GroupMember::handle_response`].
-#[derive(Debug, Clone)]
-#[allow(missing_docs)]
-pub enum Response<'a> {
-    FindCoordinator(FindCoordinatorResponse<'a>),
-    JoinGroup(JoinGroupResponse<'a>),
-    SyncGroup(SyncGroupResponse<'a>),
-    Heartbeat(HeartbeatResponse),
-    LeaveGroup(LeaveGroupResponse<'a>),
-    OffsetCommit(OffsetCommitResponse<'a>),
-    OffsetFetch(OffsetFetchResponse<'a>),
-}
-
-/// The request versions the machine builds, one per group API.
-///
-/// Set them from the ApiVersions negotiation with [`GroupVersions::negotiate`]
-/// before the first [`GroupMember::poll_transmit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct GroupVersions {
-    pub find_coordinator: i16,
-    pub join_group: i16,
-    pub sync_group: i16,
-    pub heartbeat: i16,
-    pub leave_group: i16,
-    pub offset_commit: i16,
-    pub offset_fetch: i16,
-}
-
-impl GroupVersions {
-    /// The highest versions weir builds and decodes.
-    pub const MAX: Self = Self {
-        find_coordinator: 4,
-        join_group: 9,
-        sync_group: 5,
-        heartbeat: 4,
-        leave_group: 5,
-        offset_commit: 9,
-        offset_fetch: 9,
-    };
-    /// The lowest versions weir builds (kafka-protocol's encoders start here).
-    pub const MIN: Self = Self {
-        find_coordinator: 0,
-        join_group: 0,
-        sync_group: 0,
-        heartbeat: 0,
-        leave_group: 0,
-        offset_commit: 2,
-        offset_fetch: 1,
-    };
-
-    /// Pick, per API, the highest version both sides support. `broker` returns the
-    /// broker's `(min, max)` for an API key, or `None` when it lacks the API.
-    pub fn negotiate(broker: impl Fn(i16) -> Option<(i16, i16)>) -> Result<Self, i16> {
-        let pick = |key: i16, lo: i16, hi: i16| -> Result<i16, i16> {
-            let (bmin, bmax) = broker(key).ok_or(key)?;
-            let v = hi.min(bmax);
-            if v < lo.max(bmin) { Err(key) } else { Ok(v) }
-        };
-        let (a, b) = (Self::MIN, Self::MAX);
-        Ok(Self {
-            find_coordinator: pick(10, a.find_coordinator, b.find_coordinator)?,
-            join_group: pick(11, a.join_group, b.join_group)?,
-            sync_group: pick(14, a.sync_group, b.sync_group)?,
-            heartbeat: pick(12, a.heartbeat, b.heartbeat)?,
-            leave_group: pick(13, a.leave_group, b.leave_group)?,
-            offset_commit: pick(8, a.offset_commit, b.offset_commit)?,
-            offset_fetch: pick(9, a.offset_fetch, b.offset_fetch)?,
-        })
-    }
-}
-
-impl GroupVersions {
-    /// Negotiate against a broker's ApiVersions table.
-    pub fn from_table(table: &ApiVersionTable) -> Result<Self, VersionError> {
-        let (a, b) = (Self::MIN, Self::MAX);
-        Ok(Self {
-            find_coordinator: table.negotiate_key(
-                10,
-                "FindCoordinator",
-                a.find_coordinator,
-                b.find_coordinator,
-            )?,
-            join_group: table.negotiate_key(11, "JoinGroup", a.join_group, b.join_group)?,
-            sync_group: table.negotiate_key(14, "SyncGroup", a.sync_group, b.sync_group)?,
-            heartbeat: table.negotiate_key(12, "Heartbeat", a.heartbeat, b.heartbeat)?,
-            leave_group: table.negotiate_key(13, "LeaveGroup", a.leave_group, b.leave_group)?,
-            offset_commit: table.negotiate_key(
-                8,
-                "OffsetCommit",
-                a.offset_commit,
-                b.offset_commit,
-            )?,
-            offset_fetch: table.negotiate_key(9, "OffsetFetch", a.offset_fetch, b.offset_fetch)?,
-        })
-    }
-}
-
-impl Request {
-    /// Append the whole request frame (size, header, body) to `out`.
-    pub fn encode_frame(
-        &self,
-        out: &mut BytesMut,
-        correlation_id: i32,
-        client_id: Option<&str>,
-        version: i16,
-    ) -> Result<(), EncodeError> {
-        let (c, id) = (correlation_id, client_id);
-        match self {
-            Self::FindCoordinator(r) => encode_request(out, c, id, version, r),
-            Self::JoinGroup(r) => encode_request(out, c, id, version, r),
-            Self::SyncGroup(r) => encode_request(out, c, id, version, r),
-            Self::Heartbeat(r) => encode_request(out, c, id, version, r),
-            Self::LeaveGroup(r) => encode_request(out, c, id, version, r),
-            Self::OffsetCommit(r) => encode_request(out, c, id, version, r),
-            Self::OffsetFetch(r) => encode_request(out, c, id, version, r),
-        }
-    }
-
-    /// Whether the response to this request at `version` has a flexible header.
-    pub fn response_header_flexible(&self, version: i16) -> bool {
-        response_header_flexible_by_key(self.api_key(), version)
-    }
-}
-
-impl<'a> Response<'a> {
-    /// Decode a response body (after the header) for `api_key` at `version`.
-    pub fn decode(api_key: i16, version: i16, body: &'a [u8]) -> Result<Self, DecodeError> {
-        Ok(match api_key {
-            10 => Self::FindCoordinator(FindCoordinatorResponse::decode_body(body, version)?),
-            11 => Self::JoinGroup(JoinGroupResponse::decode_body(body, version)?),
-            14 => Self::SyncGroup(SyncGroupResponse::decode_body(body, version)?),
-            12 => Self::Heartbeat(HeartbeatResponse::decode_body(body, version)?),
-            13 => Self::LeaveGroup(LeaveGroupResponse::decode_body(body, version)?),
-            8 => Self::OffsetCommit(OffsetCommitResponse::decode_body(body, version)?),
-            9 => Self::OffsetFetch(OffsetFetchResponse::decode_body(body, version)?),
-            _ => return Err(DecodeError::UnsupportedVersion { api_key, version }),
-        })
-    }
-}
-
-impl Default for GroupVersions {
-    fn default() -> Self {
-        Self::MAX
-    }
-}
-
-/// An offset to commit, with its leader epoch and metadata string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetAndMetadata {
-    /// The next offset to read (last processed + 1).
-    pub offset: i64,
-    /// The leader epoch of the last processed record, if known.
-    pub leader_epoch: Option<i32>,
-    /// The commit metadata string.
-    pub metadata: String,
-}
-
-/// How a commit waits and retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitMode {
-    /// One attempt; the completion reports the outcome (Java's `commitAsync`).
-    Async,
-    /// Retry retriable errors until `timeout` has passed (Java's `commitSync`).
-    Sync {
-        /// How long to keep trying.
-        timeout: Duration,
-    },
-}
-
-/// Why a commit failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitError {
-    /// A retriable broker error (coordinator moving or loading); retry later.
-    Retriable(ErrorCode),
-    /// The group is rebalancing; commit again once the rebalance completes.
-    RebalanceInProgress,
-    /// This member is no longer in the generation (UNKNOWN_MEMBER_ID or
-    /// ILLEGAL_GENERATION): its partitions may belong to another member now, so
-    /// these offsets cannot be committed. Rejoin happens automatically.
-    CommitFailed(ErrorCode),
-    /// A non-retriable broker error (authorization, metadata too large, ...).
-    Fatal(ErrorCode),
-    /// Not a member of an active generation (no assignment yet, or left).
-    NotMember,
-    /// The commit did not complete within its timeout.
-    TimedOut,
-    /// The member is closed or failed.
-    Closed,
-}
-
-impl fmt::Display for CommitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Retriable(c) => write!(f, "retriable commit error {c}; retry the commit"),
-            Self::RebalanceInProgress => {
-                f.write_str("group is rebalancing; commit again after the rebalance completes")
-            }
-            Self::CommitFailed(c) => write!(
-                f,
-                "commit failed ({c}): this member left the generation, its partitions may be reassigned; \
-                 consider a larger max.poll.interval.ms or smaller batches"
-            ),
-            Self::Fatal(c) => write!(f, "commit rejected: {c}"),
-            Self::NotMember => {
-                f.write_str("not a member of an active generation; wait for an assignment")
-            }
-            Self::TimedOut => f.write_str("commit timed out; the coordinator was unreachable"),
-            Self::Closed => f.write_str("the group member is closed"),
-        }
-    }
-}
-
-impl std::error::Error for CommitError {}
 
 /// A fatal group error: the member stops; the message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,23 +116,6 @@ pub struct GroupStats {
     pub commits_ok: u64,
     /// Commits that failed (after their retries).
     pub commits_failed: u64,
-}
-
-/// Where to start reading an assigned partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartPosition {
-    /// The group's committed offset.
-    Committed {
-        /// The offset.
-        offset: i64,
-        /// Its leader epoch, if the broker returned one.
-        leader_epoch: Option<i32>,
-        /// The commit metadata.
-        metadata: Option<String>,
-    },
-    /// No committed offset: apply `auto.offset.reset` (ListOffsets is the fetch
-    /// layer's job; `None` means the application must seek or fail).
-    NeedsReset(AutoOffsetReset),
 }
 
 /// What the driver must act on. Drain with [`GroupMember::poll_event`].
@@ -518,22 +216,6 @@ struct Inflight {
     kind: Kind,
     deadline: Instant,
     to_coordinator: bool,
-}
-
-#[derive(Debug, Clone)]
-struct PendingCommit {
-    id: CommitId,
-    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
-    deadline: Instant,
-    retriable: bool,
-    retry_at: Option<Instant>,
-    sent: Option<RequestId>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct PartitionOffsets {
-    processed: Option<(i64, Option<i32>)>,
-    committed: Option<i64>,
 }
 
 /// The sans-IO consumer-group member. See the crate docs for how to drive it.
@@ -688,10 +370,6 @@ impl GroupMember {
     pub fn coordinator(&self) -> Option<&CoordinatorAddr> {
         self.coordinator.as_ref()
     }
-    /// The last committed offset this member knows for `tp`.
-    pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.offsets.get(tp).and_then(|o| o.committed)
-    }
     /// Counters for metrics.
     pub fn stats(&self) -> &GroupStats {
         &self.stats
@@ -779,91 +457,6 @@ impl GroupMember {
             return;
         }
         self.finish_revoke(now, after);
-    }
-
-    /// Record that the handler finished the record at `offset` of `tp`: the next
-    /// commit for `tp` is `offset + 1`. Ignored for partitions not assigned.
-    pub fn record_processed(
-        &mut self,
-        tp: &TopicPartition,
-        offset: i64,
-        leader_epoch: Option<i32>,
-    ) {
-        if !self.assigned.contains(tp) {
-            return;
-        }
-        let e = self.offsets.entry(tp.clone()).or_default();
-        let next = offset.saturating_add(1);
-        if e.processed.is_none_or(|(o, _)| next > o) {
-            e.processed = Some((next, leader_epoch));
-        }
-    }
-
-    /// Commit every processed offset not yet committed. `None` when there is
-    /// nothing new to commit.
-    pub fn commit_processed(&mut self, now: Instant, mode: CommitMode) -> Option<CommitId> {
-        let offsets: Vec<_> = self
-            .offsets
-            .iter()
-            .filter_map(|(tp, o)| {
-                let (off, epoch) = o.processed?;
-                (o.committed != Some(off)).then(|| {
-                    (
-                        tp.clone(),
-                        OffsetAndMetadata {
-                            offset: off,
-                            leader_epoch: epoch,
-                            metadata: String::new(),
-                        },
-                    )
-                })
-            })
-            .collect();
-        if offsets.is_empty() {
-            return None;
-        }
-        Some(self.commit_offsets(now, offsets, mode))
-    }
-
-    /// Commit explicit offsets. The outcome arrives as [`Event::CommitCompleted`].
-    pub fn commit_offsets(
-        &mut self,
-        now: Instant,
-        offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
-        mode: CommitMode,
-    ) -> CommitId {
-        self.next_commit += 1;
-        let id = CommitId(self.next_commit);
-        let fail = match &self.state {
-            State::Closed | State::Failed(_) => Some(CommitError::Closed),
-            State::Stable | State::Revoking { .. } | State::Leaving { .. }
-                if self.generation >= 0 =>
-            {
-                None
-            }
-            State::Joining | State::AwaitingMetadata(_) | State::Syncing => {
-                Some(CommitError::RebalanceInProgress)
-            }
-            State::Unjoined if self.generation >= 0 => Some(CommitError::RebalanceInProgress),
-            _ => Some(CommitError::NotMember),
-        };
-        if let Some(err) = fail {
-            self.commit_event(id, &offsets, Err(err));
-            return id;
-        }
-        let (timeout, retriable) = match mode {
-            CommitMode::Async => (self.cfg.request_timeout, false),
-            CommitMode::Sync { timeout } => (timeout, true),
-        };
-        self.commits.push(PendingCommit {
-            id,
-            offsets,
-            deadline: now + timeout,
-            retriable,
-            retry_at: None,
-            sent: None,
-        });
-        id
     }
 
     /// Partition counts from metadata (topic -> count; a topic left out of a
@@ -1115,27 +708,6 @@ impl GroupMember {
     }
 
     // ------------------------------------------------------------------ internals
-
-    fn commit_event(
-        &mut self,
-        id: CommitId,
-        offsets: &[(TopicPartition, OffsetAndMetadata)],
-        result: Result<(), CommitError>,
-    ) {
-        if result.is_ok() {
-            self.stats.commits_ok += 1;
-        } else {
-            self.stats.commits_failed += 1;
-        }
-        self.events.push_back(Event::CommitCompleted {
-            id,
-            offsets: offsets
-                .iter()
-                .map(|(tp, o)| (tp.clone(), o.offset))
-                .collect(),
-            result,
-        });
-    }
 
     fn rejoin(&mut self, reason: &'static str) {
         if !self.rejoin_needed {
@@ -1676,107 +1248,6 @@ impl GroupMember {
         self.send(now, Kind::Sync, v, Request::SyncGroup(req), timeout);
     }
 
-    fn send_offset_fetch(&mut self, now: Instant) {
-        let parts: Vec<TopicPartition> = std::mem::take(&mut self.fetch_pending)
-            .into_iter()
-            .collect();
-        let v = self.versions.offset_fetch;
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in &parts {
-            by_topic.entry(&*tp.topic).or_default().push(tp.partition);
-        }
-        let req = if v >= 8 {
-            let topics = by_topic
-                .iter()
-                .map(|(t, ps)| {
-                    kp::offset_fetch_request::OffsetFetchRequestTopics::default()
-                        .with_name(kp::TopicName(sb(t)))
-                        .with_partition_indexes(ps.clone())
-                })
-                .collect();
-            kp::OffsetFetchRequest::default()
-                .with_groups(vec![
-                    kp::offset_fetch_request::OffsetFetchRequestGroup::default()
-                        .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
-                        .with_topics(Some(topics)),
-                ])
-                .with_require_stable(true)
-        } else {
-            let topics = by_topic
-                .iter()
-                .map(|(t, ps)| {
-                    kp::offset_fetch_request::OffsetFetchRequestTopic::default()
-                        .with_name(kp::TopicName(sb(t)))
-                        .with_partition_indexes(ps.clone())
-                })
-                .collect();
-            let mut r = kp::OffsetFetchRequest::default()
-                .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
-                .with_topics(Some(topics));
-            if v >= 7 {
-                r = r.with_require_stable(true);
-            }
-            r
-        };
-        self.fetch_retry_at = None;
-        let timeout = self.cfg.request_timeout;
-        self.send(
-            now,
-            Kind::OffsetFetch(parts),
-            v,
-            Request::OffsetFetch(req),
-            timeout,
-        );
-    }
-
-    fn send_commit(&mut self, now: Instant, cid: CommitId) {
-        let Some(c) = self.commits.iter().find(|c| c.id == cid) else {
-            return;
-        };
-        let v = self.versions.offset_commit;
-        let mut by_topic: BTreeMap<
-            &str,
-            Vec<kp::offset_commit_request::OffsetCommitRequestPartition>,
-        > = BTreeMap::new();
-        for (tp, o) in &c.offsets {
-            let mut p = kp::offset_commit_request::OffsetCommitRequestPartition::default()
-                .with_partition_index(tp.partition)
-                .with_committed_offset(o.offset)
-                .with_committed_metadata(Some(sb(&o.metadata)));
-            if v >= 6 {
-                p = p.with_committed_leader_epoch(o.leader_epoch.unwrap_or(-1));
-            }
-            by_topic.entry(&*tp.topic).or_default().push(p);
-        }
-        let topics = by_topic
-            .into_iter()
-            .map(|(t, ps)| {
-                kp::offset_commit_request::OffsetCommitRequestTopic::default()
-                    .with_name(kp::TopicName(sb(t)))
-                    .with_partitions(ps)
-            })
-            .collect();
-        let mut req = kp::OffsetCommitRequest::default()
-            .with_group_id(kp::GroupId(sb(&self.cfg.group_id)))
-            .with_generation_id_or_member_epoch(self.generation)
-            .with_member_id(sb(&self.member_id))
-            .with_topics(topics);
-        if v >= 7 {
-            req = req.with_group_instance_id(self.cfg.group_instance_id.as_deref().map(sb));
-        }
-        if (2..=4).contains(&v) {
-            req = req.with_retention_time_ms(-1);
-        }
-        let timeout = self.cfg.request_timeout;
-        self.send(
-            now,
-            Kind::Commit(cid),
-            v,
-            Request::OffsetCommit(req),
-            timeout,
-        );
-    }
-
     // ------------------------------------------------------------ response logic
 
     fn on_find_coordinator(&mut self, now: Instant, r: FindCoordinatorResponse<'_>) {
@@ -2091,180 +1562,6 @@ impl GroupMember {
             _ => {
                 self.next_heartbeat = Some(now + self.cfg.retry_backoff);
             }
-        }
-    }
-
-    fn retry_or_complete(&mut self, now: Instant, cid: CommitId, err: CommitError) {
-        let Some(i) = self.commits.iter().position(|c| c.id == cid) else {
-            return;
-        };
-        let retry = matches!(err, CommitError::Retriable(_))
-            && self.commits[i].retriable
-            && now < self.commits[i].deadline;
-        if retry {
-            let delay = self.backoff(1);
-            let c = &mut self.commits[i];
-            c.sent = None;
-            c.retry_at = Some(now + delay);
-        } else {
-            let c = self.commits.remove(i);
-            self.complete_commit(now, c, Err(err));
-        }
-    }
-
-    fn complete_commit(&mut self, now: Instant, c: PendingCommit, result: Result<(), CommitError>) {
-        self.commit_event(c.id, &c.offsets, result);
-        // A revoke or close waiting for its final commit proceeds either way.
-        if let State::Revoking {
-            after,
-            acked: true,
-            commit: Some(w),
-        } = self.state
-            && w == c.id
-        {
-            self.finish_revoke(now, after);
-        }
-    }
-
-    fn on_commit(&mut self, now: Instant, cid: CommitId, r: OffsetCommitResponse<'_>) {
-        let mut first_err = ErrorCode::NONE;
-        let mut ok: Vec<(TopicPartition, ())> = Vec::new();
-        for t in &r.topics {
-            for p in &t.partitions {
-                let tp = TopicPartition::new(t.name, p.partition_index);
-                if p.error_code.is_ok() {
-                    ok.push((tp, ()));
-                } else if first_err.is_ok() {
-                    first_err = p.error_code;
-                }
-            }
-        }
-        if let Some(c) = self.commits.iter().find(|c| c.id == cid) {
-            for (tp, o) in &c.offsets {
-                if ok.iter().any(|(x, _)| x == tp)
-                    && let Some(e) = self.offsets.get_mut(tp)
-                {
-                    e.committed = Some(o.offset);
-                }
-            }
-        }
-        let err = match first_err {
-            ErrorCode::NONE => None,
-            ErrorCode::NOT_COORDINATOR
-            | ErrorCode::COORDINATOR_NOT_AVAILABLE
-            | ErrorCode::REQUEST_TIMED_OUT => {
-                self.coordinator_lost(now);
-                Some(CommitError::Retriable(first_err))
-            }
-            ErrorCode::REBALANCE_IN_PROGRESS => {
-                self.rejoin("the group is rebalancing");
-                Some(CommitError::RebalanceInProgress)
-            }
-            ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION => {
-                let reset_member = first_err == ErrorCode::UNKNOWN_MEMBER_ID;
-                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
-                    let c = self.commits.remove(i);
-                    self.complete_commit(now, c, Err(CommitError::CommitFailed(first_err)));
-                }
-                self.reset_generation(reset_member);
-                return;
-            }
-            ErrorCode::FENCED_INSTANCE_ID => {
-                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
-                    let c = self.commits.remove(i);
-                    self.complete_commit(now, c, Err(CommitError::Fatal(first_err)));
-                }
-                self.fail(GroupError::FencedInstanceId);
-                return;
-            }
-            c if c.is_retriable() => Some(CommitError::Retriable(c)),
-            c => Some(CommitError::Fatal(c)),
-        };
-        match err {
-            None => {
-                if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
-                    let c = self.commits.remove(i);
-                    self.complete_commit(now, c, Ok(()));
-                }
-            }
-            Some(e) => self.retry_or_complete(now, cid, e),
-        }
-    }
-
-    fn on_offset_fetch(
-        &mut self,
-        now: Instant,
-        parts: Vec<TopicPartition>,
-        r: OffsetFetchResponse<'_>,
-    ) {
-        let group = r
-            .groups
-            .iter()
-            .find(|g| g.group_id.is_empty() || g.group_id == self.cfg.group_id);
-        let retry_all = |me: &mut Self, now: Instant| {
-            me.fetch_pending
-                .extend(parts.iter().filter(|tp| me.assigned.contains(*tp)).cloned());
-            me.fetch_retry_at = Some(now + me.cfg.retry_backoff);
-        };
-        let Some(g) = group else {
-            return retry_all(self, now);
-        };
-        match g.error_code {
-            ErrorCode::NONE => {}
-            ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE => {
-                retry_all(self, now);
-                self.coordinator_lost(now);
-                return;
-            }
-            ErrorCode::GROUP_AUTHORIZATION_FAILED => {
-                return self.fail(GroupError::Broker {
-                    api: "OffsetFetch",
-                    code: g.error_code,
-                });
-            }
-            // UNSTABLE_OFFSET_COMMIT (a transaction is committing offsets),
-            // COORDINATOR_LOAD_IN_PROGRESS and anything else: try again.
-            _ => return retry_all(self, now),
-        }
-        let mut positions = Vec::new();
-        let mut answered = BTreeSet::new();
-        for t in &g.topics {
-            for p in &t.partitions {
-                let tp = TopicPartition::new(t.name, p.partition_index);
-                if !parts.contains(&tp) || !self.assigned.contains(&tp) {
-                    continue;
-                }
-                if p.error_code.is_err() {
-                    // UNSTABLE_OFFSET_COMMIT and transient errors: ask again.
-                    continue;
-                }
-                answered.insert(tp.clone());
-                let pos = if p.committed_offset >= 0 {
-                    if let Some(e) = self.offsets.get_mut(&tp) {
-                        e.committed = Some(p.committed_offset);
-                    }
-                    StartPosition::Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: (p.committed_leader_epoch >= 0)
-                            .then_some(p.committed_leader_epoch),
-                        metadata: p.metadata.map(str::to_owned),
-                    }
-                } else {
-                    StartPosition::NeedsReset(self.cfg.auto_offset_reset)
-                };
-                positions.push((tp, pos));
-            }
-        }
-        let unanswered: Vec<_> = parts
-            .into_iter()
-            .filter(|tp| self.assigned.contains(tp) && !answered.contains(tp))
-            .collect();
-        if !unanswered.is_empty() {
-            self.fetch_pending.extend(unanswered);
-            self.fetch_retry_at = Some(now + self.cfg.retry_backoff);
-        }
-        if !positions.is_empty() {
-            self.events.push_back(Event::StartPositions(positions));
         }
     }
 }
