@@ -72,11 +72,15 @@
 
 pub mod config;
 pub mod conn;
+mod error;
+mod meta;
 pub mod metrics;
+mod partition;
 pub mod process;
 pub mod reactor;
 pub mod resolve;
 pub mod ring;
+mod session;
 pub mod workers;
 
 use std::collections::HashMap;

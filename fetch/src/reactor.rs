@@ -31,7 +31,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -52,183 +52,21 @@ use weir_protocol::messages::list_offsets::{
 };
 use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
 use weir_protocol::record::Batches;
-use weir_protocol::{ApiVersionTable, DecodeError, ErrorCode, VersionError};
+use weir_protocol::{ApiVersionTable, ErrorCode};
 
-use crate::config::{FetchConfig, IsolationLevel, OffsetReset, split_host_port};
+use crate::config::{FetchConfig, IsolationLevel, split_host_port};
 use crate::conn::{Backoff, Conn, ConnError, InFlight, Response, State};
+use crate::meta::MetaSchedule;
 use crate::metrics::Metrics;
 use crate::process::{Chunk, ChunkError, ChunkOutcome};
 use crate::resolve::{Lookup, Lookups};
 use crate::ring::{Ring, RingError};
+use crate::session::{FetchSession, SentPart};
+
+pub use crate::error::FetchError;
+pub use crate::partition::{PartState, StartAt};
 
 const WAKER: Token = Token(usize::MAX);
-
-/// Answers in a row that return records but move a partition's fetch offset nowhere
-/// before it is paused with [`FetchError::NoProgress`]. With `retry.backoff.ms`
-/// doubling between them (100 ms by default) that is about 1.5 s of retrying: enough
-/// to ride out a broker that is briefly confused, short enough that a broken one is
-/// reported rather than waited on.
-const NO_PROGRESS_LIMIT: u32 = 5;
-
-/// Where to start (or restart) reading a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    /// An exact offset.
-    Offset(i64),
-    /// The log start.
-    Earliest,
-    /// The log end (the high watermark, or the LSO under read_committed).
-    Latest,
-    /// The first offset whose timestamp is at or after this (ms since the epoch);
-    /// the end of the log when there is none.
-    Timestamp(i64),
-}
-
-/// Errors the fetch layer reports to its caller.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The configuration is unusable; the message says what to change.
-    Config(String),
-    /// The poller could not be created or polled.
-    Io(std::io::Error),
-    /// `auto.offset.reset=none` and the position is not in the log.
-    OffsetOutOfRange {
-        /// The topic.
-        topic: Arc<str>,
-        /// The partition.
-        partition: i32,
-        /// The offset that was out of range.
-        offset: i64,
-    },
-    /// A batch failed its CRC or did not decode; the partition is paused at it.
-    Corrupt(ChunkError),
-    /// A response did not fit in the ring.
-    Ring(RingError),
-    /// A response on a side connection (coordinator, admin) did not fit in its
-    /// ring (`weir.coordinator.ring.bytes`); the connection was closed.
-    SideResponseTooLarge {
-        /// The response's size in bytes.
-        frame: usize,
-        /// The side ring's budget in bytes.
-        capacity: usize,
-    },
-    /// The broker and weir share no version of an API.
-    Version(VersionError),
-    /// A broker error that retrying will not fix (authorization, invalid topic...).
-    Broker {
-        /// Which API answered.
-        api: &'static str,
-        /// The topic, when the error is per partition.
-        topic: Option<Arc<str>>,
-        /// The partition, when the error is per partition.
-        partition: Option<i32>,
-        /// The error code.
-        code: ErrorCode,
-    },
-    /// The topic exists but has no such partition (Metadata lists `partitions` of
-    /// them). Reported once; the reactor keeps asking Metadata with backoff, so the
-    /// partition is fetched if the topic grows to include it.
-    UnknownPartition {
-        /// The topic.
-        topic: Arc<str>,
-        /// The partition that was assigned.
-        partition: i32,
-        /// How many partitions the topic has.
-        partitions: usize,
-    },
-    /// Several fetches in a row of one partition returned records but no whole batch
-    /// at or past the fetch offset (a truncated first batch, or batches wholly below
-    /// it): a broker bug that retrying did not fix. The partition is paused there.
-    NoProgress {
-        /// The topic.
-        topic: Arc<str>,
-        /// The partition.
-        partition: i32,
-        /// The fetch offset that made no progress.
-        offset: i64,
-        /// How many answers in a row made none.
-        fetches: u32,
-        /// What the last answer held.
-        reason: &'static str,
-    },
-    /// A broker sent bytes weir could not decode; the connection was closed (a caller
-    /// that keeps polling gets a new one, after the reconnect backoff).
-    Decode {
-        /// Which API.
-        api: &'static str,
-        /// The decode error.
-        error: DecodeError,
-    },
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(m) => write!(f, "invalid configuration: {m}"),
-            Self::Io(e) => write!(f, "poller error: {e}"),
-            Self::OffsetOutOfRange {
-                topic,
-                partition,
-                offset,
-            } => write!(
-                f,
-                "offset {offset} is out of range for {topic}-{partition} and auto.offset.reset \
-                 is none: seek to a valid offset or set auto.offset.reset to earliest or latest"
-            ),
-            Self::Corrupt(e) => write!(f, "{e}"),
-            Self::Ring(e) => write!(f, "{e}"),
-            Self::SideResponseTooLarge { frame, capacity } => write!(
-                f,
-                "a {frame}-byte answer from the group coordinator does not fit in the \
-                 {capacity}-byte coordinator ring: raise weir.coordinator.ring.bytes above it"
-            ),
-            Self::Version(e) => write!(f, "{e}"),
-            Self::Broker {
-                api,
-                topic,
-                partition,
-                code,
-            } => match (topic, partition) {
-                (Some(t), Some(p)) => write!(f, "{api} for {t}-{p} failed: {code}"),
-                (Some(t), None) => write!(f, "{api} for topic {t} failed: {code}"),
-                _ => write!(f, "{api} failed: {code}"),
-            },
-            Self::UnknownPartition {
-                topic,
-                partition,
-                partitions,
-            } => write!(
-                f,
-                "{topic}-{partition}: UNKNOWN_TOPIC_OR_PARTITION: topic {topic} has {partitions} \
-                 partition(s), numbered from 0"
-            ),
-            Self::NoProgress {
-                topic,
-                partition,
-                offset,
-                fetches,
-                reason,
-            } => write!(
-                f,
-                "{fetches} fetches in a row of {topic}-{partition} at offset {offset} returned \
-                 no usable batch ({reason}); the partition is paused: the broker is \
-                 misbehaving (seek past the offset and resume to skip it)"
-            ),
-            Self::Decode { api, error } => {
-                // Not "reconnecting": that is only true for a caller that keeps
-                // polling, and weir consume stops at the first error.
-                write!(
-                    f,
-                    "could not decode a {api} response from the broker ({error}); its \
-                     connection was closed"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for FetchError {}
 
 /// A side connection (see [`Reactor::open_side`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,34 +125,6 @@ impl Kind {
     }
 }
 
-/// What a fetch session's broker believes about one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SentPart {
-    fetch_offset: i64,
-    max_bytes: i32,
-    leader_epoch: i32,
-}
-
-/// KIP-227 fetch session state for one broker.
-#[derive(Debug, Default)]
-struct Session {
-    /// 0 = no session (the next fetch is a full one).
-    id: i32,
-    /// The epoch of the next request (0 asks for a new session).
-    epoch: i32,
-    /// The partitions the broker has in the session (or, for a full fetch in flight,
-    /// the partitions it was asked for), with what it was told.
-    parts: HashMap<usize, SentPart>,
-}
-
-impl Session {
-    fn reset(&mut self) {
-        self.id = 0;
-        self.epoch = 0;
-        self.parts.clear();
-    }
-}
-
 #[derive(Debug)]
 enum Phase {
     /// No connection; reconnect at `retry_at` (if the broker is needed).
@@ -339,7 +149,7 @@ struct Broker {
     fetch_in_flight: bool,
     fetch_sent_at: Option<Instant>,
     fetch_not_before: Option<Instant>,
-    session: Session,
+    session: FetchSession,
     /// Partition indexes whose ListOffsets is in flight here, with the timestamp asked.
     list_in_flight: Vec<(usize, i64)>,
     metadata_in_flight: bool,
@@ -397,7 +207,7 @@ impl Broker {
             fetch_in_flight: false,
             fetch_sent_at: None,
             fetch_not_before: None,
-            session: Session::default(),
+            session: FetchSession::default(),
             list_in_flight: Vec::new(),
             metadata_in_flight: false,
             side: false,
@@ -411,90 +221,6 @@ impl Broker {
             _ => None,
         }
     }
-}
-
-/// Per-partition state, readable by the embedding API.
-#[derive(Debug, Clone)]
-pub struct PartState {
-    /// The topic.
-    pub topic: Arc<str>,
-    /// The partition.
-    pub partition: i32,
-    /// The topic id (from Metadata v10+; zero until known).
-    pub topic_id: [u8; 16],
-    /// The leader's node id, once known.
-    pub leader: Option<i32>,
-    /// The leader epoch from metadata (-1 unknown).
-    pub leader_epoch: i32,
-    /// The next offset to fetch (`None` while a start offset is being looked up).
-    pub fetch_offset: Option<i64>,
-    /// The next offset the application will see (processed up to here).
-    pub position: Option<i64>,
-    /// A pending start-offset lookup.
-    pub reset: Option<StartAt>,
-    /// Fetching is paused by the application.
-    pub paused: bool,
-    /// The high watermark from the last fetch response (-1 unknown).
-    pub high_watermark: i64,
-    /// The last stable offset from the last fetch response (-1 unknown).
-    pub last_stable_offset: i64,
-    /// The log start offset from the last fetch response (-1 unknown).
-    pub log_start_offset: i64,
-    /// The worker that owns this partition (fixed for its lifetime).
-    pub worker: usize,
-    /// Seek generation: bumped by every seek so stale data is dropped.
-    pub generation: Arc<AtomicU64>,
-    /// The per-partition fetch size (grows when one batch is larger than it).
-    pub max_bytes: i32,
-    /// Unassigned: kept only so indexes stay stable; never fetched again.
-    pub retired: bool,
-    reset_not_before: Option<Instant>,
-    /// A fetched chunk ends in a batch whose header is bad: fetching stops (the same
-    /// bytes would come back) but the partition is not paused, so the chunk is still
-    /// delivered, its good records handed out and the bad batch reported as
-    /// [`FetchError::Corrupt`] by whoever processes it. Pausing here instead held the
-    /// chunk back forever (consumers do not deliver paused partitions' chunks), so
-    /// the error was never seen. Cleared by that error, a seek, a pause or a resume.
-    held_at_bad_batch: bool,
-    /// Fetch answers in a row that made no progress (see [`NO_PROGRESS_LIMIT`]).
-    no_progress: u32,
-    /// Spaces the retries of a fetch that made no progress: `retry.backoff.ms`
-    /// doubling, as for metadata.
-    fetch_backoff: Backoff,
-    /// Not fetched again before this (a no-progress backoff).
-    fetch_not_before: Option<Instant>,
-    /// Metadata listed the topic without this partition, and that was reported as
-    /// [`FetchError::UnknownPartition`] (once, until the partition appears).
-    missing_reported: bool,
-}
-
-impl PartState {
-    /// Records between the position and the end of the log (high watermark, or the
-    /// LSO under read_committed). `None` until both are known.
-    pub fn lag(&self, isolation: IsolationLevel) -> Option<i64> {
-        let end = match isolation {
-            IsolationLevel::ReadUncommitted => self.high_watermark,
-            IsolationLevel::ReadCommitted => self.last_stable_offset,
-        };
-        let pos = self.position?;
-        (end >= 0).then(|| (end - pos).max(0))
-    }
-
-    fn current_generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Debug)]
-struct MetaState {
-    needed: bool,
-    /// When the last response was applied: refreshes are at least
-    /// `retry.backoff.ms` apart, so a broker that keeps answering NOT_LEADER with
-    /// stale metadata cannot drive a hot loop.
-    last_done: Option<Instant>,
-    not_before: Instant,
-    next_refresh: Instant,
-    backoff: Backoff,
 }
 
 /// The single-threaded fetch engine. See the module docs.
@@ -516,7 +242,7 @@ pub struct Reactor {
     topics: HashMap<Arc<str>, [u8; 16]>,
     parts: Vec<PartState>,
     index: HashMap<(Arc<str>, i32), usize>,
-    meta: MetaState,
+    meta: MetaSchedule,
     chunks: VecDeque<Chunk>,
     errors: VecDeque<FetchError>,
     metrics: Arc<Metrics>,
@@ -580,13 +306,12 @@ impl Reactor {
                 .ok_or_else(|| FetchError::Config(format!("bad bootstrap server {s:?}")))?;
             brokers.push(Broker::new(-1 - i as i32, host, port, &cfg, now));
         }
-        let meta = MetaState {
-            needed: true,
-            last_done: None,
-            not_before: now,
-            next_refresh: now + cfg.metadata_refresh_interval(),
-            backoff: Backoff::new(cfg.retry_backoff_ms, cfg.reconnect_backoff_max_ms.max(1000)),
-        };
+        let meta = MetaSchedule::new(
+            now,
+            Duration::from_millis(cfg.retry_backoff_ms),
+            Duration::from_millis(cfg.reconnect_backoff_max_ms.max(1000)),
+            cfg.metadata_refresh_interval(),
+        );
         let lookups = Lookups::new(cfg.resolver.clone(), Arc::clone(&waker));
         Ok(Self {
             warned: HashMap::new(),
@@ -651,37 +376,21 @@ impl Reactor {
         }
         let topic: Arc<str> = Arc::from(topic);
         let i = self.parts.len();
-        let mut p = PartState {
-            topic: Arc::clone(&topic),
+        let p = PartState::new(
+            Arc::clone(&topic),
             partition,
-            topic_id: self.topics.get(&topic).copied().unwrap_or([0; 16]),
-            leader: None,
-            leader_epoch: -1,
-            fetch_offset: None,
-            position: None,
-            reset: None,
-            paused: false,
-            high_watermark: -1,
-            last_stable_offset: -1,
-            log_start_offset: -1,
-            worker: i % self.workers,
-            generation: Arc::new(AtomicU64::new(0)),
-            max_bytes: self.cfg.max_partition_fetch_bytes,
-            reset_not_before: None,
-            retired: false,
-            held_at_bad_batch: false,
-            no_progress: 0,
-            fetch_backoff: Backoff::new(
+            self.topics.get(&topic).copied().unwrap_or([0; 16]),
+            i % self.workers,
+            self.cfg.max_partition_fetch_bytes,
+            (
                 self.cfg.retry_backoff_ms,
                 self.cfg.reconnect_backoff_max_ms.max(1000),
             ),
-            fetch_not_before: None,
-            missing_reported: false,
-        };
-        apply_start(&mut p, start);
+            start,
+        );
         self.parts.push(p);
         self.index.insert((topic, partition), i);
-        self.meta.needed = true;
+        self.meta.invalidate();
         i
     }
 
@@ -714,7 +423,7 @@ impl Reactor {
     pub fn seek(&mut self, i: usize, start: StartAt) {
         if let Some(p) = self.parts.get_mut(i) {
             p.generation.fetch_add(1, Ordering::AcqRel);
-            apply_start(p, start);
+            p.start_at(start);
             self.chunks.retain(|c| c.part_idx != i);
         }
     }
@@ -729,20 +438,9 @@ impl Reactor {
         let Some(p) = self.parts.get_mut(i) else {
             return;
         };
-        if paused && !p.paused {
-            p.generation.fetch_add(1, Ordering::AcqRel);
-            if p.reset.is_none()
-                && let Some(pos) = p.position
-            {
-                p.fetch_offset = Some(pos);
-            }
+        if p.set_paused(paused) {
             self.chunks.retain(|c| c.part_idx != i);
         }
-        // Either way the bad chunk (if any) is gone or will be fetched again, and a
-        // resume is a fresh start.
-        p.held_at_bad_batch = false;
-        clear_no_progress(p);
-        p.paused = paused;
     }
 
     /// Take the chunks fetched so far, in arrival order.
@@ -906,13 +604,8 @@ impl Reactor {
                 min(nb);
             }
         }
-        if self.meta.needed {
-            min(self.meta.not_before);
-            if let Some(t) = self.meta.last_done {
-                min(t + Duration::from_millis(self.cfg.retry_backoff_ms));
-            }
-        } else {
-            min(self.meta.next_refresh);
+        for t in self.meta.timers() {
+            min(t);
         }
         for p in &self.parts {
             if let Some(nb) = p.reset_not_before {
@@ -935,9 +628,7 @@ impl Reactor {
     }
 
     fn timers(&mut self, now: Instant) {
-        if now >= self.meta.next_refresh {
-            self.meta.needed = true;
-        }
+        self.meta.tick(now);
         for i in 0..self.brokers.len() {
             let dead = match self.brokers[i].conn.as_mut() {
                 Some(c) => c.check_timeouts(now).err(),
@@ -957,7 +648,7 @@ impl Reactor {
             .parts
             .iter()
             .any(|p| p.leader == Some(b.node_id) && !p.paused);
-        leads || (self.meta.needed && self.metadata_broker().is_none_or(|m| m == b.node_id))
+        leads || (self.meta.needed() && self.metadata_broker().is_none_or(|m| m == b.node_id))
     }
 
     /// The broker to ask for metadata: a ready one if any, else the first that can be
@@ -1000,13 +691,7 @@ impl Reactor {
             }
         }
         // Metadata.
-        let spaced = self
-            .meta
-            .last_done
-            .is_none_or(|t| now >= t + Duration::from_millis(self.cfg.retry_backoff_ms));
-        if self.meta.needed
-            && now >= self.meta.not_before
-            && spaced
+        if self.meta.due(now)
             && !self.brokers.iter().any(|b| b.metadata_in_flight)
             && let Some(i) = self
                 .brokers
@@ -1173,7 +858,7 @@ impl Reactor {
             Ok(v) => v,
             Err(e) => {
                 self.errors.push_back(FetchError::Version(e));
-                self.meta.not_before = now + Duration::from_secs(5);
+                self.meta.hold_until(now + Duration::from_secs(5));
                 return;
             }
         };
@@ -1258,16 +943,6 @@ impl Reactor {
         }
     }
 
-    fn fetchable(&self, p: &PartState, node: i32, v: i16, now: Instant) -> bool {
-        p.leader == Some(node)
-            && !p.paused
-            && !p.held_at_bad_batch
-            && p.fetch_not_before.is_none_or(|t| t <= now)
-            && p.reset.is_none()
-            && p.fetch_offset.is_some()
-            && (v < 13 || p.topic_id != [0; 16])
-    }
-
     fn send_fetch(&mut self, i: usize, now: Instant) {
         let b = &self.brokers[i];
         if b.fetch_in_flight || b.fetch_not_before.is_some_and(|t| t > now) {
@@ -1291,7 +966,7 @@ impl Reactor {
             .parts
             .iter()
             .enumerate()
-            .filter(|(_, p)| self.fetchable(p, node, v, now))
+            .filter(|(_, p)| p.fetchable(node, v, now))
             .filter_map(|(idx, p)| {
                 Some((
                     idx,
@@ -1304,31 +979,11 @@ impl Reactor {
             })
             .collect();
         let sessions = self.cfg.fetch_sessions && v >= 7;
-        let session = &self.brokers[i].session;
-        let incremental = sessions && session.id != 0;
-        let nothing_to_forget = !incremental || session.parts.is_empty();
-        if want.is_empty() && nothing_to_forget {
+        let Some(plan) = self.brokers[i].session.plan(&want, sessions) else {
             return;
-        }
-        let (send, forget): (Vec<usize>, Vec<usize>) = if incremental {
-            let send = want
-                .iter()
-                .filter(|(idx, sp)| session.parts.get(idx) != Some(sp))
-                .map(|(idx, _)| *idx)
-                .collect();
-            let forget = session
-                .parts
-                .keys()
-                .filter(|idx| !want.contains_key(idx))
-                .copied()
-                .collect();
-            (send, forget)
-        } else {
-            (want.keys().copied().collect(), Vec::new())
         };
-        let mut send = send;
-        send.sort_unstable();
-        let specs: Vec<FetchPartitionSpec<'_>> = send
+        let specs: Vec<FetchPartitionSpec<'_>> = plan
+            .send
             .iter()
             .map(|&idx| {
                 let p = &self.parts[idx];
@@ -1344,27 +999,21 @@ impl Reactor {
                 s
             })
             .collect();
-        let forgotten: Vec<(&str, [u8; 16], i32)> = forget
+        let forgotten: Vec<(&str, [u8; 16], i32)> = plan
+            .forget
             .iter()
             .map(|&idx| {
                 let p = &self.parts[idx];
                 (&*p.topic, p.topic_id, p.partition)
             })
             .collect();
-        let (session_id, session_epoch) = if !sessions {
-            (0, -1)
-        } else if incremental {
-            (session.id, session.epoch)
-        } else {
-            (0, 0)
-        };
         let params = FetchParams {
             max_wait_ms: self.cfg.fetch_max_wait_ms,
             min_bytes: self.cfg.fetch_min_bytes,
             max_bytes: self.cfg.fetch_max_bytes,
             isolation_level: self.cfg.isolation_level.wire(),
-            session_id,
-            session_epoch,
+            session_id: plan.session_id,
+            session_epoch: plan.session_epoch,
             rack_id: &self.cfg.client_rack,
         };
         let req = build_fetch_request(v, &params, &specs, &forgotten);
@@ -1374,16 +1023,7 @@ impl Reactor {
             let b = &mut self.brokers[i];
             b.fetch_in_flight = true;
             b.fetch_sent_at = Some(now);
-            if incremental {
-                for idx in forget {
-                    b.session.parts.remove(&idx);
-                }
-                for idx in send {
-                    b.session.parts.insert(idx, want[&idx]);
-                }
-            } else {
-                b.session.parts = want;
-            }
+            b.session.sent(&plan, want);
             self.metrics.fetch_requests.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -1471,7 +1111,7 @@ impl Reactor {
         }
         self.metrics.disconnects.fetch_add(1, Ordering::Relaxed);
         // The leader may have moved.
-        self.meta.needed = true;
+        self.meta.invalidate();
     }
 
     fn on_response(&mut self, i: usize, resp: Response, now: Instant) -> Result<(), FetchError> {
@@ -1689,13 +1329,7 @@ impl Reactor {
                         retry = true;
                     }
                     Some(mp) if mp.error_code.is_ok() && mp.leader_id >= 0 => {
-                        // Metadata from a broker that has not caught up may name an
-                        // older leader than a Fetch hint did; never go back in epoch.
-                        let stale = mp.leader_epoch >= 0 && mp.leader_epoch < p.leader_epoch;
-                        if !stale {
-                            p.leader = Some(mp.leader_id);
-                            p.leader_epoch = mp.leader_epoch;
-                        }
+                        p.leader_from_metadata(mp.leader_id, mp.leader_epoch);
                     }
                     _ => {
                         p.leader = None;
@@ -1708,25 +1342,18 @@ impl Reactor {
         if self.parts.iter().any(|p| !p.retired && p.leader.is_none()) {
             retry = true;
         }
-        if retry {
-            let j = self.jitter();
-            let delay = self.meta.backoff.next_delay_ms(j);
-            if !unlisted.is_empty() {
-                log::warn!(
-                    target: "weir_fetch::metadata",
-                    "metadata names leaders missing from its broker list for {}; \
-                     asking again in {delay} ms",
-                    unlisted.join(", ")
-                );
-            }
-            self.meta.needed = true;
-            self.meta.not_before = now + Duration::from_millis(delay);
-        } else {
-            self.meta.needed = false;
-            self.meta.backoff.reset();
+        let j = if retry { self.jitter() } else { 0 };
+        if let Some(delay) = self.meta.answered(now, !retry, j)
+            && !unlisted.is_empty()
+        {
+            log::warn!(
+                target: "weir_fetch::metadata",
+                "metadata names leaders missing from its broker list for {}; \
+                 asking again in {} ms",
+                unlisted.join(", "),
+                delay.as_millis()
+            );
         }
-        self.meta.next_refresh = now + self.cfg.metadata_refresh_interval();
-        self.meta.last_done = Some(now);
         self.metrics
             .metadata_refreshes
             .fetch_add(1, Ordering::Relaxed);
@@ -1755,7 +1382,7 @@ impl Reactor {
             if lp.error_code.is_err() {
                 p.reset_not_before = Some(retry_at);
                 if needs_metadata(lp.error_code) || lp.error_code.is_retriable() {
-                    self.meta.needed = true;
+                    self.meta.invalidate();
                 } else {
                     self.errors.push_back(FetchError::Broker {
                         api: "ListOffsets",
@@ -1767,30 +1394,12 @@ impl Reactor {
                 continue;
             }
             // The reset may have been replaced by a seek while the lookup was out.
-            let still = match p.reset {
-                Some(StartAt::Earliest) => ts == EARLIEST_TIMESTAMP,
-                Some(StartAt::Latest) => ts == LATEST_TIMESTAMP,
-                Some(StartAt::Timestamp(t)) => ts == t,
-                _ => false,
-            };
-            if !still {
-                continue;
-            }
-            if lp.offset < 0 {
-                if ts >= 0 {
-                    // No record at or after the timestamp: start at the end.
-                    p.reset = Some(StartAt::Latest);
-                } else {
-                    // A broker that answers no offset for earliest/latest: ask again
-                    // later rather than in a tight loop.
-                    p.reset_not_before = Some(retry_at);
-                }
-                continue;
-            }
-            p.reset = None;
-            p.reset_not_before = None;
-            p.fetch_offset = Some(lp.offset);
-            p.position = Some(lp.offset);
+            p.offset_found(
+                ts,
+                lp.offset,
+                (EARLIEST_TIMESTAMP, LATEST_TIMESTAMP),
+                retry_at,
+            );
         }
     }
 
@@ -1829,7 +1438,7 @@ impl Reactor {
             {
                 b.fetch_not_before = Some(now + Duration::from_millis(self.cfg.retry_backoff_ms));
                 if needs_metadata(r.error_code) {
-                    self.meta.needed = true;
+                    self.meta.invalidate();
                 } else if !r.error_code.is_retriable() {
                     self.errors.push_back(FetchError::Broker {
                         api: "Fetch",
@@ -1842,20 +1451,7 @@ impl Reactor {
             self.metrics.session_resets.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        // Session bookkeeping.
-        {
-            let s = &mut self.brokers[i].session;
-            if !sessions || r.session_id == 0 {
-                // No session granted: every fetch is a full one.
-                s.id = 0;
-                s.epoch = 0;
-            } else if s.id == 0 || s.id != r.session_id {
-                s.id = r.session_id;
-                s.epoch = 1;
-            } else {
-                s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
-            }
-        }
+        self.brokers[i].session.answered(sessions, r.session_id);
         let read_committed = self.cfg.isolation_level == IsolationLevel::ReadCommitted;
         for t in &r.topics {
             let name: Option<Arc<str>> = if version >= 13 {
@@ -1867,14 +1463,14 @@ impl Reactor {
                 Some(Arc::from(t.topic))
             };
             let Some(name) = name else {
-                self.meta.needed = true;
+                self.meta.invalidate();
                 continue;
             };
             for fp in &t.partitions {
                 let Some(&idx) = self.index.get(&(Arc::clone(&name), fp.partition_index)) else {
                     continue;
                 };
-                let Some(sent) = self.brokers[i].session.parts.get(&idx).copied() else {
+                let Some(sent) = self.brokers[i].session.part(idx) else {
                     continue;
                 };
                 let jitter = self.jitter();
@@ -1882,34 +1478,10 @@ impl Reactor {
                 if fp.error_code.is_err() {
                     let code = fp.error_code;
                     if code == ErrorCode::OFFSET_OUT_OF_RANGE {
-                        if p.fetch_offset == Some(sent.fetch_offset) {
-                            let to = match self.cfg.auto_offset_reset {
-                                OffsetReset::Earliest => Some(StartAt::Earliest),
-                                OffsetReset::Latest => Some(StartAt::Latest),
-                                OffsetReset::None => None,
-                            };
-                            if let Some(to) = to {
-                                log::warn!(
-                                    target: "weir_fetch::fetch",
-                                    "offset {} is out of range for {}-{}: resetting to {} \
-                                     (auto.offset.reset)",
-                                    sent.fetch_offset,
-                                    p.topic,
-                                    p.partition,
-                                    if to == StartAt::Earliest { "earliest" } else { "latest" },
-                                );
-                            }
-                            match to {
-                                Some(to) => apply_reset(p, to),
-                                None => {
-                                    p.paused = true;
-                                    self.errors.push_back(FetchError::OffsetOutOfRange {
-                                        topic: Arc::clone(&p.topic),
-                                        partition: p.partition,
-                                        offset: sent.fetch_offset,
-                                    });
-                                }
-                            }
+                        if let Some(e) =
+                            p.out_of_range(sent.fetch_offset, self.cfg.auto_offset_reset)
+                        {
+                            self.errors.push_back(e);
                         }
                     } else if needs_metadata(code) {
                         if p.leader == Some(node) {
@@ -1928,7 +1500,7 @@ impl Reactor {
                             p.leader = Some(cl.leader_id);
                             p.leader_epoch = cl.leader_epoch;
                         }
-                        self.meta.needed = true;
+                        self.meta.invalidate();
                     } else if !code.is_retriable() {
                         p.paused = true;
                         self.errors.push_back(FetchError::Broker {
@@ -1939,7 +1511,7 @@ impl Reactor {
                         });
                     }
                     // Drop it from the session so the next request restates it.
-                    self.brokers[i].session.parts.remove(&idx);
+                    self.brokers[i].session.forget(idx);
                     continue;
                 }
                 if fp.high_watermark >= 0 {
@@ -1987,31 +1559,23 @@ impl Reactor {
                     if fp.records.len() >= p.max_bytes as usize && p.max_bytes < cap {
                         p.max_bytes = p.max_bytes.saturating_mul(2).min(cap);
                     } else {
-                        no_progress(
-                            p,
-                            &mut self.errors,
-                            sent.fetch_offset,
-                            "the first batch is truncated",
-                            jitter,
-                            now,
-                        );
+                        let why = "the first batch is truncated";
+                        if let Some(e) = p.no_progress(sent.fetch_offset, why, jitter, now) {
+                            self.errors.push_back(e);
+                        }
                     }
                     continue;
                 }
                 if !bad && next <= sent.fetch_offset {
                     // Whole batches, all below the fetch offset: the same request
                     // would get the same answer.
-                    no_progress(
-                        p,
-                        &mut self.errors,
-                        sent.fetch_offset,
-                        "every batch ends below the fetch offset",
-                        jitter,
-                        now,
-                    );
+                    let why = "every batch ends below the fetch offset";
+                    if let Some(e) = p.no_progress(sent.fetch_offset, why, jitter, now) {
+                        self.errors.push_back(e);
+                    }
                     continue;
                 }
-                clear_no_progress(p);
+                p.clear_no_progress();
                 let Some(records) = frame.slice_ref(fp.records) else {
                     continue;
                 };
@@ -2162,72 +1726,4 @@ fn needs_metadata(code: ErrorCode) -> bool {
         ErrorCode::KAFKA_STORAGE_ERROR,
     ]
     .contains(&code)
-}
-
-/// One more fetch answer for `p` at `offset` that moved nothing: back off before the
-/// next, or pause the partition with a typed error once there were
-/// [`NO_PROGRESS_LIMIT`] in a row.
-fn no_progress(
-    p: &mut PartState,
-    errors: &mut VecDeque<FetchError>,
-    offset: i64,
-    reason: &'static str,
-    jitter: u32,
-    now: Instant,
-) {
-    p.no_progress += 1;
-    if p.no_progress >= NO_PROGRESS_LIMIT {
-        log::warn!(
-            "{}-{}: {} fetches at offset {offset} made no progress ({reason}); pausing it",
-            p.topic,
-            p.partition,
-            p.no_progress
-        );
-        errors.push_back(FetchError::NoProgress {
-            topic: Arc::clone(&p.topic),
-            partition: p.partition,
-            offset,
-            fetches: p.no_progress,
-            reason,
-        });
-        p.paused = true;
-        clear_no_progress(p);
-    } else {
-        let delay = p.fetch_backoff.next_delay_ms(jitter);
-        log::debug!(
-            "{}-{}: fetch at offset {offset} made no progress ({reason}); retrying in \
-             {delay} ms",
-            p.topic,
-            p.partition
-        );
-        p.fetch_not_before = Some(now + Duration::from_millis(delay));
-    }
-}
-
-/// Forget no-progress retries: the partition moved, was seeked, paused or resumed.
-fn clear_no_progress(p: &mut PartState) {
-    p.no_progress = 0;
-    p.fetch_backoff.reset();
-    p.fetch_not_before = None;
-}
-
-fn apply_start(p: &mut PartState, start: StartAt) {
-    match start {
-        StartAt::Offset(o) => {
-            p.reset = None;
-            p.fetch_offset = Some(o);
-            p.position = Some(o);
-        }
-        other => apply_reset(p, other),
-    }
-    p.reset_not_before = None;
-    p.held_at_bad_batch = false;
-    clear_no_progress(p);
-}
-
-fn apply_reset(p: &mut PartState, start: StartAt) {
-    p.generation.fetch_add(1, Ordering::AcqRel);
-    p.reset = Some(start);
-    p.fetch_offset = None;
-    p.reset_not_before = None;
 }

@@ -1,0 +1,155 @@
+//! The errors the fetch layer reports to its caller.
+
+use std::fmt;
+use std::sync::Arc;
+
+use weir_protocol::{DecodeError, ErrorCode, VersionError};
+
+use crate::process::ChunkError;
+use crate::ring::RingError;
+
+/// Errors the fetch layer reports to its caller.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The configuration is unusable; the message says what to change.
+    Config(String),
+    /// The poller could not be created or polled.
+    Io(std::io::Error),
+    /// `auto.offset.reset=none` and the position is not in the log.
+    OffsetOutOfRange {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The offset that was out of range.
+        offset: i64,
+    },
+    /// A batch failed its CRC or did not decode; the partition is paused at it.
+    Corrupt(ChunkError),
+    /// A response did not fit in the ring.
+    Ring(RingError),
+    /// A response on a side connection (coordinator, admin) did not fit in its
+    /// ring (`weir.coordinator.ring.bytes`); the connection was closed.
+    SideResponseTooLarge {
+        /// The response's size in bytes.
+        frame: usize,
+        /// The side ring's budget in bytes.
+        capacity: usize,
+    },
+    /// The broker and weir share no version of an API.
+    Version(VersionError),
+    /// A broker error that retrying will not fix (authorization, invalid topic...).
+    Broker {
+        /// Which API answered.
+        api: &'static str,
+        /// The topic, when the error is per partition.
+        topic: Option<Arc<str>>,
+        /// The partition, when the error is per partition.
+        partition: Option<i32>,
+        /// The error code.
+        code: ErrorCode,
+    },
+    /// The topic exists but has no such partition (Metadata lists `partitions` of
+    /// them). Reported once; the reactor keeps asking Metadata with backoff, so the
+    /// partition is fetched if the topic grows to include it.
+    UnknownPartition {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition that was assigned.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: usize,
+    },
+    /// Several fetches in a row of one partition returned records but no whole batch
+    /// at or past the fetch offset (a truncated first batch, or batches wholly below
+    /// it): a broker bug that retrying did not fix. The partition is paused there.
+    NoProgress {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The fetch offset that made no progress.
+        offset: i64,
+        /// How many answers in a row made none.
+        fetches: u32,
+        /// What the last answer held.
+        reason: &'static str,
+    },
+    /// A broker sent bytes weir could not decode; the connection was closed (a caller
+    /// that keeps polling gets a new one, after the reconnect backoff).
+    Decode {
+        /// Which API.
+        api: &'static str,
+        /// The decode error.
+        error: DecodeError,
+    },
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::Io(e) => write!(f, "poller error: {e}"),
+            Self::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+            } => write!(
+                f,
+                "offset {offset} is out of range for {topic}-{partition} and auto.offset.reset \
+                 is none: seek to a valid offset or set auto.offset.reset to earliest or latest"
+            ),
+            Self::Corrupt(e) => write!(f, "{e}"),
+            Self::Ring(e) => write!(f, "{e}"),
+            Self::SideResponseTooLarge { frame, capacity } => write!(
+                f,
+                "a {frame}-byte answer from the group coordinator does not fit in the \
+                 {capacity}-byte coordinator ring: raise weir.coordinator.ring.bytes above it"
+            ),
+            Self::Version(e) => write!(f, "{e}"),
+            Self::Broker {
+                api,
+                topic,
+                partition,
+                code,
+            } => match (topic, partition) {
+                (Some(t), Some(p)) => write!(f, "{api} for {t}-{p} failed: {code}"),
+                (Some(t), None) => write!(f, "{api} for topic {t} failed: {code}"),
+                _ => write!(f, "{api} failed: {code}"),
+            },
+            Self::UnknownPartition {
+                topic,
+                partition,
+                partitions,
+            } => write!(
+                f,
+                "{topic}-{partition}: UNKNOWN_TOPIC_OR_PARTITION: topic {topic} has {partitions} \
+                 partition(s), numbered from 0"
+            ),
+            Self::NoProgress {
+                topic,
+                partition,
+                offset,
+                fetches,
+                reason,
+            } => write!(
+                f,
+                "{fetches} fetches in a row of {topic}-{partition} at offset {offset} returned \
+                 no usable batch ({reason}); the partition is paused: the broker is \
+                 misbehaving (seek past the offset and resume to skip it)"
+            ),
+            Self::Decode { api, error } => {
+                // Not "reconnecting": that is only true for a caller that keeps
+                // polling, and weir consume stops at the first error.
+                write!(
+                    f,
+                    "could not decode a {api} response from the broker ({error}); its \
+                     connection was closed"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
