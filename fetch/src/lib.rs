@@ -72,6 +72,7 @@
 
 pub mod config;
 pub mod conn;
+mod engine;
 mod error;
 mod meta;
 pub mod metrics;
