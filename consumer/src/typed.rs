@@ -170,4 +170,93 @@ mod tests {
         let c = build(&[("max.poll.records", "7")], Mode::Assign);
         assert_eq!(c.fetch_config().max_poll_records, 7);
     }
+
+    /// A library user who builds `FetchConfig::new` or `GroupConfig::new` directly
+    /// gets the same defaults as one who goes through Kafka's property names: the
+    /// engine's defaults and the property table must not drift apart.
+    #[test]
+    fn the_property_defaults_are_the_engines_defaults() {
+        let f = build(&[], Mode::Assign).fetch_config();
+        let d = weir_fetch::FetchConfig::new("localhost:9092");
+        assert_eq!(f.client_id, d.client_id, "client.id");
+        assert_eq!(f.fetch_min_bytes, d.fetch_min_bytes, "fetch.min.bytes");
+        assert_eq!(f.fetch_max_bytes, d.fetch_max_bytes, "fetch.max.bytes");
+        assert_eq!(
+            f.fetch_max_wait_ms, d.fetch_max_wait_ms,
+            "fetch.max.wait.ms"
+        );
+        assert_eq!(
+            f.max_partition_fetch_bytes, d.max_partition_fetch_bytes,
+            "max.partition.fetch.bytes"
+        );
+        assert_eq!(f.isolation_level, d.isolation_level, "isolation.level");
+        assert_eq!(
+            f.auto_offset_reset, d.auto_offset_reset,
+            "auto.offset.reset"
+        );
+        assert_eq!(f.check_crcs, d.check_crcs, "check.crcs");
+        assert_eq!(
+            f.request_timeout_ms, d.request_timeout_ms,
+            "request.timeout.ms"
+        );
+        assert_eq!(
+            f.reconnect_backoff_ms, d.reconnect_backoff_ms,
+            "reconnect.backoff.ms"
+        );
+        assert_eq!(
+            f.reconnect_backoff_max_ms, d.reconnect_backoff_max_ms,
+            "reconnect.backoff.max.ms"
+        );
+        assert_eq!(f.retry_backoff_ms, d.retry_backoff_ms, "retry.backoff.ms");
+        assert_eq!(
+            f.metadata_max_age_ms, d.metadata_max_age_ms,
+            "metadata.max.age.ms"
+        );
+        assert_eq!(f.ring_bytes, d.ring_bytes, "weir.ring.bytes");
+        assert_eq!(
+            f.side_ring_bytes, d.side_ring_bytes,
+            "weir.coordinator.ring.bytes"
+        );
+        assert_eq!(
+            f.max_decompressed_batch_bytes, d.max_decompressed_batch_bytes,
+            "weir.max.decompressed.batch.bytes"
+        );
+        assert_eq!(f.max_poll_records, d.max_poll_records, "max.poll.records");
+
+        let g = build(&[("group.id", "g")], Mode::Group)
+            .group_config()
+            .unwrap();
+        let d = weir_coordinator::GroupConfig::new("g");
+        assert_eq!(g.session_timeout, d.session_timeout, "session.timeout.ms");
+        assert_eq!(
+            g.heartbeat_interval, d.heartbeat_interval,
+            "heartbeat.interval.ms"
+        );
+        assert_eq!(
+            g.max_poll_interval, d.max_poll_interval,
+            "max.poll.interval.ms"
+        );
+        assert_eq!(
+            g.assignment_strategies, d.assignment_strategies,
+            "partition.assignment.strategy"
+        );
+        assert_eq!(
+            g.enable_auto_commit, d.enable_auto_commit,
+            "enable.auto.commit"
+        );
+        assert_eq!(
+            g.auto_commit_interval, d.auto_commit_interval,
+            "auto.commit.interval.ms"
+        );
+        assert_eq!(
+            g.auto_offset_reset, d.auto_offset_reset,
+            "auto.offset.reset"
+        );
+        assert_eq!(g.retry_backoff, d.retry_backoff, "retry.backoff.ms");
+        assert_eq!(
+            g.retry_backoff_max, d.retry_backoff_max,
+            "retry.backoff.max.ms"
+        );
+        assert_eq!(g.request_timeout, d.request_timeout, "request.timeout.ms");
+    }
 }

@@ -79,10 +79,10 @@ pub struct FetchConfig {
     /// `weir.fetch.sessions` (default true): use incremental fetch sessions (KIP-227)
     /// when the broker grants one.
     pub fetch_sessions: bool,
-    /// `weir.max.decompressed.batch.bytes` (default 64 MiB, the protocol crate's
-    /// `DEFAULT_DECOMPRESSED_LIMIT`): the largest size a compressed batch may
-    /// inflate to; a larger one is a [`ChunkError`](crate::ChunkError)
-    /// (`DecompressedTooLarge`) for its partition, never an unbounded allocation.
+    /// `weir.max.decompressed.batch.bytes` (default 32 MiB, as the property's): the
+    /// largest size a compressed batch may inflate to; a larger one is a
+    /// [`ChunkError`](crate::ChunkError) (`DecompressedTooLarge`) for its partition,
+    /// never an unbounded allocation.
     pub max_decompressed_batch_bytes: usize,
     /// `max.poll.records` (default 500): the most records one
     /// [`Consumer::poll`](crate::Consumer::poll) hands to its handler. The rest of a
@@ -123,7 +123,7 @@ impl Default for FetchConfig {
             metadata_max_age_ms: 300_000,
             ring_bytes: 64 << 20,
             fetch_sessions: true,
-            max_decompressed_batch_bytes: weir_protocol::compression::DEFAULT_DECOMPRESSED_LIMIT,
+            max_decompressed_batch_bytes: 32 << 20,
             max_poll_records: 500,
             side_ring_bytes: 8 << 20,
             resolver: crate::resolve::Resolver::system(),
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(c.bootstrap_servers, vec!["a:1", "b:2"]);
         assert_eq!(c.fetch_max_bytes, 52_428_800);
         assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
-        assert_eq!(c.max_decompressed_batch_bytes, 64 << 20);
+        assert_eq!(c.max_decompressed_batch_bytes, 32 << 20);
         c.validate().unwrap();
         let zero = FetchConfig {
             max_decompressed_batch_bytes: 0,

@@ -16,7 +16,7 @@
 //! back on the broker, so memory is `weir.ring.bytes` plus small fixed overheads: the
 //! per-partition and per-connection bookkeeping, and one decompression scratch per
 //! worker (one per consumer in poll mode) that grows to the largest decompressed
-//! batch seen (capped by `weir.max.decompressed.batch.bytes`, default 64 MiB).
+//! batch seen (capped by `weir.max.decompressed.batch.bytes`, default 32 MiB).
 //!
 //! # Files
 //!
