@@ -24,14 +24,17 @@
 //! |---|---|
 //! | `ring.rs` | the receive ring: one contiguous region per frame, FIFO reuse, release on last drop |
 //! | `conn.rs` | one broker connection: nonblocking IO, write queue, in-flight table, deadlines, backoff |
-//! | `reactor.rs` | the loop: handshake, metadata, offsets, fetch sessions, errors, side connections |
+//! | `engine/` | the fetch engine, sans-IO: handshake, metadata, offsets, fetch sessions, error policy, chunks, side connections; unit tests on a virtual clock |
+//! | `partition.rs`, `session.rs`, `meta.rs` | one partition's fetch state; KIP-227 sessions; the metadata refresh schedule |
+//! | `reactor.rs` | the mio driver of the engine: poll, sockets, DNS, the rings |
+//! | `resolve.rs` | host name lookups off the polling thread |
 //! | `process.rs` | a partition's chunk to records: position skipping, CRC, read_committed, handler |
 //! | `workers.rs` | pinned worker threads with fixed partition routing |
 //! | `config.rs`, `metrics.rs` | Kafka-named settings; counters |
 //!
 //! # Non-obvious
 //!
-//! * The fetch offset runs ahead of the position: the reactor walks batch headers to
+//! * The fetch offset runs ahead of the position: the engine walks batch headers to
 //!   send the next fetch at once, while records are still being handled.
 //! * Every seek, pause and corrupt batch bumps the partition's generation; chunks
 //!   fetched before it are dropped unprocessed, also those already queued to a worker.
