@@ -3,7 +3,8 @@
 //! `kafka-consumer-groups --list` / `--describe`.
 //!
 //! Every request goes over a side connection of a fetch [`Reactor`] (own ApiVersions
-//! handshake, reconnect with backoff; see [`Reactor::open_side`]); nothing here opens
+//! handshake, reconnect with backoff; see [`Reactor::open_side`]), tracked by
+//! [`weir_fetch::side::SideRequests`] as for the group member; nothing here opens
 //! sockets itself. Requests are sent one at a time, each waiting for its answer; the
 //! whole command is bounded by `default.api.timeout.ms`.
 //!
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::StrBytes;
 use weir_coordinator::{Assignment, TopicPartition};
-use weir_fetch::{FetchError, Reactor, SideEvent, SideId};
+use weir_fetch::side::{SideOutcome, SideRequests};
+use weir_fetch::{FetchError, Reactor, SideId};
 use weir_protocol::messages::fetch::{
     FetchParams, FetchPartitionSpec, FetchResponse, build_fetch_request,
 };
@@ -206,7 +208,6 @@ fn show(a: &Addr) -> String {
 #[derive(Debug)]
 struct Side {
     addr: Addr,
-    ready: bool,
     /// Connections that closed (failed connects included).
     closes: u32,
 }
@@ -214,6 +215,8 @@ struct Side {
 /// Sends requests one at a time over side connections and waits for the answers.
 struct Client {
     reactor: Reactor,
+    /// The side connections and the requests in flight on them.
+    requests: SideRequests<()>,
     by_addr: HashMap<Addr, SideId>,
     sides: HashMap<SideId, Side>,
     /// Response bodies by (connection, correlation id): (version, body).
@@ -255,6 +258,7 @@ impl Client {
         let now = Instant::now();
         Ok(Self {
             reactor,
+            requests: SideRequests::new(),
             by_addr: HashMap::new(),
             sides: HashMap::new(),
             answers: HashMap::new(),
@@ -271,13 +275,12 @@ impl Client {
         if let Some(s) = self.by_addr.get(addr) {
             return *s;
         }
-        let id = self.reactor.open_side(&addr.0, addr.1);
+        let id = self.requests.open(&mut self.reactor, &addr.0, addr.1);
         self.by_addr.insert(addr.clone(), id);
         self.sides.insert(
             id,
             Side {
                 addr: addr.clone(),
-                ready: false,
                 closes: 0,
             },
         );
@@ -291,19 +294,15 @@ impl Client {
         // The reactor's own fetch-path errors (its bootstrap metadata) are not ours:
         // failures that matter show up on the side connections.
         self.reactor.take_errors().for_each(drop);
-        let events: Vec<SideEvent> = self.reactor.take_side_events().collect();
-        for ev in events {
-            match ev {
-                SideEvent::Ready { side } => {
-                    if let Some(s) = self.sides.get_mut(&side) {
-                        s.ready = true;
-                    }
-                }
-                SideEvent::Response {
+        for outcome in self.requests.poll(&mut self.reactor) {
+            match outcome {
+                SideOutcome::Ready { .. } => {}
+                SideOutcome::Answer {
                     side,
-                    req,
-                    body_offset,
+                    correlation_id,
                     frame,
+                    body_offset,
+                    ..
                 } => {
                     let body = frame
                         .bytes()
@@ -311,15 +310,18 @@ impl Client {
                         .unwrap_or_default()
                         .to_vec();
                     drop(frame);
-                    self.answers.insert((side, req.correlation_id), body);
+                    self.answers.insert((side, correlation_id), body);
                 }
-                SideEvent::Closed { side, failed } => {
+                SideOutcome::Lost {
+                    side,
+                    correlation_id,
+                    ..
+                } => {
+                    self.lost.insert((side, correlation_id));
+                }
+                SideOutcome::Closed { side } => {
                     if let Some(s) = self.sides.get_mut(&side) {
-                        s.ready = false;
                         s.closes += 1;
-                    }
-                    for r in failed {
-                        self.lost.insert((side, r.correlation_id));
                     }
                 }
             }
@@ -360,10 +362,7 @@ impl Client {
     fn ready_any(&mut self, addrs: &[Addr], role: &'static str) -> Result<SideId, AdminError> {
         let ids: Vec<SideId> = addrs.iter().map(|a| self.side(a)).collect();
         loop {
-            if let Some(id) = ids
-                .iter()
-                .find(|id| self.sides.get(id).is_some_and(|s| s.ready))
-            {
+            if let Some(id) = ids.iter().find(|id| self.requests.is_ready(**id)) {
                 return Ok(*id);
             }
             if self.expired() {
@@ -414,8 +413,8 @@ impl Client {
             self.last_addr = Some(addr.clone());
             let (min, max) = client_range::<Req, Resp>();
             let version = self
-                .reactor
-                .side_versions(side)
+                .requests
+                .versions(&self.reactor, side)
                 .map(|t| t.negotiate_key(Req::API_KEY, Req::NAME, min, max.min(cap)))
                 .transpose()?;
             let Some(version) = version else {
@@ -423,7 +422,10 @@ impl Client {
                 self.pump(Duration::from_millis(10))?;
                 continue;
             };
-            let corr = match self.reactor.side_send(side, version, &build(version)) {
+            let sent =
+                self.requests
+                    .send(&mut self.reactor, side, version, &build(version), None, ());
+            let corr = match sent {
                 Ok(c) => c,
                 Err(_) => {
                     // The connection went down just now; wait for it to come back.
@@ -1085,8 +1087,8 @@ fn consumer_group_describe(
     let coord_slice = std::slice::from_ref(coord);
     let side = c.ready_any(coord_slice, "group coordinator")?;
     let supported = c
-        .reactor
-        .side_versions(side)
+        .requests
+        .versions(&c.reactor, side)
         .and_then(|t| t.broker_range(ConsumerGroupDescribeResponse::API_KEY))
         .is_some();
     if !supported {

@@ -179,7 +179,7 @@ fn discover_partitions(
     stop: &AtomicBool,
     timeout: Duration,
 ) -> Result<Option<Vec<i32>>, CliError> {
-    use weir_fetch::reactor::SideEvent;
+    use weir_fetch::side::{SideOutcome, SideRequests};
     use weir_protocol::ResponseBody;
     use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
 
@@ -189,7 +189,8 @@ fn discover_partitions(
         return Err(CliError::usage("bootstrap.servers is empty"));
     };
     let reactor = consumer.reactor();
-    let side = reactor.open_side(&broker.host, broker.port);
+    let mut sides: SideRequests<()> = SideRequests::new();
+    let side = sides.open(reactor, &broker.host, broker.port);
     let deadline = Instant::now() + timeout;
     let mut last_problem = format!("no answer from {broker}");
     let mut in_flight = false;
@@ -205,36 +206,36 @@ fn discover_partitions(
                 timeout.as_millis()
             )));
         }
-        let ready = reactor.side_versions(side).is_some();
+        let ready = sides.is_ready(side);
         if ready && !in_flight && retry_at.is_none_or(|t| now >= t) {
-            let version = reactor
-                .side_versions(side)
+            let version = sides
+                .versions(reactor, side)
                 .map(|t| t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>())
                 .transpose()
                 .map_err(|e| CliError::runtime(format!("cannot list partitions: {e}")))?
                 .unwrap_or(0);
             let req = build_metadata_request(version, Some(&[topic]), false);
-            reactor.side_send(side, version, &req).map_err(fetch_err)?;
+            sides
+                .send(reactor, side, version, &req, None, ())
+                .map_err(fetch_err)?;
             in_flight = true;
         }
         reactor
             .run_once(Duration::from_millis(50).min(deadline - now))
             .map_err(fetch_err)?;
-        let events: Vec<SideEvent> = reactor.take_side_events().collect();
-        for ev in events {
-            match ev {
-                SideEvent::Response {
-                    side: s,
-                    req,
+        for outcome in sides.poll(reactor) {
+            match outcome {
+                SideOutcome::Answer {
+                    api_version,
                     body_offset,
                     frame,
-                } if s == side => {
+                    ..
+                } => {
                     in_flight = false;
                     let body = frame.bytes().get(body_offset..).unwrap_or_default();
-                    let resp =
-                        MetadataResponse::decode_body(body, req.api_version).map_err(|e| {
-                            CliError::runtime(format!("bad Metadata response from {broker}: {e}"))
-                        })?;
+                    let resp = MetadataResponse::decode_body(body, api_version).map_err(|e| {
+                        CliError::runtime(format!("bad Metadata response from {broker}: {e}"))
+                    })?;
                     let Some(t) = resp.topics.iter().find(|t| t.name == Some(topic)) else {
                         last_problem = "the broker did not list the topic".to_owned();
                         retry_at = Some(
@@ -272,11 +273,11 @@ fn discover_partitions(
                     }
                     return Ok(Some(parts));
                 }
-                SideEvent::Closed { side: s, .. } if s == side => {
+                SideOutcome::Closed { .. } => {
                     in_flight = false;
                     last_problem = format!("the connection to {broker} closed");
                 }
-                _ => {}
+                SideOutcome::Ready { .. } | SideOutcome::Lost { .. } => {}
             }
         }
     }

@@ -42,10 +42,11 @@ use weir_coordinator::{
     GroupError, GroupMember, GroupVersions, Outgoing, Phase, Request, RequestId, Response,
     StartPosition, Target, TopicPartition,
 };
+use weir_fetch::side::{SideOutcome, SideRequests};
 use weir_fetch::workers::WorkerPool;
 use weir_fetch::{
-    Chunk, ChunkError, ChunkOutcome, Consumer, ConsumerRecord, FetchConfig, FetchError, SideEvent,
-    SideId, StartAt, process_chunk,
+    Chunk, ChunkError, ChunkOutcome, Consumer, ConsumerRecord, FetchConfig, FetchError, SideId,
+    StartAt, process_chunk,
 };
 use weir_protocol::ResponseBody;
 use weir_protocol::compression::Decompressor;
@@ -119,13 +120,6 @@ impl From<FetchError> for GroupConsumerError {
 
 type CommitCallback = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
 
-/// Where a request went: its side connection and correlation id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Sent {
-    side: SideId,
-    corr: i32,
-}
-
 /// What a request on a side connection was for.
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
@@ -146,13 +140,12 @@ pub struct GroupConsumer {
     member: GroupMember,
     group_cfg: GroupConfig,
     bootstrap: SideId,
-    /// Side connections to coordinators, by address (reused after rediscovery).
-    coord_sides: HashMap<(String, u16), SideId>,
+    /// Side connections (bootstrap and coordinators, by address, reused after
+    /// rediscovery) and what each request on them is for.
+    sides: SideRequests<Purpose>,
     coordinator: Option<(CoordinatorAddr, SideId)>,
-    ready: HashSet<SideId>,
     /// Requests waiting for their connection to become ready.
     waiting: VecDeque<Outgoing>,
-    in_flight: HashMap<Sent, Purpose>,
     versions_set: bool,
     metadata_wanted: Option<Vec<String>>,
     metadata_in_flight: bool,
@@ -229,7 +222,8 @@ impl GroupConsumer {
             ))
         })?;
         let mut consumer = Consumer::new(fetch)?;
-        let bootstrap = consumer.reactor().open_side(&host, port);
+        let mut sides = SideRequests::new();
+        let bootstrap = sides.open(consumer.reactor(), &host, port);
         let member = GroupMember::new(group.clone(), Instant::now())
             .map_err(|e| GroupConsumerError::Config(e.to_string()))?;
         Ok(Self {
@@ -237,11 +231,9 @@ impl GroupConsumer {
             member,
             group_cfg: group,
             bootstrap,
-            coord_sides: HashMap::new(),
+            sides,
             coordinator: None,
-            ready: HashSet::new(),
             waiting: VecDeque::new(),
-            in_flight: HashMap::new(),
             versions_set: false,
             metadata_wanted: None,
             metadata_in_flight: false,
@@ -761,7 +753,7 @@ impl GroupConsumer {
 
     fn transmit(&mut self, now: Instant) -> Result<bool, GroupConsumerError> {
         if !self.versions_set {
-            let Some(table) = self.consumer.reactor().side_versions(self.bootstrap) else {
+            let Some(table) = self.sides.versions(self.consumer.reactor(), self.bootstrap) else {
                 return Ok(false);
             };
             let v = GroupVersions::from_table(table)
@@ -809,14 +801,14 @@ impl GroupConsumer {
                 .unwrap_or(0);
             let names: Vec<&str> = topics.iter().map(String::as_str).collect();
             let req = build_metadata_request(version, Some(&names), false);
-            let corr = reactor.side_send(self.bootstrap, version, &req)?;
-            self.in_flight.insert(
-                Sent {
-                    side: self.bootstrap,
-                    corr,
-                },
+            self.sides.send(
+                reactor,
+                self.bootstrap,
+                version,
+                &req,
+                None,
                 Purpose::Metadata,
-            );
+            )?;
             self.metadata_in_flight = true;
             any = true;
         }
@@ -824,7 +816,7 @@ impl GroupConsumer {
     }
 
     fn is_ready(&self, side: SideId) -> bool {
-        self.ready.contains(&side)
+        self.sides.is_ready(side)
     }
 
     /// Send `o` on its connection, or hold it until the connection is ready. Returns
@@ -853,21 +845,18 @@ impl GroupConsumer {
         let t = o
             .timeout
             .max(Duration::from_millis(reactor.config().request_timeout_ms));
+        let (sides, t, p) = (&mut self.sides, Some(t), Purpose::Group(o.id));
         let res = match &o.request {
-            Request::FindCoordinator(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::JoinGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::SyncGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::Heartbeat(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::LeaveGroup(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::OffsetCommit(r) => reactor.side_send_with_timeout(side, v, r, t),
-            Request::OffsetFetch(r) => reactor.side_send_with_timeout(side, v, r, t),
+            Request::FindCoordinator(r) => sides.send(reactor, side, v, r, t, p),
+            Request::JoinGroup(r) => sides.send(reactor, side, v, r, t, p),
+            Request::SyncGroup(r) => sides.send(reactor, side, v, r, t, p),
+            Request::Heartbeat(r) => sides.send(reactor, side, v, r, t, p),
+            Request::LeaveGroup(r) => sides.send(reactor, side, v, r, t, p),
+            Request::OffsetCommit(r) => sides.send(reactor, side, v, r, t, p),
+            Request::OffsetFetch(r) => sides.send(reactor, side, v, r, t, p),
         };
         match res {
-            Ok(corr) => {
-                self.in_flight
-                    .insert(Sent { side, corr }, Purpose::Group(o.id));
-                Ok(true)
-            }
+            Ok(_) => Ok(true),
             Err(_) => {
                 // The connection went down between the readiness check and the send
                 // (or the send queue refused): the machine retries after a failure.
@@ -883,76 +872,53 @@ impl GroupConsumer {
         {
             return *s;
         }
-        let key = (addr.host.clone(), u16::try_from(addr.port).unwrap_or(0));
-        let side = match self.coord_sides.get(&key) {
-            Some(s) => *s,
-            None => {
-                let s = self.consumer.reactor().open_side(&key.0, key.1);
-                self.coord_sides.insert(key, s);
-                s
-            }
-        };
+        let port = u16::try_from(addr.port).unwrap_or(0);
+        let side = self.sides.open(self.consumer.reactor(), &addr.host, port);
         self.coordinator = Some((addr.clone(), side));
         side
     }
 
     fn side_events(&mut self) {
-        let events: Vec<SideEvent> = self.consumer.reactor().take_side_events().collect();
+        let outcomes = self.sides.poll(self.consumer.reactor());
         let now = Instant::now();
-        for ev in events {
-            match ev {
-                SideEvent::Ready { side } => {
-                    self.ready.insert(side);
-                }
-                SideEvent::Response {
-                    side,
-                    req,
-                    body_offset,
+        for o in outcomes {
+            match o {
+                SideOutcome::Ready { .. } => {}
+                SideOutcome::Answer {
+                    purpose,
+                    api_key,
+                    api_version,
                     frame,
+                    body_offset,
+                    ..
                 } => {
-                    let Some(purpose) = self.in_flight.remove(&Sent {
-                        side,
-                        corr: req.correlation_id,
-                    }) else {
-                        continue;
-                    };
                     let body = frame.bytes().get(body_offset..).unwrap_or_default();
                     match purpose {
-                        Purpose::Group(id) => {
-                            match Response::decode(req.api_key, req.api_version, body) {
-                                Ok(r) => self.member.handle_response(now, id, r),
-                                // An undecodable answer is a failed request: the
-                                // machine retries or rediscovers.
-                                Err(_) => self.member.handle_request_failed(now, id),
-                            }
-                        }
+                        Purpose::Group(id) => match Response::decode(api_key, api_version, body) {
+                            Ok(r) => self.member.handle_response(now, id, r),
+                            // An undecodable answer is a failed request: the
+                            // machine retries or rediscovers.
+                            Err(_) => self.member.handle_request_failed(now, id),
+                        },
                         Purpose::Metadata => {
                             self.metadata_in_flight = false;
-                            self.on_metadata(now, body, req.api_version);
+                            self.on_metadata(now, body, api_version);
                         }
                     }
                 }
-                SideEvent::Closed { side, failed } => {
-                    self.ready.remove(&side);
+                SideOutcome::Lost { purpose, side, .. } => {
                     let is_coord = self.coordinator.as_ref().is_some_and(|(_, s)| *s == side);
-                    for f in failed {
-                        let Some(p) = self.in_flight.remove(&Sent {
-                            side,
-                            corr: f.correlation_id,
-                        }) else {
-                            continue;
-                        };
-                        match p {
-                            Purpose::Group(id) if !is_coord => {
-                                self.member.handle_request_failed(now, id);
-                            }
-                            Purpose::Group(_) => {}
-                            Purpose::Metadata => self.metadata_in_flight = false,
+                    match purpose {
+                        // The coordinator's own loss is one disconnect (below).
+                        Purpose::Group(id) if !is_coord => {
+                            self.member.handle_request_failed(now, id);
                         }
+                        Purpose::Group(_) => {}
+                        Purpose::Metadata => self.metadata_in_flight = false,
                     }
-                    // Requests that never made it out are dropped with the rest.
-                    self.in_flight.retain(|s, _| s.side != side);
-                    if is_coord {
+                }
+                SideOutcome::Closed { side } => {
+                    if self.coordinator.as_ref().is_some_and(|(_, s)| *s == side) {
                         self.member.handle_disconnect(now);
                     }
                 }

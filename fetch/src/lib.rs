@@ -85,6 +85,7 @@ pub mod reactor;
 pub mod resolve;
 pub mod ring;
 mod session;
+pub mod side;
 pub mod workers;
 
 use std::collections::HashMap;

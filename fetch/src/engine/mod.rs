@@ -117,6 +117,14 @@ pub(crate) trait Net {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SideId(usize);
 
+impl SideId {
+    /// The side connection at broker slot `i` (for tests of layers above).
+    #[cfg(test)]
+    pub(crate) fn from_index(i: usize) -> Self {
+        SideId(i)
+    }
+}
+
 /// Something that happened on a side connection.
 #[derive(Debug)]
 pub enum SideEvent {
