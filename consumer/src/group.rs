@@ -34,7 +34,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use weir_coordinator::{
@@ -43,13 +42,11 @@ use weir_coordinator::{
     StartPosition, Target, TopicPartition,
 };
 use weir_fetch::side::{SideOutcome, SideRequests};
-use weir_fetch::workers::WorkerPool;
+use weir_fetch::workers::ChunkWorkers;
 use weir_fetch::{
-    Chunk, ChunkError, ChunkOutcome, Consumer, ConsumerRecord, FetchConfig, FetchError, SideId,
-    StartAt, process_chunk,
+    ChunkError, ChunkOutcome, Consumer, ConsumerRecord, FetchConfig, FetchError, SideId, StartAt,
 };
 use weir_protocol::ResponseBody;
-use weir_protocol::compression::Decompressor;
 use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
 
 /// The application's view of rebalances. Every method defaults to doing nothing.
@@ -455,26 +452,8 @@ impl GroupConsumer {
         if self.closed {
             return Err(GroupConsumerError::Closed);
         }
-        type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
-        let (tx, rx) = mpsc::channel::<Progress>();
-        let reactor = self.consumer.reactor();
-        let waker = reactor.waker();
-        let limit = reactor.config().max_decompressed_batch_bytes;
-        reactor.set_workers(workers);
-        let pool = WorkerPool::spawn(workers, pin, |i| {
-            let mut handler = make(i);
-            let tx = tx.clone();
-            let waker = Arc::clone(&waker);
-            let mut scratch = Decompressor::with_limit(limit);
-            move |chunk: Chunk| {
-                let res = process_chunk(&chunk, &mut scratch, &mut handler);
-                let _ = tx.send((chunk.part_idx, chunk.generation, res));
-                drop(chunk);
-                let _ = waker.wake();
-            }
-        })
-        .map_err(|e| GroupConsumerError::Fetch(FetchError::Io(e)))?;
-        drop(tx);
+        let pool = ChunkWorkers::spawn(self.consumer.reactor(), workers, pin, &mut make)
+            .map_err(|e| GroupConsumerError::Fetch(FetchError::Io(e)))?;
         let mut result = Ok(());
         loop {
             let stopping = stop.load(Ordering::Acquire) || result.is_err();
@@ -488,7 +467,7 @@ impl GroupConsumer {
             if let Err(e) = self.drive().and_then(|()| self.turn(far)) {
                 result = Err(e);
             }
-            while let Ok((i, g, r)) = rx.try_recv() {
+            for (i, g, r) in pool.progress() {
                 self.on_worker_progress(i, g, r);
             }
             self.finish_revoke(Instant::now());
@@ -498,28 +477,11 @@ impl GroupConsumer {
             if stopping {
                 continue;
             }
-            let reactor = self.consumer.reactor();
-            let chunks: Vec<Chunk> = reactor.take_chunks().collect();
-            let mut held = Vec::new();
-            for c in chunks {
-                match reactor.partitions().get(c.part_idx) {
-                    Some(p) if !p.paused => {
-                        let i = c.part_idx;
-                        match pool.send(p.worker, c) {
-                            Ok(()) => *self.outstanding.entry(i).or_default() += 1,
-                            Err(c) => {
-                                held.push(c);
-                                result = Err(GroupConsumerError::Config(
-                                    "a worker thread died (its handler panicked)".into(),
-                                ));
-                            }
-                        }
-                    }
-                    _ => held.push(c),
-                }
-            }
-            reactor.requeue(held);
-            if pool.any_dead() && result.is_ok() {
+            let outstanding = &mut self.outstanding;
+            let dispatched = pool.dispatch(self.consumer.reactor(), |i| {
+                *outstanding.entry(i).or_default() += 1;
+            });
+            if dispatched.is_err() && result.is_ok() {
                 result = Err(GroupConsumerError::Config(
                     "a worker thread died (its handler panicked)".into(),
                 ));
@@ -531,9 +493,12 @@ impl GroupConsumer {
                 }
             }
         }
-        pool.shutdown();
         // Progress reported while shutting down.
-        while let Ok((i, g, r)) = rx.try_recv() {
+        let (warnings, progress) = pool.shutdown();
+        for w in warnings {
+            log::warn!("{w}");
+        }
+        for (i, g, r) in progress {
             self.on_worker_progress(i, g, r);
         }
         self.outstanding.clear();

@@ -91,7 +91,6 @@ pub mod workers;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use weir_protocol::compression::Decompressor;
@@ -117,9 +116,6 @@ pub struct Consumer {
     /// a partition's first queued chunk can have been cut.
     resume: HashMap<usize, (u64, i64, i64)>,
 }
-
-/// What one worker reports after a chunk.
-type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
 
 impl Consumer {
     /// A consumer for `cfg` (validated here; nothing connects until the first poll).
@@ -326,66 +322,31 @@ impl Consumer {
         M: FnMut(usize) -> H,
         H: FnMut(&ConsumerRecord<'_>) + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel::<Progress>();
-        let waker = self.reactor.waker();
-        let limit = self.reactor.config().max_decompressed_batch_bytes;
-        self.reactor.set_workers(workers);
-        let pool = workers::WorkerPool::spawn(workers, pin, |i| {
-            let mut handler = make(i);
-            let tx = tx.clone();
-            let waker = Arc::clone(&waker);
-            let mut scratch = Decompressor::with_limit(limit);
-            move |chunk: Chunk| {
-                let res = process_chunk(&chunk, &mut scratch, &mut handler);
-                let _ = tx.send((chunk.part_idx, chunk.generation, res));
-                drop(chunk);
-                let _ = waker.wake();
-            }
-        })
-        .map_err(FetchError::Io)?;
-        drop(tx);
+        let pool = workers::ChunkWorkers::spawn(&mut self.reactor, workers, pin, &mut make)
+            .map_err(FetchError::Io)?;
         let mut result = Ok(());
         while !stop.load(Ordering::Acquire) {
             if let Err(e) = self.reactor.run_once(Duration::from_millis(100)) {
                 result = Err(e);
                 break;
             }
-            while let Ok((i, g, r)) = rx.try_recv() {
+            for (i, g, r) in pool.progress() {
                 self.reactor.on_processed(i, g, r);
             }
             if let Some(e) = self.reactor.pop_error() {
                 result = Err(e);
                 break;
             }
-            let chunks: Vec<Chunk> = self.reactor.take_chunks().collect();
-            let mut held = Vec::new();
-            for c in chunks {
-                match self.reactor.partitions().get(c.part_idx) {
-                    Some(p) if !p.paused => {
-                        if let Err(c) = pool.send(p.worker, c) {
-                            // The worker died (its handler panicked): keep the data.
-                            held.push(c);
-                            result = Err(FetchError::Config(
-                                "a worker's handler panicked; its partitions stopped".into(),
-                            ));
-                        }
-                    }
-                    _ => held.push(c),
-                }
-            }
-            self.reactor.requeue(held);
-            if result.is_ok() && pool.any_dead() {
+            if pool.dispatch(&mut self.reactor, |_| {}).is_err() {
                 result = Err(FetchError::Config(
                     "a worker's handler panicked; its partitions stopped".into(),
                 ));
-            }
-            if result.is_err() {
                 break;
             }
         }
-        self.warnings.extend(pool.pin_warnings.try_iter());
-        let _ = pool.shutdown();
-        while let Ok((i, g, r)) = rx.try_recv() {
+        let (warnings, progress) = pool.shutdown();
+        self.warnings.extend(warnings);
+        for (i, g, r) in progress {
             self.reactor.on_processed(i, g, r);
         }
         result

@@ -6,8 +6,14 @@
 //! bounds what can be queued. Workers report back through a second channel and wake
 //! the reactor with a callback (a `mio::Waker` in practice).
 
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
+
+use weir_protocol::compression::Decompressor;
+
+use crate::process::{Chunk, ChunkError, ChunkOutcome, ConsumerRecord, process_chunk};
+use crate::reactor::Reactor;
 
 /// Pin the calling thread to `core` (an index into the cores this process may use).
 ///
@@ -156,10 +162,113 @@ impl<J: Send + 'static> Drop for WorkerPool<J> {
     }
 }
 
+/// What a worker reports for each chunk: its partition index, the generation it was
+/// fetched at, and how processing went (hand it to [`Reactor::on_processed`]).
+pub type Progress = (usize, u64, Result<ChunkOutcome, ChunkError>);
+
+/// Pinned workers processing a reactor's chunks: the one worker loop behind
+/// `Consumer::run_workers` and `GroupConsumer::run_workers`. Each worker owns a
+/// decompression scratch and a handler, processes every chunk it is given in order,
+/// reports [`Progress`], and wakes the reactor.
+#[derive(Debug)]
+pub struct ChunkWorkers {
+    pool: WorkerPool<Chunk>,
+    progress: Receiver<Progress>,
+}
+
+/// A worker thread died (its handler panicked): its partitions stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerDied;
+
+impl ChunkWorkers {
+    /// Spawns `workers` workers for `reactor`'s partitions (pinned when `pin`);
+    /// `make(i)` builds worker `i`'s handler.
+    pub fn spawn<M, H>(
+        reactor: &mut Reactor,
+        workers: usize,
+        pin: bool,
+        mut make: M,
+    ) -> std::io::Result<Self>
+    where
+        M: FnMut(usize) -> H,
+        H: FnMut(&ConsumerRecord<'_>) + Send + 'static,
+    {
+        let (tx, progress) = mpsc::channel::<Progress>();
+        let waker = reactor.waker();
+        let limit = reactor.config().max_decompressed_batch_bytes;
+        reactor.set_workers(workers);
+        let pool = WorkerPool::spawn(workers, pin, |i| {
+            let mut handler = make(i);
+            let tx = tx.clone();
+            let waker = Arc::clone(&waker);
+            let mut scratch = Decompressor::with_limit(limit);
+            move |chunk: Chunk| {
+                let res = process_chunk(&chunk, &mut scratch, &mut handler);
+                let _ = tx.send((chunk.part_idx, chunk.generation, res));
+                // The ring region is released before the reactor is woken to reuse it.
+                drop(chunk);
+                let _ = waker.wake();
+            }
+        })?;
+        Ok(Self { pool, progress })
+    }
+
+    /// Progress reported since the last call.
+    pub fn progress(&self) -> impl Iterator<Item = Progress> + '_ {
+        self.progress.try_iter()
+    }
+
+    /// Hands the reactor's fetched chunks to the workers that own their partitions;
+    /// `sent(part_idx)` hears of each one handed over. A paused partition's chunks go
+    /// back to the reactor, as do a dead worker's (the data is kept).
+    pub fn dispatch(
+        &self,
+        reactor: &mut Reactor,
+        mut sent: impl FnMut(usize),
+    ) -> Result<(), WorkerDied> {
+        let chunks: Vec<Chunk> = reactor.take_chunks().collect();
+        let mut held = Vec::new();
+        let mut died = false;
+        for c in chunks {
+            match reactor.partitions().get(c.part_idx) {
+                Some(p) if !p.paused => {
+                    let i = c.part_idx;
+                    match self.pool.send(p.worker, c) {
+                        Ok(()) => sent(i),
+                        Err(c) => {
+                            held.push(c);
+                            died = true;
+                        }
+                    }
+                }
+                _ => held.push(c),
+            }
+        }
+        reactor.requeue(held);
+        if died || self.pool.any_dead() {
+            return Err(WorkerDied);
+        }
+        Ok(())
+    }
+
+    /// Whether a worker thread has died.
+    pub fn any_dead(&self) -> bool {
+        self.pool.any_dead()
+    }
+
+    /// Lets every worker finish what it was given and joins them; returns the pinning
+    /// warnings and the progress reported meanwhile.
+    pub fn shutdown(self) -> (Vec<String>, Vec<Progress>) {
+        let warnings: Vec<String> = self.pool.pin_warnings.try_iter().collect();
+        let _ = self.pool.shutdown();
+        (warnings, self.progress.try_iter().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[test]
     fn jobs_for_one_worker_run_in_order_and_shutdown_drains() {
