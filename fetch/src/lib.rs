@@ -29,7 +29,8 @@
 //! | `reactor.rs` | the mio driver of the engine: poll, sockets, DNS, the rings |
 //! | `resolve.rs` | host name lookups off the polling thread |
 //! | `process.rs` | a partition's chunk to records: position skipping, CRC, read_committed, handler |
-//! | `workers.rs` | pinned worker threads with fixed partition routing |
+//! | `workers.rs` | pinned worker threads with fixed partition routing; the worker loop of `run_workers` |
+//! | `side.rs` | the request service over side connections (group member, admin, discovery) |
 //! | `config.rs`, `metrics.rs` | Kafka-named settings; counters |
 //!
 //! # Non-obvious
