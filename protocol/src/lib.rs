@@ -30,6 +30,7 @@
 //! What this crate does not do: it opens no connections, keeps no time, spawns no
 //! threads, and never panics on input.
 
+pub mod auth;
 pub mod compression;
 pub mod control;
 pub mod error;
