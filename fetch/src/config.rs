@@ -101,6 +101,9 @@ pub struct FetchConfig {
     /// runs on a short-lived thread per lookup, never on the reactor: see
     /// [`crate::resolve`].
     pub resolver: crate::resolve::Resolver,
+    /// SASL credentials (`security.protocol=SASL_PLAINTEXT`): every connection,
+    /// fetch and side, authenticates right after ApiVersions. `None`: plaintext.
+    pub sasl: Option<weir_protocol::auth::SaslConfig>,
 }
 
 impl Default for FetchConfig {
@@ -127,6 +130,7 @@ impl Default for FetchConfig {
             max_poll_records: 500,
             side_ring_bytes: 8 << 20,
             resolver: crate::resolve::Resolver::system(),
+            sasl: None,
         }
     }
 }

@@ -84,11 +84,46 @@ pub enum FetchError {
         /// The decode error.
         error: DecodeError,
     },
+    /// SASL authentication with a broker failed: wrong credentials, a mechanism the
+    /// broker does not enable, or a broker answer the mechanism rejects. Retrying
+    /// with the same settings fails the same way.
+    Authentication {
+        /// The broker's address.
+        broker: String,
+        /// The mechanism tried.
+        mechanism: &'static str,
+        /// What went wrong and what to change (never a secret).
+        reason: String,
+    },
+    /// A broker keeps accepting connections and closing them before any answer past
+    /// the handshake: its listener speaks a different security protocol. Retries go
+    /// on (with backoff); this says why they keep failing.
+    Refused {
+        /// The broker's address.
+        broker: String,
+        /// Connections closed that way in a row.
+        closes: u32,
+        /// Where in the bring-up, and what to check.
+        hint: &'static str,
+    },
 }
 
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            FetchError::Refused {
+                broker,
+                closes,
+                hint,
+            } => write!(f, "{broker} closed {closes} connections in a row {hint}"),
+            FetchError::Authentication {
+                broker,
+                mechanism,
+                reason,
+            } => write!(
+                f,
+                "{broker}: SASL {mechanism} authentication failed: {reason}"
+            ),
             Self::Config(m) => write!(f, "invalid configuration: {m}"),
             Self::Io(e) => write!(f, "poller error: {e}"),
             Self::OffsetOutOfRange {
@@ -149,6 +184,17 @@ impl fmt::Display for FetchError {
                 )
             }
         }
+    }
+}
+
+impl FetchError {
+    /// Whether the error says the settings do not fit the cluster (configuration,
+    /// authentication, security protocol), so retrying as they are cannot succeed.
+    pub fn is_settings(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Config(_) | FetchError::Authentication { .. } | FetchError::Refused { .. }
+        )
     }
 }
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiVersionsRequest;
 use kafka_protocol::protocol::StrBytes;
+use weir_protocol::auth::{Authenticator, SaslConfig, Step as AuthStep, random_nonce};
 use weir_protocol::frame::{
     ApiRequest, encode_request, parse_response, response_header_flexible_by_key,
 };
@@ -47,8 +48,19 @@ use weir_protocol::messages::list_offsets::{
     build_list_offsets_request,
 };
 use weir_protocol::messages::metadata::{MetadataResponse, build_metadata_request};
+use weir_protocol::messages::sasl::{
+    SaslAuthenticateResponse, SaslHandshakeResponse, build_sasl_authenticate_request,
+    build_sasl_handshake_request,
+};
 use weir_protocol::record::Batches;
 use weir_protocol::{ApiVersionTable, ErrorCode};
+
+/// SaslHandshake's API key.
+const SASL_HANDSHAKE_KEY: i16 = 17;
+
+/// Connections in a row a broker may close before any answer past the handshake
+/// before that is reported ([`FetchError::Refused`]); the retries go on.
+const EARLY_CLOSE_LIMIT: u32 = 5;
 
 use crate::config::{FetchConfig, IsolationLevel, split_host_port};
 use crate::conn::{Backoff, ConnError, InFlight, Response};
@@ -163,6 +175,8 @@ enum Kind {
     ListOffsets = 3,
     Fetch = 4,
     Side = 5,
+    SaslHandshake = 6,
+    SaslAuthenticate = 7,
 }
 
 impl Kind {
@@ -173,6 +187,8 @@ impl Kind {
             3 => Some(Self::ListOffsets),
             4 => Some(Self::Fetch),
             5 => Some(Self::Side),
+            6 => Some(Self::SaslHandshake),
+            7 => Some(Self::SaslAuthenticate),
             _ => None,
         }
     }
@@ -184,7 +200,13 @@ enum Phase {
     Down { retry_at: Instant },
     /// Connected or connecting, ApiVersions in flight.
     Handshake,
-    /// Versions known; requests flow.
+    /// Versions known, SASL under way (SaslHandshake, then SaslAuthenticate rounds
+    /// driven by `auth` once the mechanism is accepted). Nothing else is sent.
+    Authenticating {
+        table: ApiVersionTable,
+        auth: Option<Authenticator>,
+    },
+    /// Versions known (and authenticated, with SASL); requests flow.
     Ready(ApiVersionTable),
 }
 
@@ -211,6 +233,10 @@ pub(crate) struct Broker<L> {
     pub(crate) side: bool,
     /// Connect attempts since the last successful handshake (picks the address).
     connect_attempts: usize,
+    /// The current connection has had an answer past ApiVersions and SASL.
+    answered: bool,
+    /// Connections in a row the broker closed before such an answer.
+    early_closes: u32,
 }
 
 /// The longest a connection waits for a host name lookup before it is tried again
@@ -265,6 +291,8 @@ impl<L> Broker<L> {
             metadata_in_flight: false,
             side: false,
             connect_attempts: 0,
+            answered: false,
+            early_closes: 0,
         }
     }
 
@@ -479,8 +507,11 @@ impl<N: Net> Engine<N> {
     pub(crate) fn on_responses(&mut self, i: usize, out: &mut Vec<Response>, now: Instant) {
         for resp in out.drain(..) {
             if let Err(e) = self.on_response(i, resp, now) {
+                // An authentication failure is the whole story: no "unreachable"
+                // warning on top of it.
+                let quiet = matches!(e, FetchError::Authentication { .. });
                 self.errors.push_back(e);
-                self.conn_died(i, ConnError::Closed, now);
+                self.close_link(i, ConnError::Closed, now, !quiet);
                 break;
             }
         }
@@ -641,7 +672,10 @@ impl<N: Net> Engine<N> {
         let fetchers = || self.brokers.iter().filter(|b| !b.side);
         fetchers()
             .find(|b| matches!(b.phase, Phase::Ready(_)))
-            .or_else(|| fetchers().find(|b| matches!(b.phase, Phase::Handshake)))
+            .or_else(|| {
+                fetchers()
+                    .find(|b| matches!(b.phase, Phase::Handshake | Phase::Authenticating { .. }))
+            })
             .or_else(|| {
                 fetchers()
                     .filter_map(|b| match b.phase {
@@ -982,8 +1016,14 @@ impl<N: Net> Engine<N> {
     }
 
     pub(crate) fn conn_died(&mut self, i: usize, e: ConnError, now: Instant) {
+        self.close_link(i, e, now, true);
+    }
+
+    fn close_link(&mut self, i: usize, e: ConnError, now: Instant, warn: bool) {
         let j = self.jitter();
-        let Some(b) = self.brokers.get_mut(i) else {
+        // Closed already (an answer that failed the connection, then the end of the
+        // stream read in the same turn): nothing more to do or say.
+        let Some(b) = self.brokers.get_mut(i).filter(|b| b.conn.is_some()) else {
             return;
         };
         log::debug!(
@@ -992,7 +1032,33 @@ impl<N: Net> Engine<N> {
             b.host,
             b.port
         );
-        warn_unreachable(&mut self.warned, b, now, format_args!("{e}"));
+        if warn {
+            warn_unreachable(&mut self.warned, b, now, format_args!("{e}"));
+        }
+        // A broker that accepts the connection and then closes it before a single
+        // answer past the handshake, time after time, is not coming back by itself:
+        // the listener wants TLS or SASL that this client is not speaking (or the
+        // other way round). Say so instead of retrying quietly forever.
+        if !b.answered {
+            b.early_closes += 1;
+            if b.early_closes == EARLY_CLOSE_LIMIT {
+                let hint = match (&b.phase, self.cfg.sasl.is_some()) {
+                    (Phase::Handshake, _) => {
+                        "before answering ApiVersions: is it a TLS (SSL) listener? weir speaks PLAINTEXT and SASL_PLAINTEXT"
+                    }
+                    (_, false) => {
+                        "right after ApiVersions: if its listener requires SASL, set security.protocol=SASL_PLAINTEXT and the sasl.* settings"
+                    }
+                    (_, true) => "during or right after SASL authentication",
+                };
+                self.errors.push_back(FetchError::Refused {
+                    broker: format!("{}:{}", b.host, b.port),
+                    closes: b.early_closes,
+                    hint,
+                });
+            }
+        }
+        b.answered = false;
         let failed = match b.conn.as_mut() {
             Some(c) => self.net.close(c),
             None => Vec::new(),
@@ -1038,6 +1104,8 @@ impl<N: Net> Engine<N> {
             Some(Kind::ListOffsets) => "ListOffsets",
             Some(Kind::Fetch) => "Fetch",
             Some(Kind::Side) => "side",
+            Some(Kind::SaslHandshake) => "SaslHandshake",
+            Some(Kind::SaslAuthenticate) => "SaslAuthenticate",
             None => "unknown",
         };
         let dec = |error| FetchError::Decode { api, error };
@@ -1067,26 +1135,48 @@ impl<N: Net> Engine<N> {
                         code: r.error_code,
                     });
                 } else {
-                    let b = &mut self.brokers[i];
-                    b.phase = Phase::Ready(ApiVersionTable::from_response(&r));
-                    b.backoff.reset();
-                    self.warned.remove(&(b.host.clone(), b.port));
-                    log::debug!(
-                        target: "weir_fetch::broker",
-                        "{}:{}: connected (node {}, ApiVersions v{})",
-                        b.host,
-                        b.port,
-                        b.node_id,
-                        req.api_version
-                    );
-                    // Stay on the address that worked.
-                    b.connect_attempts = b.connect_attempts.wrapping_sub(1);
-                    if b.side {
-                        self.side_events
-                            .push_back(SideEvent::Ready { side: SideId(i) });
+                    let table = ApiVersionTable::from_response(&r);
+                    match self.cfg.sasl.clone() {
+                        Some(sasl) => self.start_sasl(i, table, &sasl, now)?,
+                        None => self.become_ready(i, table),
                     }
                 }
             }
+            Some(Kind::SaslHandshake) => {
+                let r = SaslHandshakeResponse::decode_body(body, req.api_version).map_err(dec)?;
+                self.on_sasl_handshake(i, &r, now)?;
+            }
+            Some(Kind::SaslAuthenticate) => {
+                let r =
+                    SaslAuthenticateResponse::decode_body(body, req.api_version).map_err(dec)?;
+                self.on_sasl_authenticate(i, &r, now)?;
+            }
+            Some(Kind::Metadata | Kind::ListOffsets | Kind::Fetch | Kind::Side) => {
+                let b = &mut self.brokers[i];
+                if !b.answered {
+                    b.answered = true;
+                    b.early_closes = 0;
+                    b.backoff.reset();
+                }
+                self.on_answer(i, kind, req, &frame, body, now, dec)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_answer(
+        &mut self,
+        i: usize,
+        kind: Option<Kind>,
+        req: InFlight,
+        frame: &crate::ring::Frame,
+        body: &[u8],
+        now: Instant,
+        dec: impl Fn(weir_protocol::DecodeError) -> FetchError,
+    ) -> Result<(), FetchError> {
+        match kind {
             Some(Kind::Metadata) => {
                 self.brokers[i].metadata_in_flight = false;
                 let r = MetadataResponse::decode_body(body, req.api_version).map_err(dec)?;
@@ -1105,7 +1195,7 @@ impl<N: Net> Engine<N> {
                         .record_fetch_latency(now.saturating_duration_since(t));
                 }
                 let r = FetchResponse::decode_body(body, req.api_version).map_err(dec)?;
-                self.on_fetch(i, &frame, &r, req.api_version, now);
+                self.on_fetch(i, frame, &r, req.api_version, now);
             }
             Some(Kind::Side) => {
                 let body_offset = frame.len() - body.len();
@@ -1113,12 +1203,183 @@ impl<N: Net> Engine<N> {
                     side: SideId(i),
                     req,
                     body_offset,
-                    frame,
+                    frame: frame.clone(),
                 });
             }
-            None => {}
+            // Handled by on_response before it gets here.
+            Some(Kind::ApiVersions | Kind::SaslHandshake | Kind::SaslAuthenticate) | None => {}
         }
         Ok(())
+    }
+
+    /// The connection is usable: requests flow from the next plan.
+    fn become_ready(&mut self, i: usize, table: ApiVersionTable) {
+        let b = &mut self.brokers[i];
+        b.phase = Phase::Ready(table);
+        // The reconnect backoff is reset by the first real answer, not here: a broker
+        // that completes the handshake and then closes every connection must not be
+        // redialled at the base backoff forever.
+        self.warned.remove(&(b.host.clone(), b.port));
+        log::debug!(
+            target: "weir_fetch::broker",
+            "{}:{}: connected (node {}{})",
+            b.host,
+            b.port,
+            b.node_id,
+            match &self.cfg.sasl {
+                Some(s) => format!(", SASL {} as {}", s.mechanism, s.username),
+                None => String::new(),
+            }
+        );
+        // Stay on the address that worked.
+        b.connect_attempts = b.connect_attempts.wrapping_sub(1);
+        if b.side {
+            self.side_events
+                .push_back(SideEvent::Ready { side: SideId(i) });
+        }
+    }
+
+    fn auth_error(&self, i: usize, reason: String) -> FetchError {
+        let b = &self.brokers[i];
+        FetchError::Authentication {
+            broker: format!("{}:{}", b.host, b.port),
+            mechanism: self.cfg.sasl.as_ref().map_or("", |s| s.mechanism.name()),
+            reason,
+        }
+    }
+
+    /// ApiVersions answered on a SASL connection: name the mechanism.
+    fn start_sasl(
+        &mut self,
+        i: usize,
+        table: ApiVersionTable,
+        sasl: &SaslConfig,
+        now: Instant,
+    ) -> Result<(), FetchError> {
+        // v1 carries the tokens in SaslAuthenticate; v0's raw frames are not spoken.
+        if table
+            .broker_range(SASL_HANDSHAKE_KEY)
+            .is_none_or(|(_, max)| max < 1)
+        {
+            return Err(self.auth_error(
+                i,
+                "the broker does not speak SaslHandshake v1 (Kafka 1.0 or later is needed), or this listener is not a SASL one".into(),
+            ));
+        }
+        self.brokers[i].phase = Phase::Authenticating { table, auth: None };
+        let req = build_sasl_handshake_request(sasl.mechanism.name());
+        self.send(i, Kind::SaslHandshake, 1, &req, now);
+        Ok(())
+    }
+
+    fn on_sasl_handshake(
+        &mut self,
+        i: usize,
+        r: &SaslHandshakeResponse<'_>,
+        now: Instant,
+    ) -> Result<(), FetchError> {
+        let Some(sasl) = self.cfg.sasl.clone() else {
+            return Ok(());
+        };
+        if r.error_code == ErrorCode::UNSUPPORTED_SASL_MECHANISM {
+            return Err(self.auth_error(
+                i,
+                format!(
+                    "the broker does not enable {}; it enables {}: set sasl.mechanism to one of them",
+                    sasl.mechanism,
+                    if r.mechanisms.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        r.mechanisms.join(", ")
+                    }
+                ),
+            ));
+        }
+        if r.error_code == ErrorCode::ILLEGAL_SASL_STATE
+            || (r.error_code.is_err() && r.mechanisms.is_empty())
+        {
+            return Err(self.auth_error(
+                i,
+                format!(
+                    "the broker's listener does not take SASL ({}): check the port, or set security.protocol=PLAINTEXT",
+                    r.error_code
+                ),
+            ));
+        }
+        if r.error_code.is_err() {
+            return Err(self.auth_error(i, format!("SaslHandshake failed: {}", r.error_code)));
+        }
+        let nonce = random_nonce()
+            .map_err(|e| self.auth_error(i, format!("no random nonce from the system: {e}")))?;
+        let (auth, first) = Authenticator::start(&sasl, &nonce);
+        let Phase::Authenticating { auth: slot, .. } = &mut self.brokers[i].phase else {
+            return Ok(());
+        };
+        *slot = Some(auth);
+        self.send_sasl_authenticate(i, &first, now)
+    }
+
+    fn send_sasl_authenticate(
+        &mut self,
+        i: usize,
+        msg: &[u8],
+        now: Instant,
+    ) -> Result<(), FetchError> {
+        let Phase::Authenticating { table, .. } = &self.brokers[i].phase else {
+            return Ok(());
+        };
+        let v = table
+            .negotiate::<kafka_protocol::messages::SaslAuthenticateRequest, SaslAuthenticateResponse<'static>>()
+            .map_err(FetchError::Version)?;
+        let req = build_sasl_authenticate_request(msg);
+        self.send(i, Kind::SaslAuthenticate, v, &req, now);
+        Ok(())
+    }
+
+    fn on_sasl_authenticate(
+        &mut self,
+        i: usize,
+        r: &SaslAuthenticateResponse<'_>,
+        now: Instant,
+    ) -> Result<(), FetchError> {
+        if r.error_code.is_err() {
+            let said = r
+                .error_message
+                .map(|m| m.chars().take(300).collect::<String>())
+                .unwrap_or_else(|| r.error_code.to_string());
+            let hint = if r.error_code == ErrorCode::SASL_AUTHENTICATION_FAILED {
+                "; check sasl.username and sasl.password (or sasl.jaas.config)"
+            } else {
+                ""
+            };
+            return Err(self.auth_error(i, format!("{said}{hint}")));
+        }
+        let Phase::Authenticating {
+            auth: Some(auth), ..
+        } = &mut self.brokers[i].phase
+        else {
+            return Ok(());
+        };
+        match auth.step(r.auth_bytes) {
+            Ok(AuthStep::Send(msg)) => self.send_sasl_authenticate(i, &msg, now),
+            Ok(AuthStep::Done) => {
+                let Phase::Authenticating { table, .. } =
+                    std::mem::replace(&mut self.brokers[i].phase, Phase::Handshake)
+                else {
+                    return Ok(());
+                };
+                if r.session_lifetime_ms > 0 {
+                    log::debug!(
+                        target: "weir_fetch::broker",
+                        "broker session lifetime {} ms (connections.max.reauth.ms)",
+                        r.session_lifetime_ms
+                    );
+                }
+                self.become_ready(i, table);
+                Ok(())
+            }
+            Err(e) => Err(self.auth_error(i, e.to_string())),
+        }
     }
 
     fn on_metadata(&mut self, r: &MetadataResponse<'_>, now: Instant) {

@@ -473,3 +473,124 @@ fn a_not_leader_answer_asks_metadata_again_within_the_retry_spacing() {
     h.turn(h.at(100));
     h.expect_request(0, ApiKey::Metadata);
 }
+
+fn sasl_cfg(mechanism: weir_protocol::auth::Mechanism) -> FetchConfig {
+    let mut c = cfg();
+    c.sasl = Some(weir_protocol::auth::SaslConfig {
+        mechanism,
+        username: "weir".into(),
+        password: weir_protocol::auth::Secret::new("weir-secret"),
+    });
+    c
+}
+
+fn sasl_api_versions() -> ApiVersionsResponse {
+    let mut r = api_versions();
+    for (key, max) in [(ApiKey::SaslHandshake, 1), (ApiKey::SaslAuthenticate, 2)] {
+        r.api_keys.push(
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(0)
+                .with_max_version(max),
+        );
+    }
+    r
+}
+
+/// Dial and ApiVersions on a SASL connection; returns the SaslHandshake request.
+fn to_sasl_handshake(
+    h: &mut Harness,
+) -> (InFlight, kafka_protocol::messages::SaslHandshakeRequest) {
+    h.turn(h.at(0));
+    let (req, _) = h.expect_request(0, ApiKey::ApiVersions);
+    h.answer(0, req, &sasl_api_versions(), h.at(0));
+    let (req, mut body) = h.expect_request(0, ApiKey::SaslHandshake);
+    assert_eq!(
+        req.api_version, 1,
+        "SaslHandshake v1: tokens go in SaslAuthenticate"
+    );
+    let hs = kafka_protocol::messages::SaslHandshakeRequest::decode(&mut body, 1)
+        .expect("the handshake decodes");
+    (req, hs)
+}
+
+#[test]
+fn a_sasl_connection_authenticates_before_anything_else_is_sent() {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeResponse,
+    };
+    let mut h = Harness::new(sasl_cfg(weir_protocol::auth::Mechanism::Plain));
+    h.engine.assign(TOPIC, 0, StartAt::Earliest);
+    let (req, hs) = to_sasl_handshake(&mut h);
+    assert_eq!(hs.mechanism.as_str(), "PLAIN");
+    // Nothing but the handshake while it is out: metadata waits.
+    h.turn(h.at(1));
+    assert!(h.next_request(0).is_none());
+    h.answer(0, req, &SaslHandshakeResponse::default(), h.at(1));
+    let (req, mut body) = h.expect_request(0, ApiKey::SaslAuthenticate);
+    let a = SaslAuthenticateRequest::decode(&mut body, req.api_version).expect("decodes");
+    assert_eq!(&a.auth_bytes[..], b"\0weir\0weir-secret");
+    h.turn(h.at(1));
+    assert!(
+        h.next_request(0).is_none(),
+        "no request before the broker accepts"
+    );
+    h.answer(0, req, &SaslAuthenticateResponse::default(), h.at(2));
+    h.turn(h.at(2));
+    h.expect_request(0, ApiKey::Metadata);
+    assert_eq!(h.engine.ready_brokers(), 1);
+}
+
+#[test]
+fn a_mechanism_the_broker_does_not_enable_is_an_error_naming_the_ones_it_does() {
+    use kafka_protocol::messages::SaslHandshakeResponse;
+    let mut h = Harness::new(sasl_cfg(weir_protocol::auth::Mechanism::ScramSha512));
+    h.engine.assign(TOPIC, 0, StartAt::Earliest);
+    let (req, hs) = to_sasl_handshake(&mut h);
+    assert_eq!(hs.mechanism.as_str(), "SCRAM-SHA-512");
+    let answer = SaslHandshakeResponse::default()
+        .with_error_code(33) // UNSUPPORTED_SASL_MECHANISM
+        .with_mechanisms(vec![
+            StrBytes::from_static_str("PLAIN"),
+            StrBytes::from_static_str("OAUTHBEARER"),
+        ]);
+    h.answer(0, req, &answer, h.at(1));
+    match h.engine.pop_error() {
+        Some(e @ FetchError::Authentication { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("enables PLAIN, OAUTHBEARER"), "{text}");
+            assert!(text.contains("sasl.mechanism"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.engine.net.closed, 1, "the connection is dropped");
+}
+
+#[test]
+fn a_wrong_password_is_an_error_once_per_attempt_with_backoff_between() {
+    use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
+    let mut h = Harness::new(sasl_cfg(weir_protocol::auth::Mechanism::Plain));
+    h.engine.assign(TOPIC, 0, StartAt::Earliest);
+    let (req, _) = to_sasl_handshake(&mut h);
+    h.answer(0, req, &SaslHandshakeResponse::default(), h.at(1));
+    let (req, _) = h.expect_request(0, ApiKey::SaslAuthenticate);
+    let refused = SaslAuthenticateResponse::default()
+        .with_error_code(58) // SASL_AUTHENTICATION_FAILED
+        .with_error_message(Some(StrBytes::from_static_str(
+            "Authentication failed: Invalid username or password",
+        )));
+    h.answer(0, req, &refused, h.at(1));
+    let text = h.engine.pop_error().expect("an error").to_string();
+    assert!(
+        text.contains("b:9092: SASL PLAIN authentication failed"),
+        "{text}"
+    );
+    assert!(text.contains("Invalid username or password"), "{text}");
+    assert!(text.contains("sasl.username"), "{text}");
+    assert!(!text.contains("weir-secret"), "{text}");
+    // The next attempt waits for reconnect.backoff.ms (50 ms ± 20 %).
+    h.turn(h.at(30));
+    assert_eq!(h.engine.net.dials.len(), 1);
+    h.turn(h.at(100));
+    assert_eq!(h.engine.net.dials.len(), 2);
+}
