@@ -32,6 +32,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use weir_protocol::auth::{Mechanism, SaslConfig, Secret};
+
 /// The type of a property's value, and the rule its value must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -80,8 +82,6 @@ pub struct PropertySpec {
 
 const I32: i64 = i32::MAX as i64;
 const MS_MAX: i64 = i32::MAX as i64;
-const SASL_UNSUPPORTED: &str =
-    "weir speaks PLAINTEXT only; SASL authentication is not implemented yet";
 const SOCKET_BUFFERS_UNSUPPORTED: &str = "weir leaves socket buffer sizes to the operating system (Linux autotunes them to the connection); setting SO_RCVBUF/SO_SNDBUF is not implemented, leave it at -1";
 
 const fn p(
@@ -303,8 +303,8 @@ pub static PROPERTIES: &[PropertySpec] = &[
         name: "sasl.jaas.config",
         default: None,
         kind: Kind::Str,
-        support: Support::Unsupported(SASL_UNSUPPORTED),
-        doc: "Java's SASL login configuration.",
+        support: Support::Yes,
+        doc: "Java's SASL login configuration: PlainLoginModule or ScramLoginModule with username and password.",
     },
     PropertySpec {
         name: "sasl.mechanism",
@@ -316,31 +316,29 @@ pub static PROPERTIES: &[PropertySpec] = &[
             "SCRAM-SHA-512",
             "OAUTHBEARER",
         ]),
-        support: Support::Unsupported(SASL_UNSUPPORTED),
-        doc: "SASL mechanism.",
+        support: Support::Yes,
+        doc: "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's default GSSAPI, and OAUTHBEARER, are not implemented).",
     },
     PropertySpec {
         name: "sasl.password",
         default: None,
         kind: Kind::Str,
-        support: Support::Unsupported(SASL_UNSUPPORTED),
+        support: Support::Yes,
         doc: "SASL password (librdkafka's name; Java uses sasl.jaas.config).",
     },
     PropertySpec {
         name: "sasl.username",
         default: None,
         kind: Kind::Str,
-        support: Support::Unsupported(SASL_UNSUPPORTED),
+        support: Support::Yes,
         doc: "SASL user name (librdkafka's name; Java uses sasl.jaas.config).",
     },
     PropertySpec {
         name: "security.protocol",
         default: Some("PLAINTEXT"),
         kind: Kind::Enum(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
-        support: Support::Unsupported(
-            "weir speaks PLAINTEXT only; TLS and SASL are not implemented yet",
-        ),
-        doc: "Transport and authentication.",
+        support: Support::Yes,
+        doc: "Transport and authentication: PLAINTEXT or SASL_PLAINTEXT (SSL and SASL_SSL are not implemented yet).",
     },
     PropertySpec {
         name: "send.buffer.bytes",
@@ -1070,6 +1068,9 @@ pub struct ConsumerConfig {
     pub sink_segment_ms: u32,
     pub sink_checkpoint_ms: u32,
     pub sink_allow_reset: bool,
+    /// `security.protocol=SASL_PLAINTEXT`: the mechanism and credentials (from
+    /// `sasl.username`/`sasl.password` or `sasl.jaas.config`). `None`: PLAINTEXT.
+    pub sasl: Option<SaslConfig>,
     /// Advice that does not stop the consumer (printed unless `-q`).
     pub warnings: Vec<String>,
 }
@@ -1244,6 +1245,115 @@ impl ConfigBuilder {
         self.get(name)
             .map(|(v, _)| v.to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    /// `security.protocol` and the `sasl.*` settings.
+    fn security(&self, warnings: &mut Vec<String>) -> Result<Option<SaslConfig>, ConfigError> {
+        let protocol = self
+            .string("security.protocol")
+            .unwrap_or_else(|| "PLAINTEXT".to_owned())
+            .to_ascii_uppercase();
+        let creds_set = ["sasl.username", "sasl.password", "sasl.jaas.config"]
+            .into_iter()
+            .filter(|n| self.explicitly_set(n))
+            .collect::<Vec<_>>();
+        match protocol.as_str() {
+            "PLAINTEXT" => {
+                if !creds_set.is_empty() {
+                    warnings.push(format!(
+                        "{} set but security.protocol=PLAINTEXT: no SASL authentication happens; set security.protocol=SASL_PLAINTEXT to use them",
+                        creds_set.join(", ")
+                    ));
+                }
+                return Ok(None);
+            }
+            "SASL_PLAINTEXT" => {}
+            _ => {
+                return Err(ConfigError::Unsupported {
+                    name: "security.protocol",
+                    value: protocol,
+                    reason: "TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT",
+                });
+            }
+        }
+        let mech_name = self
+            .string("sasl.mechanism")
+            .unwrap_or_else(|| "GSSAPI".to_owned());
+        let Some(mechanism) = Mechanism::from_name(&mech_name) else {
+            return Err(ConfigError::Unsupported {
+                name: "sasl.mechanism",
+                value: mech_name,
+                reason: "weir speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (GSSAPI, Kafka's default, and OAUTHBEARER are not implemented); set sasl.mechanism",
+            });
+        };
+        let jaas = self.string("sasl.jaas.config");
+        let (username, password) = match jaas {
+            Some(text) => {
+                if self.explicitly_set("sasl.username") || self.explicitly_set("sasl.password") {
+                    return Err(ConfigError::Conflict {
+                        message: "both sasl.jaas.config and sasl.username/sasl.password are set"
+                            .into(),
+                        fix: "give the credentials one way: sasl.jaas.config (Java) or sasl.username and sasl.password (librdkafka)",
+                    });
+                }
+                let source = self
+                    .get("sasl.jaas.config")
+                    .map_or(Source::Default, |(_, s)| s);
+                let j = crate::jaas::parse(&text).map_err(|why| ConfigError::InvalidValue {
+                    name: "sasl.jaas.config",
+                    // The text holds a password: never echo it.
+                    value: "(not shown)".into(),
+                    expected: format!("a JAAS login module entry ({why})"),
+                    source,
+                })?;
+                let module = match mechanism {
+                    Mechanism::Plain => crate::jaas::PLAIN_MODULE,
+                    Mechanism::ScramSha256 | Mechanism::ScramSha512 => crate::jaas::SCRAM_MODULE,
+                };
+                if j.module != module {
+                    return Err(ConfigError::Conflict {
+                        message: format!(
+                            "sasl.jaas.config names {} but sasl.mechanism={mechanism} needs {module}",
+                            j.module
+                        ),
+                        fix: "make the login module match the mechanism",
+                    });
+                }
+                let opt = |k: &'static str| {
+                    j.options.get(k).cloned().ok_or(ConfigError::Missing {
+                        name: "sasl.jaas.config",
+                        why: if k == "username" {
+                            "its login module needs username=\"...\""
+                        } else {
+                            "its login module needs password=\"...\""
+                        },
+                    })
+                };
+                (opt("username")?, opt("password")?)
+            }
+            None => {
+                let missing = |name: &'static str| ConfigError::Missing {
+                    name,
+                    why: "security.protocol=SASL_PLAINTEXT needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)",
+                };
+                (
+                    self.string("sasl.username")
+                        .ok_or_else(|| missing("sasl.username"))?,
+                    self.string("sasl.password")
+                        .ok_or_else(|| missing("sasl.password"))?,
+                )
+            }
+        };
+        if mechanism == Mechanism::Plain {
+            warnings.push(
+                "sasl.mechanism=PLAIN over SASL_PLAINTEXT sends the password in clear text; prefer SCRAM-SHA-512 (TLS is not implemented yet)".into(),
+            );
+        }
+        Ok(Some(SaslConfig {
+            mechanism,
+            username,
+            password: Secret::new(password),
+        }))
     }
 
     /// Checks every value and every cross-property rule, and returns the typed
@@ -1430,6 +1540,8 @@ impl ConfigBuilder {
             });
         }
 
+        let sasl = self.security(&mut warnings)?;
+
         for spec in PROPERTIES {
             if let (Support::Ignored(why), true) = (spec.support, self.explicitly_set(spec.name)) {
                 warnings.push(format!("{} is ignored: {why}", spec.name));
@@ -1472,6 +1584,7 @@ impl ConfigBuilder {
             sink_segment_ms: self.u32("weir.sink.segment.ms")?,
             sink_checkpoint_ms: self.u32("weir.sink.checkpoint.ms")?,
             sink_allow_reset: self.bool("weir.sink.allow.reset")?,
+            sasl,
             warnings,
         })
     }
@@ -1786,17 +1899,17 @@ mod tests {
         b.flag("security.protocol=SASL_SSL").unwrap();
         assert_eq!(
             err(&b, Mode::Assign),
-            "`security.protocol=SASL_SSL` is not supported: weir speaks PLAINTEXT only; TLS and SASL are not implemented yet"
+            "`security.protocol=SASL_SSL` is not supported: TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT"
         );
         let mut b = base();
         b.flag("security.protocol=plaintext").unwrap();
         assert!(b.build(Mode::Assign).is_ok());
+        // Credentials without SASL are not used: said, not silently dropped.
         let mut b = base();
         b.flag("sasl.username=u").unwrap();
-        assert!(
-            err(&b, Mode::Assign)
-                .starts_with("`sasl.username=u` is not supported: weir speaks PLAINTEXT only")
-        );
+        let c = b.build(Mode::Assign).unwrap();
+        assert_eq!(c.sasl, None);
+        assert!(c.warnings[0].starts_with("sasl.username set but security.protocol=PLAINTEXT"));
         let mut b = base();
         b.flag("value.deserializer=org.apache.kafka.common.serialization.StringDeserializer")
             .unwrap();
@@ -1931,5 +2044,92 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    fn sasl(pairs: &[&str]) -> Result<ConsumerConfig, ConfigError> {
+        let mut b = base();
+        b.flag("security.protocol=SASL_PLAINTEXT").unwrap();
+        for p in pairs {
+            b.flag(p).unwrap();
+        }
+        b.build(Mode::Assign)
+    }
+
+    #[test]
+    fn sasl_credentials_come_from_librdkafka_or_java_properties() {
+        let c = sasl(&[
+            "sasl.mechanism=SCRAM-SHA-512",
+            "sasl.username=weir",
+            "sasl.password=weir-secret",
+        ])
+        .unwrap();
+        let s = c.sasl.unwrap();
+        assert_eq!(
+            (s.mechanism, s.username.as_str()),
+            (Mechanism::ScramSha512, "weir")
+        );
+        assert_eq!(s.password.expose(), "weir-secret");
+        let c = sasl(&[
+            "sasl.mechanism=scram-sha-256",
+            r#"sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="weir" password="weir-secret";"#,
+        ])
+        .unwrap();
+        let s = c.sasl.unwrap();
+        assert_eq!(
+            (s.mechanism, s.username.as_str()),
+            (Mechanism::ScramSha256, "weir")
+        );
+        assert_eq!(s.password.expose(), "weir-secret");
+        assert!(!format!("{s:?}").contains("weir-secret"));
+    }
+
+    #[test]
+    fn sasl_mistakes_are_clear_and_never_show_the_password() {
+        let e = |pairs: &[&str]| sasl(pairs).unwrap_err().to_string();
+        // Kafka's default mechanism is GSSAPI, which weir does not speak.
+        assert!(
+            e(&["sasl.username=u", "sasl.password=hunter2"])
+                .starts_with("`sasl.mechanism=GSSAPI` is not supported"),
+        );
+        assert_eq!(
+            e(&["sasl.mechanism=PLAIN", "sasl.username=u"]),
+            "`sasl.password` is not set: security.protocol=SASL_PLAINTEXT needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)"
+        );
+        let bad_jaas = e(&[
+            "sasl.mechanism=PLAIN",
+            r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2""#,
+        ]);
+        assert!(
+            bad_jaas.contains("the entry must end with `;`"),
+            "{bad_jaas}"
+        );
+        assert!(!bad_jaas.contains("hunter2"), "{bad_jaas}");
+        let wrong_module = e(&[
+            "sasl.mechanism=SCRAM-SHA-512",
+            r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#,
+        ]);
+        assert!(
+            wrong_module.contains("needs org.apache.kafka.common.security.scram.ScramLoginModule"),
+            "{wrong_module}"
+        );
+        assert!(!wrong_module.contains("hunter2"));
+        let both = e(&[
+            "sasl.mechanism=PLAIN",
+            "sasl.username=u",
+            r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#,
+        ]);
+        assert!(
+            both.starts_with("both sasl.jaas.config and sasl.username/sasl.password are set"),
+            "{both}"
+        );
+        // PLAIN without TLS works, with a warning.
+        let c = sasl(&[
+            "sasl.mechanism=PLAIN",
+            "sasl.username=u",
+            "sasl.password=hunter2",
+        ])
+        .unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("clear text")));
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -40,6 +40,7 @@
 
 pub mod config;
 pub mod group;
+pub mod jaas;
 mod typed;
 
 pub use config::{ConfigBuilder, ConfigError, ConsumerConfig};

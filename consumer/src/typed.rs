@@ -46,6 +46,7 @@ impl ConsumerConfig {
             side_ring_bytes: size(self.coordinator_ring_bytes),
             max_decompressed_batch_bytes: size(u64::from(self.max_decompressed_batch_bytes)),
             max_poll_records: size(u64::from(self.max_poll_records)),
+            sasl: self.sasl.clone(),
             ..FetchConfig::default()
         }
     }
