@@ -7,7 +7,7 @@
 #
 #   SECONDS   time per target (default 60); CI smoke uses 20
 #   TARGET    record_batches record_roundtrip fetch_response responses frame txn_filter
-#             consumer_protocol
+#             consumer_protocol sasl
 #             (default: all, run one after the other)
 #   --afl     run the AFL++ harness (fuzz/afl) instead of libFuzzer
 #
@@ -26,7 +26,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-all_targets=(record_batches record_roundtrip fetch_response responses frame txn_filter consumer_protocol)
+all_targets=(record_batches record_roundtrip fetch_response responses frame txn_filter consumer_protocol sasl)
 mode=libfuzzer
 seconds=60
 targets=()

@@ -292,8 +292,12 @@ impl Client {
         let left = self.deadline.saturating_duration_since(Instant::now());
         self.reactor.run_once(wait.min(left))?;
         // The reactor's own fetch-path errors (its bootstrap metadata) are not ours:
-        // failures that matter show up on the side connections.
-        self.reactor.take_errors().for_each(drop);
+        // failures that matter show up on the side connections. Except settings the
+        // brokers refuse (credentials, the security protocol): waiting cannot help.
+        let errors: Vec<FetchError> = self.reactor.take_errors().collect();
+        if let Some(e) = errors.into_iter().find(FetchError::is_settings) {
+            return Err(AdminError::Fetch(e));
+        }
         for outcome in self.requests.poll(&mut self.reactor) {
             match outcome {
                 SideOutcome::Ready { .. } => {}

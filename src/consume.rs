@@ -223,6 +223,14 @@ fn discover_partitions(
         reactor
             .run_once(Duration::from_millis(50).min(deadline - now))
             .map_err(fetch_err)?;
+        // Settings the brokers refuse (credentials, the security protocol) do not get
+        // better by waiting; anything else the fetch path reports is retried.
+        while let Some(e) = reactor.pop_error() {
+            if e.is_settings() {
+                return Err(fetch_err(e));
+            }
+            last_problem = e.to_string();
+        }
         for outcome in sides.poll(reactor) {
             match outcome {
                 SideOutcome::Answer {

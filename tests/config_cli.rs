@@ -230,7 +230,7 @@ fn cross_property_rules_and_types() {
             "-X",
             "security.protocol=SSL",
         ],
-        "`security.protocol=SSL` is not supported: weir speaks PLAINTEXT only; TLS and SASL are not implemented yet",
+        "`security.protocol=SSL` is not supported: TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT",
     );
     config_error(
         &[

@@ -13,34 +13,16 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::broker::Broker;
 use support::peer::{Codec, Producer};
+use support::wait_bounded;
 use weir::sink::Sink;
 
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
-
-/// Waits for `child` at most `limit`, killing it (and failing) past that.
-fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("collect output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!(
-                "{what} did not finish in {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn weir(args: &[&str]) -> Child {
     Command::new(WEIR)

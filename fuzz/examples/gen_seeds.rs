@@ -468,6 +468,7 @@ fn main() {
         write(&dir, target, "small_values", &bytes);
     }
     consumer_protocol_seeds(&dir);
+    sasl_seeds(&dir);
     println!("seeds written under {}", dir.display());
 }
 
@@ -536,4 +537,60 @@ fn consumer_protocol_seeds(dir: &Path) {
         }
         write(dir, t, &format!("assign_{strategy}"), &seed);
     }
+}
+
+/// SCRAM exchanges: the client nonce is `weir_fuzz::sasl::NONCE`, so a server-first
+/// that extends it reaches the proof and the server-final check.
+fn sasl_seeds(dir: &Path) {
+    let t = "sasl";
+    let n = weir_fuzz::sasl::NONCE;
+    let seed = |name: &str, mech: u8, first: &str, fin: Option<&str>| {
+        let mut s = vec![mech];
+        s.extend_from_slice(first.as_bytes());
+        if let Some(f) = fin {
+            s.push(0);
+            s.extend_from_slice(f.as_bytes());
+        }
+        write(dir, t, name, &s);
+    };
+    // RFC 7677's example: verifies to the end.
+    let first = format!("r={n}%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+    seed(
+        "rfc7677_exchange",
+        0,
+        &first,
+        Some("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
+    );
+    seed(
+        "sha256_wrong_signature",
+        0,
+        &first,
+        Some("v=rmF9pqV8S7suAoZWja4dJRkFsKQ="),
+    );
+    seed(
+        "sha512_proof_then_error",
+        1,
+        &first,
+        Some("e=invalid-proof"),
+    );
+    seed(
+        "sha256_extension_after_i",
+        0,
+        &format!("{first},x=1"),
+        Some("v=AAAA"),
+    );
+    seed("mandatory_extension", 0, &format!("m=x,{first}"), None);
+    seed(
+        "too_many_iterations",
+        1,
+        &format!("r={n}x,s=QSXCR+Q6sek8bf92,i=99999999"),
+        None,
+    );
+    seed(
+        "nonce_not_extended",
+        0,
+        &format!("r={n},s=QSXCR+Q6sek8bf92,i=4096"),
+        None,
+    );
+    seed("base64_only", 0, "QSXCR+Q6sek8bf92", None);
 }

@@ -16,6 +16,7 @@ pub mod consumer;
 pub mod records;
 pub mod responses;
 pub mod roundtrip;
+pub mod sasl;
 pub mod txn;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -189,6 +190,7 @@ pub mod targets {
         ("frame", frame),
         ("txn_filter", txn_filter),
         ("consumer_protocol", consumer_protocol),
+        ("sasl", sasl),
     ];
 
     /// Walk a records blob: every batch, CRC, every record and header, all codecs.
@@ -219,5 +221,9 @@ pub mod targets {
     /// over decoded subscriptions.
     pub fn consumer_protocol(data: &[u8]) {
         crate::consumer::consumer_protocol(data);
+    }
+    /// The broker's SCRAM messages (server-first, server-final) and base64.
+    pub fn sasl(data: &[u8]) {
+        crate::sasl::sasl(data);
     }
 }

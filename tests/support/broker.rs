@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::thread;
 
-use super::kafka::{Kafka, KafkaOptions};
+use super::kafka::{Kafka, KafkaOptions, Listeners};
 use super::tansu::{Storage, Tansu};
 
 /// Which broker implementation the tests run against.
@@ -74,9 +74,21 @@ impl Broker {
     /// The broker every test of this binary shares.
     pub fn shared() -> &'static Shared {
         static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
-        match SHARED.get_or_init(start_shared) {
+        match SHARED.get_or_init(|| start_shared(false)) {
             Ok(shared) => shared,
             Err(e) => panic!("the shared test broker did not start: {e}"),
+        }
+    }
+
+    /// An Apache Kafka shared by the tests of this binary that listens for
+    /// SASL_PLAINTEXT, SSL and SASL_SSL besides PLAINTEXT ([`KafkaOptions::security`]);
+    /// [`Shared::listeners`] has the ports. Always Kafka, also with
+    /// `WEIR_TEST_BROKER=tansu`: tansu has no security listeners.
+    pub fn shared_security() -> &'static Shared {
+        static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+        match SHARED.get_or_init(|| start_shared(true)) {
+            Ok(shared) => shared,
+            Err(e) => panic!("the shared security broker did not start: {e}"),
         }
     }
 
@@ -151,9 +163,21 @@ pub struct Shared {
     implementation: Option<Impl>,
     log: Option<PathBuf>,
     pid: Option<u32>,
+    listeners: Option<Listeners>,
+    tls_dir: Option<PathBuf>,
 }
 
 impl Shared {
+    /// The listener ports (a Kafka started here).
+    pub fn listeners(&self) -> Option<Listeners> {
+        self.listeners
+    }
+
+    /// Where the TLS material is (a security broker started here).
+    pub fn tls_dir(&self) -> Option<PathBuf> {
+        self.tls_dir.clone()
+    }
+
     pub fn bootstrap(&self) -> String {
         self.bootstrap.clone()
     }
@@ -187,9 +211,10 @@ impl Shared {
     }
 }
 
-fn start_shared() -> Result<Shared, String> {
+fn start_shared(security: bool) -> Result<Shared, String> {
     if let Ok(bootstrap) = std::env::var("WEIR_TEST_BOOTSTRAP")
         && !bootstrap.is_empty()
+        && !security
     {
         let first = bootstrap.split(',').next().unwrap_or_default().to_string();
         let addr = first
@@ -203,6 +228,8 @@ fn start_shared() -> Result<Shared, String> {
             implementation: None,
             log: None,
             pid: None,
+            listeners: None,
+            tls_dir: None,
         });
     }
     // The owner thread never returns: PR_SET_PDEATHSIG fires when the thread that
@@ -211,9 +238,10 @@ fn start_shared() -> Result<Shared, String> {
     thread::Builder::new()
         .name("shared-broker".into())
         .spawn(move || {
-            let started = std::panic::catch_unwind(|| match Impl::from_env() {
-                Impl::Kafka => Broker::Kafka(Kafka::start(KafkaOptions::default())),
-                Impl::Tansu => Broker::Tansu(Tansu::start(Storage::Memory)),
+            let started = std::panic::catch_unwind(|| match (security, Impl::from_env()) {
+                (true, _) => Broker::Kafka(Kafka::start(KafkaOptions::default().security())),
+                (false, Impl::Kafka) => Broker::Kafka(Kafka::start(KafkaOptions::default())),
+                (false, Impl::Tansu) => Broker::Tansu(Tansu::start(Storage::Memory)),
             });
             match started {
                 Ok(broker) => {
@@ -227,6 +255,14 @@ fn start_shared() -> Result<Shared, String> {
                         implementation: Some(broker.implementation()),
                         log,
                         pid: broker.pid(),
+                        listeners: match &broker {
+                            Broker::Kafka(k) => Some(k.listeners()),
+                            Broker::Tansu(_) => None,
+                        },
+                        tls_dir: match &broker {
+                            Broker::Kafka(k) if security => Some(k.tls_dir()),
+                            _ => None,
+                        },
                     }));
                     loop {
                         thread::park();

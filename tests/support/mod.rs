@@ -19,6 +19,28 @@ pub mod tansu;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
+
+/// Waits for `child` at most `limit`, killing it (and failing the test, with its
+/// stderr) past that: a hang is a failure, not a stuck test run.
+pub fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "{what} did not finish in {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// The repository root (the root package's manifest directory).
 pub fn repo_root() -> PathBuf {
