@@ -14,12 +14,17 @@
 //! [`ConsumerConfig`] or a [`ConfigError`] whose message names the property and says
 //! what to do next.
 //!
+//! ## Security
+//! `security.protocol` is `PLAINTEXT` or `SASL_PLAINTEXT`; with SASL, `sasl.mechanism`
+//! is `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, and the credentials come from
+//! librdkafka's `sasl.username` / `sasl.password` or Java's `sasl.jaas.config`
+//! ([`crate::jaas`]), one way or the other. `SSL`, `SASL_SSL`, `GSSAPI` (Kafka's
+//! default mechanism) and `OAUTHBEARER` are refused by name
+//! ([`ConfigError::Unsupported`]). No error message quotes a password.
+//!
 //! ## Properties weir recognises but does not implement
-//! `security.protocol` values other than `PLAINTEXT` and every `sasl.*` property are
-//! parsed and validated, then refused ([`ConfigError::Unsupported`]): weir speaks
-//! plaintext only today. `sasl.username` / `sasl.password` are librdkafka's names (the
-//! Java client uses `sasl.jaas.config`); both spellings are listed. `key.deserializer`
-//! and `value.deserializer` are accepted and ignored, because weir hands out bytes.
+//! `key.deserializer` and `value.deserializer` are accepted and ignored, because weir
+//! hands out bytes.
 //!
 //! `allow.auto.create.topics`, `connections.max.idle.ms`, `receive.buffer.bytes` and
 //! `send.buffer.bytes` are refused too, except at the value that says what weir does

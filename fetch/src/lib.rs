@@ -72,7 +72,8 @@
 //! # What this crate does not do
 //!
 //! No consumer groups (the coordinator crate plugs in through a separate connection),
-//! no TLS or SASL, no async runtime, no hidden threads in poll mode.
+//! no TLS yet (SASL PLAIN and SCRAM over plaintext are there: `FetchConfig::sasl`), no
+//! async runtime, no hidden threads in poll mode.
 
 pub mod config;
 pub mod conn;
