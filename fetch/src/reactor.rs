@@ -55,6 +55,9 @@ impl Link for Conn {
     fn send(&mut self, req: InFlight, frame: Vec<u8>) -> Result<(), ConnError> {
         Conn::send(self, req, frame)
     }
+    fn in_flight(&self) -> usize {
+        Conn::in_flight(self)
+    }
     fn next_deadline(&self) -> Option<Instant> {
         Conn::next_deadline(self)
     }

@@ -86,6 +86,8 @@ pub(crate) trait Link {
     fn next_correlation_id(&mut self) -> i32;
     /// Queue an encoded request (size prefix included) described by `req`.
     fn send(&mut self, req: InFlight, frame: Vec<u8>) -> Result<(), ConnError>;
+    /// Requests sent (or queued) and not answered yet.
+    fn in_flight(&self) -> usize;
     /// The earliest deadline among the requests in flight.
     fn next_deadline(&self) -> Option<Instant>;
     /// An error when a request in flight passed its deadline (the link is dead).
@@ -237,6 +239,14 @@ pub(crate) struct Broker<L> {
     answered: bool,
     /// Connections in a row the broker closed before such an answer.
     early_closes: u32,
+    /// KIP-368: re-authenticate on this connection at this time (the broker's SASL
+    /// session lifetime, less a margin).
+    reauth_at: Option<Instant>,
+    /// Re-authentication is due: no new requests, and SaslHandshake goes out once
+    /// the ones in flight are answered.
+    draining: bool,
+    /// The SASL exchange under way is a re-authentication of a live connection.
+    reauthenticating: bool,
 }
 
 /// The longest a connection waits for a host name lookup before it is tried again
@@ -293,12 +303,15 @@ impl<L> Broker<L> {
             connect_attempts: 0,
             answered: false,
             early_closes: 0,
+            reauth_at: None,
+            draining: false,
+            reauthenticating: false,
         }
     }
 
     fn versions(&self) -> Option<&ApiVersionTable> {
         match &self.phase {
-            Phase::Ready(t) => Some(t),
+            Phase::Ready(t) if !self.draining => Some(t),
             _ => None,
         }
     }
@@ -618,6 +631,9 @@ impl<N: Net> Engine<N> {
             if let Some(nb) = b.fetch_not_before {
                 min(nb);
             }
+            if let Some(t) = b.reauth_at {
+                min(t);
+            }
         }
         for t in self.meta.timers() {
             min(t);
@@ -702,6 +718,7 @@ impl<N: Net> Engine<N> {
 
     pub(crate) fn plan(&mut self, now: Instant) {
         self.lookups_done(now);
+        self.reauthenticate(now);
         // Connections.
         for i in 0..self.brokers.len() {
             let due = matches!(self.brokers[i].phase, Phase::Down { retry_at } if retry_at <= now);
@@ -726,6 +743,44 @@ impl<N: Net> Engine<N> {
             }
             self.send_list_offsets(i, now);
             self.send_fetch(i, now);
+        }
+    }
+
+    /// KIP-368: a connection whose SASL session is about to end stops taking new
+    /// requests; once those in flight are answered (a long-polling fetch within
+    /// `fetch.max.wait.ms`), it authenticates again on the same socket, so nothing in
+    /// flight is dropped and no reconnect happens.
+    fn reauthenticate(&mut self, now: Instant) {
+        let Some(sasl) = self.cfg.sasl.clone() else {
+            return;
+        };
+        for i in 0..self.brokers.len() {
+            let b = &mut self.brokers[i];
+            if !matches!(b.phase, Phase::Ready(_)) {
+                continue;
+            }
+            if !b.draining && b.reauth_at.is_some_and(|t| t <= now) {
+                log::debug!(
+                    target: "weir_fetch::broker",
+                    "{}:{}: SASL session ending: re-authenticating",
+                    b.host,
+                    b.port
+                );
+                b.draining = true;
+            }
+            if !b.draining || b.conn.as_ref().is_none_or(|c| c.in_flight() > 0) {
+                continue;
+            }
+            let Phase::Ready(table) = std::mem::replace(&mut b.phase, Phase::Handshake) else {
+                continue;
+            };
+            b.draining = false;
+            b.reauth_at = None;
+            b.reauthenticating = true;
+            if let Err(e) = self.start_sasl(i, table, &sasl, now) {
+                self.errors.push_back(e);
+                self.close_link(i, ConnError::Closed, now, false);
+            }
         }
     }
 
@@ -1059,6 +1114,9 @@ impl<N: Net> Engine<N> {
             }
         }
         b.answered = false;
+        b.reauth_at = None;
+        b.draining = false;
+        b.reauthenticating = false;
         let failed = match b.conn.as_mut() {
             Some(c) => self.net.close(c),
             None => Vec::new(),
@@ -1368,14 +1426,28 @@ impl<N: Net> Engine<N> {
                 else {
                     return Ok(());
                 };
-                if r.session_lifetime_ms > 0 {
+                // Re-authenticate at 85-95 % of the session the broker grants (as
+                // Java does), never sooner than 100 ms from now: a hostile lifetime
+                // cannot make a busy loop of it.
+                let j = self.jitter();
+                let b = &mut self.brokers[i];
+                b.reauth_at = (r.session_lifetime_ms > 0).then(|| {
+                    let life = r.session_lifetime_ms.unsigned_abs();
+                    let share = 850 + u64::from(j % 101);
+                    now + Duration::from_millis((life.saturating_mul(share) / 1000).max(100))
+                });
+                if std::mem::take(&mut b.reauthenticating) {
+                    b.phase = Phase::Ready(table);
                     log::debug!(
                         target: "weir_fetch::broker",
-                        "broker session lifetime {} ms (connections.max.reauth.ms)",
+                        "{}:{}: re-authenticated (session {} ms)",
+                        b.host,
+                        b.port,
                         r.session_lifetime_ms
                     );
+                } else {
+                    self.become_ready(i, table);
                 }
-                self.become_ready(i, table);
                 Ok(())
             }
             Err(e) => Err(self.auth_error(i, e.to_string())),

@@ -35,8 +35,10 @@ const MS: Duration = Duration::from_millis(1);
 #[derive(Debug, Default)]
 struct ScriptedLink {
     corr: i32,
-    /// Sent and not answered yet, oldest first: (request, encoded frame).
+    /// Sent and not taken by the test yet, oldest first: (request, encoded frame).
     pending: VecDeque<(InFlight, Vec<u8>)>,
+    /// Sent and not answered yet (taken or not), as a connection counts them.
+    outstanding: usize,
 }
 
 impl Link for ScriptedLink {
@@ -52,7 +54,11 @@ impl Link for ScriptedLink {
     }
     fn send(&mut self, req: InFlight, frame: Vec<u8>) -> Result<(), ConnError> {
         self.pending.push_back((req, frame));
+        self.outstanding += 1;
         Ok(())
+    }
+    fn in_flight(&self) -> usize {
+        self.outstanding
     }
     fn next_deadline(&self) -> Option<Instant> {
         self.pending.iter().map(|(r, _)| r.deadline).min()
@@ -98,6 +104,7 @@ impl Net for ScriptedNet {
     }
     fn close(&mut self, link: &mut ScriptedLink) -> Vec<InFlight> {
         self.closed += 1;
+        link.outstanding = 0;
         link.pending.drain(..).map(|(r, _)| r).collect()
     }
 }
@@ -180,6 +187,9 @@ impl Harness {
             .expect("the ring has room");
         r.fill_from(&out);
         let frame = r.freeze();
+        if let Some(l) = self.engine.brokers[broker].conn.as_mut() {
+            l.outstanding = l.outstanding.saturating_sub(1);
+        }
         let mut responses = vec![Response { req, frame }];
         self.engine.on_responses(broker, &mut responses, now);
     }
@@ -593,4 +603,66 @@ fn a_wrong_password_is_an_error_once_per_attempt_with_backoff_between() {
     assert_eq!(h.engine.net.dials.len(), 1);
     h.turn(h.at(100));
     assert_eq!(h.engine.net.dials.len(), 2);
+}
+
+/// KIP-368: before the broker's session lifetime ends, the connection stops taking
+/// new requests, waits for the one in flight, authenticates again on the same socket
+/// and goes on; no new dial, nothing dropped.
+#[test]
+fn a_sasl_session_is_renewed_on_the_same_connection_after_in_flight_requests() {
+    use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
+    let mut h = Harness::new(sasl_cfg(weir_protocol::auth::Mechanism::Plain));
+    h.engine.assign(TOPIC, 0, StartAt::Offset(0));
+    let (req, _) = to_sasl_handshake(&mut h);
+    h.answer(0, req, &SaslHandshakeResponse::default(), h.at(0));
+    let (req, _) = h.expect_request(0, ApiKey::SaslAuthenticate);
+    let granted = SaslAuthenticateResponse::default().with_session_lifetime_ms(10_000);
+    h.answer(0, req, &granted, h.at(0));
+    h.turn(h.at(0));
+    let (req, _) = h.expect_request(0, ApiKey::Metadata);
+    h.answer(0, req, &metadata(1), h.at(0));
+    h.turn(h.at(0));
+    let (fetch, _) = h.expect_fetch(h.at(0));
+    // Renewal is due within 85-95 % of the 10 s session.
+    let due = h.engine.brokers[0]
+        .reauth_at
+        .expect("a renewal is scheduled");
+    assert!(due >= h.at(8_500) && due <= h.at(9_500), "{:?}", due - h.t0);
+    assert!(h.engine.next_timer(h.at(1)).is_some_and(|t| t <= due));
+    // Due, with the fetch still out: nothing new goes out, not even the handshake.
+    h.turn(h.at(9_600));
+    if let Some((r, _, _)) = h.next_request(0) {
+        panic!("sent during the drain: {r:?}");
+    }
+    h.answer(0, fetch, &fetch_answer(0, 0, 2, 0), h.at(9_700));
+    assert_eq!(
+        h.engine.take_chunks().count(),
+        1,
+        "the answer in flight is kept"
+    );
+    h.turn(h.at(9_700));
+    let (req, hs) = {
+        let (req, mut body) = h.expect_request(0, ApiKey::SaslHandshake);
+        let hs = kafka_protocol::messages::SaslHandshakeRequest::decode(&mut body, 1).unwrap();
+        (req, hs)
+    };
+    assert_eq!(hs.mechanism.as_str(), "PLAIN");
+    h.answer(0, req, &SaslHandshakeResponse::default(), h.at(9_700));
+    let (req, _) = h.expect_request(0, ApiKey::SaslAuthenticate);
+    assert!(
+        h.next_request(0).is_none(),
+        "no fetch while re-authenticating"
+    );
+    h.answer(0, req, &granted, h.at(9_710));
+    h.turn(h.at(9_710));
+    let (_, f) = h.expect_fetch(h.at(9_710));
+    assert_eq!(fetched_offsets(&f), [(0, 2)]);
+    assert_eq!(
+        h.engine.net.dials.len(),
+        1,
+        "the same connection throughout"
+    );
+    assert_eq!(h.engine.net.closed, 0);
+    let again = h.engine.brokers[0].reauth_at.expect("the next renewal");
+    assert!(again > h.at(9_710 + 8_000), "{:?}", again - h.t0);
 }
