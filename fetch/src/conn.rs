@@ -163,6 +163,8 @@ pub struct Conn {
     read: ReadState,
     next_correlation_id: i32,
     registered: Option<Interest>,
+    /// The TCP connection was established (it may have failed since).
+    connected: bool,
     /// Bytes read off the socket (for metrics).
     pub bytes_read: u64,
 }
@@ -185,6 +187,7 @@ impl Conn {
             },
             next_correlation_id: 0,
             registered: None,
+            connected: false,
             bytes_read: 0,
         };
         c.update_interest(registry)?;
@@ -204,6 +207,12 @@ impl Conn {
     /// The connection state.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Whether the TCP connection was established at some point (a refused connect
+    /// never was).
+    pub fn was_connected(&self) -> bool {
+        self.connected
     }
 
     /// True while the reader waits for ring space.
@@ -304,6 +313,7 @@ impl Conn {
             match self.stream.peer_addr() {
                 Ok(_) => {
                     self.state = State::Ready;
+                    self.connected = true;
                     // Nagle would delay small requests behind unacknowledged ones.
                     let _ = self.stream.set_nodelay(true);
                 }

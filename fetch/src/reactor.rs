@@ -46,6 +46,9 @@ impl Link for Conn {
     fn established(&self) -> bool {
         self.state() == crate::conn::State::Ready
     }
+    fn was_connected(&self) -> bool {
+        Conn::was_connected(self)
+    }
     fn peek_correlation_id(&self) -> i32 {
         Conn::peek_correlation_id(self)
     }

@@ -79,6 +79,8 @@ use crate::partition::{PartState, StartAt};
 pub(crate) trait Link {
     /// Whether the transport is connected (not still connecting).
     fn established(&self) -> bool;
+    /// Whether it was connected at some point (a refused connect never was).
+    fn was_connected(&self) -> bool;
     /// The correlation id [`next_correlation_id`](Self::next_correlation_id) returns
     /// next.
     fn peek_correlation_id(&self) -> i32;
@@ -1093,8 +1095,9 @@ impl<N: Net> Engine<N> {
         // A broker that accepts the connection and then closes it before a single
         // answer past the handshake, time after time, is not coming back by itself:
         // the listener wants TLS or SASL that this client is not speaking (or the
-        // other way round). Say so instead of retrying quietly forever.
-        if !b.answered {
+        // other way round). Say so instead of retrying quietly forever. A connect
+        // that was refused (a broker down or restarting) does not count.
+        if !b.answered && b.conn.as_ref().is_some_and(Link::was_connected) {
             b.early_closes += 1;
             if b.early_closes == EARLY_CLOSE_LIMIT {
                 let hint = match (&b.phase, self.cfg.sasl.is_some()) {

@@ -45,6 +45,9 @@ impl Link for ScriptedLink {
     fn established(&self) -> bool {
         true
     }
+    fn was_connected(&self) -> bool {
+        true
+    }
     fn peek_correlation_id(&self) -> i32 {
         self.corr
     }
