@@ -5,7 +5,8 @@
 # demo and benchmarks run one configuration.
 #
 #   scripts/kafka-config.sh --dir DIR --port PORT --controller-port CPORT \
-#       [--sasl-port P] [--ssl-port P] [--sasl-ssl-port P] [--heap SIZE]
+#       [--sasl-port P] [--ssl-port P] [--sasl-ssl-port P] [--expired-ssl-port P]
+#       [--heap SIZE]
 #
 # Writes into DIR:
 #   server.properties   the broker's configuration (append lines to override)
@@ -15,7 +16,8 @@
 #   tls/                with --ssl-port or --sasl-ssl-port: ca.pem (the test CA),
 #                       broker.pem (its key and chain), client.pem/client.key (a
 #                       client certificate the CA signed), other-ca.pem (a CA that
-#                       signed nothing here, for "untrusted certificate" tests)
+#                       signed nothing here, for "untrusted certificate" tests),
+#                       expired.pem (a broker certificate that expired yesterday)
 #
 # Security listeners (each only when its port is given):
 #   SASL_PLAINTEXT, SASL_SSL  mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
@@ -23,6 +25,8 @@
 #                             weir / weir-secret and admin / admin-secret (PLAIN, and
 #                             SCRAM users created at format time).
 #   SSL                       requires a client certificate (mTLS) signed by tls/ca.pem.
+#   EXPIRED_SSL               an SSL listener serving tls/expired.pem, for "expired
+#                             certificate" tests (no client certificate needed).
 #   The TLS listeners serve tls/broker.pem: SAN DNS:localhost and IP:127.0.0.1.
 set -euo pipefail
 
@@ -30,7 +34,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/kafka/env.sh
 . "$repo_root/scripts/kafka/env.sh"
 
-dir="" port="" cport="" sasl_port="" ssl_port="" sasl_ssl_port="" heap="1g"
+dir="" port="" cport="" sasl_port="" ssl_port="" sasl_ssl_port="" expired_port="" heap="1g"
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) dir="$2"; shift 2 ;;
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
         --sasl-port) sasl_port="$2"; shift 2 ;;
         --ssl-port) ssl_port="$2"; shift 2 ;;
         --sasl-ssl-port) sasl_ssl_port="$2"; shift 2 ;;
+        --expired-ssl-port) expired_port="$2"; shift 2 ;;
         --heap) heap="$2"; shift 2 ;;
         *) echo "kafka-config: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -66,6 +71,11 @@ for pair in "SASL_PLAINTEXT:$sasl_port" "SSL:$ssl_port" "SASL_SSL:$sasl_ssl_port
         protocol_map="$protocol_map,$name:$name"
     fi
 done
+if [ -n "$expired_port" ]; then
+    listeners="$listeners,EXPIRED_SSL://127.0.0.1:$expired_port"
+    advertised="$advertised,EXPIRED_SSL://127.0.0.1:$expired_port"
+    protocol_map="$protocol_map,EXPIRED_SSL:SSL"
+fi
 
 cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka-config.sh: one node, KRaft combined mode, loopback only.
@@ -108,7 +118,7 @@ EOF
     done
 fi
 
-if [ -n "$ssl_port" ] || [ -n "$sasl_ssl_port" ]; then
+if [ -n "$ssl_port" ] || [ -n "$sasl_ssl_port" ] || [ -n "$expired_port" ]; then
     if ! command -v openssl >/dev/null 2>&1; then
         echo "kafka-config: openssl not found; it makes the test certificates (Debian: apt-get install openssl)" >&2
         exit 1
@@ -123,12 +133,12 @@ if [ -n "$ssl_port" ] || [ -n "$sasl_ssl_port" ]; then
                 -subj "/CN=weir test $ca" -addext "basicConstraints=critical,CA:TRUE" \
                 -addext "keyUsage=critical,keyCertSign,cRLSign"
         done
-        leaf() { # name subject extensions
+        leaf() { # name subject extensions [days]
             q openssl req -newkey rsa:2048 -nodes -keyout "$1.key.tmp" -out "$1.csr" -subj "$2"
             q openssl pkcs8 -topk8 -nocrypt -in "$1.key.tmp" -out "$1.key"
             printf '%s\n' "$3" >"$1.ext"
-            q openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
-                -out "$1.crt" -extfile "$1.ext"
+            q openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -days "${4:-30}" -out "$1.crt" -extfile "$1.ext"
             rm -f "$1.key.tmp" "$1.csr" "$1.ext"
         }
         leaf broker "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
@@ -136,13 +146,20 @@ basicConstraints=CA:FALSE
 extendedKeyUsage=serverAuth"
         leaf client "/CN=weir-client" "basicConstraints=CA:FALSE
 extendedKeyUsage=clientAuth"
+        # -1 day: notAfter is a day before notBefore, so it is expired from the start.
+        leaf expired "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
+basicConstraints=CA:FALSE
+extendedKeyUsage=serverAuth" -1
+        cat expired.key expired.crt ca.pem >expired.pem
         cat broker.key broker.crt ca.pem >broker.pem
         cat client.crt ca.pem >client.pem
     )
-    for l in ssl sasl_ssl; do
+    for l in ssl sasl_ssl expired_ssl; do
+        store=broker.pem
+        [ "$l" = expired_ssl ] && store=expired.pem
         cat >>"$dir/server.properties" <<EOF
 listener.name.$l.ssl.keystore.type=PEM
-listener.name.$l.ssl.keystore.location=$tls/broker.pem
+listener.name.$l.ssl.keystore.location=$tls/$store
 listener.name.$l.ssl.truststore.type=PEM
 listener.name.$l.ssl.truststore.location=$tls/ca.pem
 EOF

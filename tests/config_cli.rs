@@ -229,8 +229,10 @@ fn cross_property_rules_and_types() {
             "t",
             "-X",
             "security.protocol=SSL",
+            "-X",
+            "ssl.truststore.location=/etc/kafka/truststore.jks",
         ],
-        "`security.protocol=SSL` is not supported: TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT",
+        "ssl.truststore.type=JKS is not readable by weir: it reads PEM. Export the CA once (keytool -exportcert -rfc -keystore /etc/kafka/truststore.jks -alias ALIAS -file ca.pem) and set ssl.truststore.type=PEM with ssl.truststore.location=ca.pem (or ssl.ca.location=ca.pem)",
     );
     config_error(
         &[

@@ -1,8 +1,11 @@
-//! SASL against Apache Kafka's own SASL_PLAINTEXT listener (issue 9): one shared
-//! broker with security listeners (`Broker::shared_security`, SCRAM users created at
-//! format time: weir / weir-secret), records produced by librdkafka on the PLAINTEXT
-//! listener, read back by the `weir` binary over SASL with every mechanism, and every
-//! mistake a user can make with it answered by one line and exit 1, never a hang.
+//! TLS and SASL against Apache Kafka's own SASL_PLAINTEXT, SSL (mTLS) and SASL_SSL
+//! listeners (issue 9): one shared broker with security listeners
+//! (`Broker::shared_security`, SCRAM users created at format time: weir /
+//! weir-secret; the CA, broker and client certificates in its `tls/` directory),
+//! records produced by librdkafka on the PLAINTEXT listener, read back by the `weir`
+//! binary over every mechanism and both TLS listeners, and every mistake a user can
+//! make with them answered by one line and exit 1 (2 for settings weir can check
+//! before connecting), never a hang.
 
 mod support;
 
@@ -31,6 +34,10 @@ struct Ports {
     plaintext: String,
     sasl: String,
     ssl: String,
+    sasl_ssl: String,
+    expired_ssl: String,
+    /// The CA, broker and client certificates.
+    tls: std::path::PathBuf,
 }
 
 fn ports() -> Ports {
@@ -41,6 +48,9 @@ fn ports() -> Ports {
         plaintext: b.bootstrap(),
         sasl: at(l.sasl_plaintext),
         ssl: at(l.ssl),
+        sasl_ssl: at(l.sasl_ssl),
+        expired_ssl: at(l.expired_ssl),
+        tls: b.tls_dir().expect("a security broker has TLS material"),
     }
 }
 
@@ -257,7 +267,7 @@ fn the_wrong_security_protocol_for_a_port_is_an_error_not_a_hang() {
         (sasl_on_plain, "the broker's listener does not take SASL"),
         (
             vec!["consume", "-b", &p.ssl, "-t", &topic, "-e", "-q"],
-            "before answering ApiVersions: is it a TLS (SSL) listener?",
+            "TLS: the broker answered in TLS: its listener wants security.protocol=SSL",
         ),
     ];
     for (args, want) in cases {
@@ -349,4 +359,432 @@ fn sasl_sessions_are_renewed_without_a_reconnect() {
         !err.contains("connection closed"),
         "a connection was closed: {err}"
     );
+}
+
+impl Ports {
+    fn file(&self, name: &str) -> String {
+        self.tls.join(name).display().to_string()
+    }
+}
+
+/// `-X` pairs, as argument strings.
+fn xs(pairs: &[String]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|p| ["-X".to_owned(), p.clone()])
+        .collect()
+}
+
+fn consume(bootstrap: &str, topic: &str, extra: &[String], what: &str) -> Output {
+    let mut args: Vec<String> = vec!["consume".into(), "-b".into(), bootstrap.into()];
+    args.extend(extra.iter().cloned());
+    args.extend(
+        ["-t", topic, "-o", "beginning", "-e", "-f", "%p:%o\n"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    weir(&refs, what)
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl runs (the broker's certificates were made with it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).expect("read a TLS file")
+}
+
+#[test]
+fn weir_reads_over_ssl_and_sasl_ssl_with_librdkafka_and_java_settings() {
+    let p = ports();
+    let topic = topic_with(25, "weir-tls");
+    let (ca, cert, key) = (p.file("ca.pem"), p.file("client.pem"), p.file("client.key"));
+    let scratch = std::env::temp_dir().join(support::unique_topic("weir-tls-files"));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    // Java's PEM key store: the key and its chain in one file.
+    let keystore = scratch.join("client-keystore.pem").display().to_string();
+    std::fs::write(&keystore, read(&key) + &read(&cert)).expect("write the key store");
+    // An encrypted PKCS#8 key, as openssl writes one by default.
+    let key_password = "key-pass-4711";
+    let encrypted = scratch.join("client-encrypted.key").display().to_string();
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &key,
+        "-out",
+        &encrypted,
+        "-passout",
+        &format!("pass:{key_password}"),
+    ]);
+    let ssl = "security.protocol=SSL".to_owned();
+    let cases: Vec<(&str, &str, Vec<String>)> = vec![
+        (
+            "mTLS, librdkafka's file settings",
+            &p.ssl,
+            vec![
+                ssl.clone(),
+                format!("ssl.ca.location={ca}"),
+                format!("ssl.certificate.location={cert}"),
+                format!("ssl.key.location={key}"),
+            ],
+        ),
+        (
+            "mTLS, librdkafka's inline PEM",
+            &p.ssl,
+            vec![
+                ssl.clone(),
+                format!("ssl.ca.pem={}", read(&ca)),
+                format!("ssl.certificate.pem={}", read(&cert)),
+                format!("ssl.key.pem={}", read(&key)),
+            ],
+        ),
+        (
+            "mTLS, Java's PEM stores",
+            &p.ssl,
+            vec![
+                ssl.clone(),
+                "ssl.truststore.type=PEM".into(),
+                format!("ssl.truststore.location={ca}"),
+                "ssl.keystore.type=PEM".into(),
+                format!("ssl.keystore.location={keystore}"),
+            ],
+        ),
+        (
+            "mTLS, Java's inline PEM with an encrypted key",
+            &p.ssl,
+            vec![
+                ssl.clone(),
+                "ssl.truststore.type=PEM".into(),
+                format!("ssl.truststore.certificates={}", read(&ca)),
+                "ssl.keystore.type=PEM".into(),
+                format!("ssl.keystore.certificate.chain={}", read(&cert)),
+                format!("ssl.keystore.key={}", read(&encrypted)),
+                format!("ssl.key.password={key_password}"),
+            ],
+        ),
+        (
+            "mTLS, an encrypted key file",
+            &p.ssl,
+            vec![
+                ssl.clone(),
+                format!("ssl.ca.location={ca}"),
+                format!("ssl.certificate.location={cert}"),
+                format!("ssl.key.location={encrypted}"),
+                format!("ssl.key.password={key_password}"),
+            ],
+        ),
+        (
+            "SASL_SSL with SCRAM-SHA-512",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                format!("ssl.ca.location={ca}"),
+                "sasl.mechanism=SCRAM-SHA-512".into(),
+                "sasl.username=weir".into(),
+                format!("sasl.password={SECRET}"),
+            ],
+        ),
+        (
+            "SASL_SSL with PLAIN from sasl.jaas.config",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                "ssl.truststore.type=PEM".into(),
+                format!("ssl.truststore.location={ca}"),
+                "sasl.mechanism=PLAIN".into(),
+                format!(
+                    r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="weir" password="{SECRET}";"#
+                ),
+            ],
+        ),
+    ];
+    for (what, bootstrap, pairs) in cases {
+        let mut extra = xs(&pairs);
+        extra.extend(["-d".to_owned(), "broker".to_owned()]);
+        let out = consume(bootstrap, &topic, &extra, what);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{what}: {err}");
+        assert_eq!(offsets(&out), expected(25), "{what}");
+        for secret in [SECRET, key_password, "PRIVATE KEY"] {
+            assert!(!err.contains(secret), "{what}: {secret} in the log: {err}");
+        }
+        // Over TLS, PLAIN is not warned about; over plaintext it is.
+        assert!(!err.contains("clear text"), "{what}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn a_group_consumes_commits_and_is_described_over_sasl_ssl() {
+    let p = ports();
+    let topic = topic_with(10, "weir-tls-group");
+    let group = support::unique_topic("weir-tls-g");
+    let pairs = xs(&[
+        "security.protocol=SASL_SSL".into(),
+        format!("ssl.ca.location={}", p.file("ca.pem")),
+        "sasl.mechanism=SCRAM-SHA-256".into(),
+        "sasl.username=weir".into(),
+        format!("sasl.password={SECRET}"),
+    ]);
+    let mut args: Vec<&str> = vec!["consume", "-b", &p.sasl_ssl];
+    args.extend(pairs.iter().map(String::as_str));
+    args.extend([
+        "-G",
+        &group,
+        &topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%p:%o\n",
+    ]);
+    let out = weir(&args, "group over SASL_SSL");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(offsets(&out), expected(10));
+    for sub in ["describe", "list"] {
+        let mut args: Vec<&str> = vec!["groups", sub];
+        if sub == "describe" {
+            args.push(&group);
+        }
+        args.extend(["-b", &p.sasl_ssl]);
+        args.extend(pairs.iter().map(String::as_str));
+        let out = weir(&args, "weir groups over SASL_SSL");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let want = if sub == "describe" {
+            "total lag 0"
+        } else {
+            group.as_str()
+        };
+        assert!(text.contains(want), "groups {sub}: {text}");
+    }
+}
+
+/// Every TLS mistake a user can make against a running cluster: one line naming the
+/// setting that fixes it, exit 1, and never a hang (each run is bounded by 60 s;
+/// most end in well under one).
+#[test]
+fn tls_mistakes_are_one_line_and_exit_1() {
+    let p = ports();
+    let topic = topic_with(1, "weir-tls-bad");
+    let mtls = |ca: &str| {
+        vec![
+            "security.protocol=SSL".to_owned(),
+            format!("ssl.ca.location={}", p.file(ca)),
+            format!("ssl.certificate.location={}", p.file("client.pem")),
+            format!("ssl.key.location={}", p.file("client.key")),
+        ]
+    };
+    let ssl_port = p.ssl.rsplit(':').next().expect("host:port").to_owned();
+    // The broker's certificate names localhost and 127.0.0.1; the same address
+    // written as an IPv4-mapped IPv6 one is a name it does not list.
+    let other_name = format!("[::ffff:127.0.0.1]:{ssl_port}");
+    let cases: Vec<(&str, &str, Vec<String>, &str)> = vec![
+        (
+            "untrusted certificate",
+            &p.ssl,
+            mtls("other-ca.pem"),
+            "TLS: the broker's certificate is not signed by a CA weir trusts (ssl.ca.location=",
+        ),
+        (
+            "no CA configured: the system's roots do not know the test CA",
+            &p.ssl,
+            vec![
+                "security.protocol=SSL".into(),
+                format!("ssl.certificate.location={}", p.file("client.pem")),
+                format!("ssl.key.location={}", p.file("client.key")),
+            ],
+            "(the system's trust store): set ssl.ca.location",
+        ),
+        (
+            "host-name mismatch",
+            &other_name,
+            mtls("ca.pem"),
+            "is not valid for the host name ::ffff:127.0.0.1 (it names localhost, 127.0.0.1)",
+        ),
+        (
+            "expired certificate",
+            &p.expired_ssl,
+            vec![
+                "security.protocol=SSL".into(),
+                format!("ssl.ca.location={}", p.file("ca.pem")),
+            ],
+            "TLS: the broker's certificate has expired",
+        ),
+        (
+            "no client certificate for a broker that requires one",
+            &p.ssl,
+            vec![
+                "security.protocol=SSL".into(),
+                format!("ssl.ca.location={}", p.file("ca.pem")),
+            ],
+            "set ssl.certificate.location and ssl.key.location",
+        ),
+        (
+            "TLS client on a plaintext port",
+            &p.plaintext,
+            mtls("ca.pem"),
+            "during the TLS handshake or before answering ApiVersions: is it a plaintext listener? If so, set security.protocol=PLAINTEXT",
+        ),
+        (
+            "plaintext client on a SASL_SSL port",
+            &p.sasl_ssl,
+            vec![],
+            "TLS: the broker answered in TLS: its listener wants security.protocol=SSL (or SASL_SSL with SASL)",
+        ),
+        (
+            "SASL_SSL client with a wrong password",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                format!("ssl.ca.location={}", p.file("ca.pem")),
+                "sasl.mechanism=SCRAM-SHA-512".into(),
+                "sasl.username=weir".into(),
+                "sasl.password=not-the-password".into(),
+            ],
+            "SASL SCRAM-SHA-512 authentication failed",
+        ),
+    ];
+    for (what, bootstrap, pairs, want) in cases {
+        for mode in [vec!["-t", &topic], vec!["-G", "weir-tls-bad-g", &topic]] {
+            let mut args: Vec<&str> = vec!["consume", "-b", bootstrap, "-q", "-e"];
+            let x = xs(&pairs);
+            args.extend(x.iter().map(String::as_str));
+            args.extend(mode.iter().copied());
+            let out = weir(&args, what);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{what} {mode:?}: {err}");
+            assert!(
+                err.contains(want),
+                "{what} {mode:?}: wanted {want:?} in: {err}"
+            );
+            assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+            assert!(!err.contains("not-the-password"), "{what}: {err}");
+        }
+    }
+    // The host-name check is the only thing `none` turns off: the same address
+    // reads, with a warning; the chain is still checked.
+    let mut pairs = mtls("ca.pem");
+    pairs.push("ssl.endpoint.identification.algorithm=none".into());
+    let out = consume(&other_name, &topic, &xs(&pairs), "no host-name check");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ssl.endpoint.identification.algorithm=none"),
+        "{}",
+        stderr(&out)
+    );
+    let mut pairs = mtls("other-ca.pem");
+    pairs.push("ssl.endpoint.identification.algorithm=none".into());
+    let out = consume(&p.ssl, &topic, &xs(&pairs), "none still checks the chain");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// Settings weir can check before it connects: exit 2 and the property to fix.
+#[test]
+fn unusable_tls_settings_are_configuration_errors() {
+    let p = ports();
+    let (ca, cert, key) = (p.file("ca.pem"), p.file("client.pem"), p.file("client.key"));
+    let scratch = std::env::temp_dir().join(support::unique_topic("weir-tls-bad-files"));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let encrypted = scratch.join("enc.key").display().to_string();
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        &key,
+        "-out",
+        &encrypted,
+        "-passout",
+        "pass:right-one",
+    ]);
+    let ssl = "security.protocol=SSL".to_owned();
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        (
+            "an unreadable key file",
+            vec![
+                ssl.clone(),
+                format!("ssl.certificate.location={cert}"),
+                "ssl.key.location=/nonexistent/client.key".into(),
+            ],
+            "ssl.key.location: cannot read /nonexistent/client.key".into(),
+        ),
+        (
+            "a CA file without certificates",
+            vec![ssl.clone(), format!("ssl.ca.location={key}")],
+            format!("ssl.ca.location: no PEM certificate (-----BEGIN CERTIFICATE-----) in {key}"),
+        ),
+        (
+            "a JKS trust store",
+            vec![ssl.clone(), "ssl.truststore.location=/etc/kafka/truststore.jks".into()],
+            "ssl.truststore.type=JKS is not readable by weir: it reads PEM. Export the CA once (keytool -exportcert -rfc".into(),
+        ),
+        (
+            "a PKCS12 key store",
+            vec![
+                ssl.clone(),
+                "ssl.keystore.type=PKCS12".into(),
+                "ssl.keystore.location=/etc/kafka/client.p12".into(),
+            ],
+            "ssl.keystore.type=PKCS12 is not readable by weir: it reads PEM. Convert the key store once (openssl pkcs12 -in /etc/kafka/client.p12 -nodes -out client.pem)".into(),
+        ),
+        (
+            "an encrypted key without its password",
+            vec![
+                ssl.clone(),
+                format!("ssl.certificate.location={cert}"),
+                format!("ssl.key.location={encrypted}"),
+            ],
+            format!("ssl.key.location: the private key in {encrypted} is encrypted: set ssl.key.password"),
+        ),
+        (
+            "an encrypted key with the wrong password",
+            vec![
+                ssl.clone(),
+                format!("ssl.certificate.location={cert}"),
+                format!("ssl.key.location={encrypted}"),
+                "ssl.key.password=wrong-one".into(),
+            ],
+            "does not decrypt with ssl.key.password".into(),
+        ),
+        (
+            "a certificate without its key",
+            vec![ssl.clone(), format!("ssl.ca.location={ca}"), format!("ssl.certificate.location={cert}")],
+            "`ssl.key.location` is not set".into(),
+        ),
+        (
+            "a key that is not the certificate's",
+            vec![
+                ssl.clone(),
+                format!("ssl.certificate.location={cert}"),
+                format!("ssl.key.location={}", p.file("broker.key")),
+            ],
+            "the client certificate and key cannot be used together".into(),
+        ),
+    ];
+    for (what, pairs, want) in cases {
+        let out = consume(&p.ssl, "weir-tls-never", &xs(&pairs), what);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&want), "{what}: wanted {want:?} in: {err}");
+        assert!(
+            !err.contains("wrong-one") && !err.contains("PRIVATE KEY"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -15,12 +15,29 @@
 //! what to do next.
 //!
 //! ## Security
-//! `security.protocol` is `PLAINTEXT` or `SASL_PLAINTEXT`; with SASL, `sasl.mechanism`
-//! is `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, and the credentials come from
-//! librdkafka's `sasl.username` / `sasl.password` or Java's `sasl.jaas.config`
-//! ([`crate::jaas`]), one way or the other. `SSL`, `SASL_SSL`, `GSSAPI` (Kafka's
+//! `security.protocol` is `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+//!
+//! With SASL, `sasl.mechanism` is `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, and the
+//! credentials come from librdkafka's `sasl.username` / `sasl.password` or Java's
+//! `sasl.jaas.config` ([`crate::jaas`]), one way or the other. `GSSAPI` (Kafka's
 //! default mechanism) and `OAUTHBEARER` are refused by name
-//! ([`ConfigError::Unsupported`]). No error message quotes a password.
+//! ([`ConfigError::Unsupported`]).
+//!
+//! With TLS ([`weir_fetch::tls`]), the trusted CAs come from librdkafka's
+//! `ssl.ca.location` (a file, a directory, or `probe` for the system's; several,
+//! comma-separated) or `ssl.ca.pem`, or from Java's PEM trust store
+//! (`ssl.truststore.type=PEM` with `ssl.truststore.location` or
+//! `ssl.truststore.certificates`); with none of them, from the system's trust store.
+//! A client certificate (mTLS) is librdkafka's `ssl.certificate.location` +
+//! `ssl.key.location` (or the `.pem` text forms) or Java's PEM key store
+//! (`ssl.keystore.type=PEM` with `ssl.keystore.location`, or
+//! `ssl.keystore.certificate.chain` + `ssl.keystore.key`); an encrypted PKCS#8 key
+//! takes `ssl.key.password`. JKS and PKCS12 stores are refused with the command that
+//! converts them to PEM. `ssl.endpoint.identification.algorithm=none` skips the
+//! host-name check and `enable.ssl.certificate.verification=false` every certificate
+//! check; both are warned about. The files are read while the configuration is
+//! checked, so a missing or unusable one is a [`ConfigError::Tls`] before anything
+//! connects. No error message quotes a password or a key.
 //!
 //! ## Properties weir recognises but does not implement
 //! `key.deserializer` and `value.deserializer` are accepted and ignored, because weir
@@ -37,6 +54,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use weir_fetch::tls::{CaSource, ClientCert, Pem, TlsConfig};
 use weir_protocol::auth::{Mechanism, SaslConfig, Secret};
 
 /// The type of a property's value, and the rule its value must satisfy.
@@ -177,6 +195,12 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Some("true"),
         Kind::Bool,
         "Commit consumed offsets periodically in the background (needs group.id).",
+    ),
+    p(
+        "enable.ssl.certificate.verification",
+        Some("true"),
+        Kind::Bool,
+        "librdkafka's switch for checking the broker's certificate at all; false is insecure and warned about.",
     ),
     PropertySpec {
         name: "exclude.internal.topics",
@@ -343,7 +367,7 @@ pub static PROPERTIES: &[PropertySpec] = &[
         default: Some("PLAINTEXT"),
         kind: Kind::Enum(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
         support: Support::Yes,
-        doc: "Transport and authentication: PLAINTEXT or SASL_PLAINTEXT (SSL and SASL_SSL are not implemented yet).",
+        doc: "Transport and authentication: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).",
     },
     PropertySpec {
         name: "send.buffer.bytes",
@@ -358,6 +382,112 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Some("45000"),
         int(1, MS_MAX),
         "A member silent for this long is evicted from the group.",
+    ),
+    p(
+        "ssl.ca.location",
+        None,
+        Kind::Str,
+        "CA certificates (PEM) that sign the brokers' certificates: a file, a directory of files, or probe for the system's; comma-separated for several. Default: the system's.",
+    ),
+    p(
+        "ssl.ca.pem",
+        None,
+        Kind::Str,
+        "CA certificates as PEM text (librdkafka).",
+    ),
+    p(
+        "ssl.certificate.location",
+        None,
+        Kind::Str,
+        "Client certificate chain (PEM file) for brokers that require one (mTLS).",
+    ),
+    p(
+        "ssl.certificate.pem",
+        None,
+        Kind::Str,
+        "Client certificate chain as PEM text (librdkafka).",
+    ),
+    p(
+        "ssl.endpoint.identification.algorithm",
+        Some("https"),
+        Kind::Enum(&["https", "none"]),
+        "https checks that the broker's certificate names the host dialled; none skips that check (insecure).",
+    ),
+    p(
+        "ssl.key.location",
+        None,
+        Kind::Str,
+        "The client certificate's private key (PEM file; encrypted PKCS#8 with ssl.key.password).",
+    ),
+    p(
+        "ssl.key.password",
+        None,
+        Kind::Str,
+        "Password of an encrypted private key (ssl.key.location, ssl.key.pem, ssl.keystore.key or the PEM keystore).",
+    ),
+    p(
+        "ssl.key.pem",
+        None,
+        Kind::Str,
+        "The client certificate's private key as PEM text (librdkafka).",
+    ),
+    p(
+        "ssl.keystore.certificate.chain",
+        None,
+        Kind::Str,
+        "Java's PEM form: the client certificate chain as PEM text (ssl.keystore.type=PEM).",
+    ),
+    p(
+        "ssl.keystore.key",
+        None,
+        Kind::Str,
+        "Java's PEM form: the client private key as PEM text (ssl.keystore.type=PEM).",
+    ),
+    p(
+        "ssl.keystore.location",
+        None,
+        Kind::Str,
+        "Java's client key store; weir reads ssl.keystore.type=PEM files (private key and certificate chain in one file).",
+    ),
+    PropertySpec {
+        name: "ssl.keystore.password",
+        default: None,
+        kind: Kind::Str,
+        support: Support::Ignored(
+            "a PEM key store has no store password; an encrypted key's password is ssl.key.password",
+        ),
+        doc: "Java's key store password (JKS and PKCS12 stores, which weir does not read).",
+    },
+    p(
+        "ssl.keystore.type",
+        Some("JKS"),
+        Kind::Enum(&["JKS", "PKCS12", "PEM"]),
+        "Format of ssl.keystore.location: weir reads PEM (JKS and PKCS12 are refused with the openssl command that converts them).",
+    ),
+    p(
+        "ssl.truststore.certificates",
+        None,
+        Kind::Str,
+        "Java's PEM form: trusted CA certificates as PEM text (ssl.truststore.type=PEM).",
+    ),
+    p(
+        "ssl.truststore.location",
+        None,
+        Kind::Str,
+        "Java's trust store; weir reads ssl.truststore.type=PEM files of CA certificates.",
+    ),
+    PropertySpec {
+        name: "ssl.truststore.password",
+        default: None,
+        kind: Kind::Str,
+        support: Support::Ignored("a PEM trust store has no password"),
+        doc: "Java's trust store password (JKS and PKCS12 stores, which weir does not read).",
+    },
+    p(
+        "ssl.truststore.type",
+        Some("JKS"),
+        Kind::Enum(&["JKS", "PKCS12", "PEM"]),
+        "Format of ssl.truststore.location: weir reads PEM (JKS and PKCS12 are refused with the command that converts them).",
     ),
     PropertySpec {
         name: "value.deserializer",
@@ -561,6 +691,9 @@ pub enum ConfigError {
         /// The budget.
         budget: i64,
     },
+    /// TLS settings that cannot be used (a file missing, no certificate or key in
+    /// it, a key store format weir does not read); the message names the property.
+    Tls(String),
     /// A `-X` argument without `=`.
     MalformedPair(String),
     /// A `.properties` line that could not be read.
@@ -591,6 +724,7 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::Tls(m) => f.write_str(m),
             ConfigError::UnknownProperty {
                 name,
                 suggestion,
@@ -923,7 +1057,7 @@ impl BrokerAddr {
         let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
         if s.contains("://") {
             return Err(bad(
-                "only plaintext addresses are supported (no scheme other than PLAINTEXT://)",
+                "give host:port without a scheme (only PLAINTEXT:// is stripped); security.protocol chooses TLS and SASL",
             ));
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -1035,6 +1169,20 @@ pub enum Mode {
     Group,
 }
 
+/// The command that turns a Java key store into the PEM weir reads.
+fn store_command(kind: &str, path: &str, with_key: bool) -> String {
+    match (kind, with_key) {
+        ("PKCS12", false) => format!("openssl pkcs12 -in {path} -nokeys -out ca.pem"),
+        ("PKCS12", true) => format!("openssl pkcs12 -in {path} -nodes -out client.pem"),
+        (_, false) => {
+            format!("keytool -exportcert -rfc -keystore {path} -alias ALIAS -file ca.pem")
+        }
+        (_, true) => format!(
+            "keytool -importkeystore -srckeystore {path} -destkeystore client.p12 -deststoretype PKCS12, then openssl pkcs12 -in client.p12 -nodes -out client.pem"
+        ),
+    }
+}
+
 /// The validated configuration, with typed values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // Each field is the property of the same name; see PROPERTIES.
@@ -1076,6 +1224,9 @@ pub struct ConsumerConfig {
     /// `security.protocol=SASL_PLAINTEXT`: the mechanism and credentials (from
     /// `sasl.username`/`sasl.password` or `sasl.jaas.config`). `None`: PLAINTEXT.
     pub sasl: Option<SaslConfig>,
+    /// `security.protocol=SSL` or `SASL_SSL`: where the CAs and the client
+    /// certificate come from, and what is verified. `None`: no TLS.
+    pub tls: Option<TlsConfig>,
     /// Advice that does not stop the consumer (printed unless `-q`).
     pub warnings: Vec<String>,
 }
@@ -1252,35 +1403,233 @@ impl ConfigBuilder {
             .filter(|v| !v.is_empty())
     }
 
-    /// `security.protocol` and the `sasl.*` settings.
-    fn security(&self, warnings: &mut Vec<String>) -> Result<Option<SaslConfig>, ConfigError> {
+    /// `security.protocol`, the `sasl.*` and the `ssl.*` settings.
+    fn security(
+        &self,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Option<SaslConfig>, Option<TlsConfig>), ConfigError> {
         let protocol = self
             .string("security.protocol")
             .unwrap_or_else(|| "PLAINTEXT".to_owned())
             .to_ascii_uppercase();
-        let creds_set = ["sasl.username", "sasl.password", "sasl.jaas.config"]
-            .into_iter()
-            .filter(|n| self.explicitly_set(n))
-            .collect::<Vec<_>>();
-        match protocol.as_str() {
-            "PLAINTEXT" => {
-                if !creds_set.is_empty() {
-                    warnings.push(format!(
-                        "{} set but security.protocol=PLAINTEXT: no SASL authentication happens; set security.protocol=SASL_PLAINTEXT to use them",
-                        creds_set.join(", ")
-                    ));
-                }
-                return Ok(None);
+        let (sasl_on, tls_on) = match protocol.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (false, true),
+            "SASL_PLAINTEXT" => (true, false),
+            _ => (true, true),
+        };
+        let sasl = if sasl_on {
+            Some(self.sasl(&protocol, tls_on, warnings)?)
+        } else {
+            let creds_set = ["sasl.username", "sasl.password", "sasl.jaas.config"]
+                .into_iter()
+                .filter(|n| self.explicitly_set(n))
+                .collect::<Vec<_>>();
+            if !creds_set.is_empty() {
+                let want = if tls_on { "SASL_SSL" } else { "SASL_PLAINTEXT" };
+                warnings.push(format!(
+                    "{} set but security.protocol={protocol}: no SASL authentication happens; set security.protocol={want} to use them",
+                    creds_set.join(", ")
+                ));
             }
-            "SASL_PLAINTEXT" => {}
-            _ => {
-                return Err(ConfigError::Unsupported {
-                    name: "security.protocol",
-                    value: protocol,
-                    reason: "TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT",
+            None
+        };
+        let tls = if tls_on {
+            Some(self.tls(warnings)?)
+        } else {
+            let ssl_set = PROPERTIES
+                .iter()
+                .map(|p| p.name)
+                .filter(|n| {
+                    (n.starts_with("ssl.") || *n == "enable.ssl.certificate.verification")
+                        && self.explicitly_set(n)
+                })
+                .collect::<Vec<_>>();
+            if !ssl_set.is_empty() {
+                let want = if sasl_on { "SASL_SSL" } else { "SSL" };
+                warnings.push(format!(
+                    "{} set but security.protocol={protocol}: no TLS is used; set security.protocol={want} to use them",
+                    ssl_set.join(", ")
+                ));
+            }
+            None
+        };
+        Ok((sasl, tls))
+    }
+
+    /// The `ssl.*` settings (librdkafka's names and Java's PEM forms).
+    fn tls(&self, warnings: &mut Vec<String>) -> Result<TlsConfig, ConfigError> {
+        let mut cfg = TlsConfig::default();
+        if let Some(list) = self.string("ssl.ca.location") {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                cfg.ca.push(if item.eq_ignore_ascii_case("probe") {
+                    CaSource::System
+                } else {
+                    CaSource::Pem {
+                        property: "ssl.ca.location",
+                        pem: Pem::File(item.into()),
+                    }
                 });
             }
         }
+        if let Some(text) = self.string("ssl.ca.pem") {
+            cfg.ca.push(CaSource::Pem {
+                property: "ssl.ca.pem",
+                pem: Pem::Text(text),
+            });
+        }
+        let store_type = |name: &'static str| {
+            self.string(name)
+                .unwrap_or_else(|| "JKS".to_owned())
+                .to_ascii_uppercase()
+        };
+        let truststore = self.string("ssl.truststore.location");
+        let trust_text = self.string("ssl.truststore.certificates");
+        if truststore.is_some() || trust_text.is_some() {
+            let t = store_type("ssl.truststore.type");
+            if t != "PEM" {
+                return Err(ConfigError::Tls(format!(
+                    "ssl.truststore.type={t} is not readable by weir: it reads PEM. Export the CA \
+                     once ({}) and set ssl.truststore.type=PEM with \
+                     ssl.truststore.location=ca.pem (or ssl.ca.location=ca.pem)",
+                    store_command(&t, truststore.as_deref().unwrap_or("STORE"), false)
+                )));
+            }
+            if let Some(path) = truststore {
+                cfg.ca.push(CaSource::Pem {
+                    property: "ssl.truststore.location",
+                    pem: Pem::File(path.into()),
+                });
+            }
+            if let Some(text) = trust_text {
+                cfg.ca.push(CaSource::Pem {
+                    property: "ssl.truststore.certificates",
+                    pem: Pem::Text(text),
+                });
+            }
+        }
+        cfg.verify_hostname = !self
+            .string("ssl.endpoint.identification.algorithm")
+            .is_some_and(|v| v.eq_ignore_ascii_case("none"));
+        cfg.verify_certificate = self.bool("enable.ssl.certificate.verification")?;
+        if !cfg.verify_certificate {
+            warnings.push(
+                "enable.ssl.certificate.verification=false: the broker's certificate is not checked at all, so anyone on the network path can pose as the cluster; set ssl.ca.location instead".into(),
+            );
+        } else if !cfg.verify_hostname {
+            warnings.push(
+                "ssl.endpoint.identification.algorithm=none: the broker's certificate is not checked against its host name, so any certificate the CA signed is accepted for any broker".into(),
+            );
+        }
+        // The client certificate: librdkafka's pair, or Java's PEM key store.
+        let password = self.string("ssl.key.password").map(Secret::new);
+        let chain = self
+            .string("ssl.certificate.location")
+            .map(|p| ("ssl.certificate.location", Pem::File(p.into())))
+            .or_else(|| {
+                self.string("ssl.certificate.pem")
+                    .map(|t| ("ssl.certificate.pem", Pem::Text(t)))
+            });
+        let key = self
+            .string("ssl.key.location")
+            .map(|p| ("ssl.key.location", Pem::File(p.into())))
+            .or_else(|| {
+                self.string("ssl.key.pem")
+                    .map(|t| ("ssl.key.pem", Pem::Text(t)))
+            });
+        let keystore = self.string("ssl.keystore.location");
+        let ks_chain = self.string("ssl.keystore.certificate.chain");
+        let ks_key = self.string("ssl.keystore.key");
+        let java = keystore.is_some() || ks_chain.is_some() || ks_key.is_some();
+        if java && (chain.is_some() || key.is_some()) {
+            return Err(ConfigError::Conflict {
+                message: "both ssl.keystore.* and ssl.certificate.*/ssl.key.* are set".into(),
+                fix: "give the client certificate one way: ssl.certificate.location and ssl.key.location (librdkafka) or ssl.keystore.type=PEM with ssl.keystore.location (Java)",
+            });
+        }
+        let pair = if java {
+            let t = store_type("ssl.keystore.type");
+            if t != "PEM" {
+                return Err(ConfigError::Tls(format!(
+                    "ssl.keystore.type={t} is not readable by weir: it reads PEM. Convert the \
+                     key store once ({}) and set ssl.keystore.type=PEM with \
+                     ssl.keystore.location=client.pem",
+                    store_command(&t, keystore.as_deref().unwrap_or("STORE"), true)
+                )));
+            }
+            match (keystore, ks_chain, ks_key) {
+                (Some(path), None, None) => Some((
+                    ("ssl.keystore.location", Pem::File(path.clone().into())),
+                    ("ssl.keystore.location", Pem::File(path.into())),
+                )),
+                (None, Some(c), Some(k)) => Some((
+                    ("ssl.keystore.certificate.chain", Pem::Text(c)),
+                    ("ssl.keystore.key", Pem::Text(k)),
+                )),
+                (Some(_), _, _) => {
+                    return Err(ConfigError::Conflict {
+                        message: "ssl.keystore.location and ssl.keystore.certificate.chain/ssl.keystore.key are both set".into(),
+                        fix: "give the PEM key store as a file (ssl.keystore.location) or as text (ssl.keystore.certificate.chain and ssl.keystore.key), not both",
+                    });
+                }
+                (None, Some(_), None) => {
+                    return Err(ConfigError::Missing {
+                        name: "ssl.keystore.key",
+                        why: "ssl.keystore.certificate.chain needs its private key",
+                    });
+                }
+                (None, _, _) => {
+                    return Err(ConfigError::Missing {
+                        name: "ssl.keystore.certificate.chain",
+                        why: "ssl.keystore.key needs its certificate chain",
+                    });
+                }
+            }
+        } else {
+            match (chain, key) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                (Some((name, _)), None) => {
+                    return Err(ConfigError::Missing {
+                        name: "ssl.key.location",
+                        why: if name == "ssl.certificate.pem" {
+                            "ssl.certificate.pem needs its private key (ssl.key.location or ssl.key.pem)"
+                        } else {
+                            "ssl.certificate.location needs its private key (ssl.key.location or ssl.key.pem)"
+                        },
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Missing {
+                        name: "ssl.certificate.location",
+                        why: "a private key needs its certificate (ssl.certificate.location or ssl.certificate.pem)",
+                    });
+                }
+            }
+        };
+        if let Some((chain, key)) = pair {
+            cfg.client = Some(ClientCert {
+                chain,
+                key,
+                key_password: password,
+            });
+        } else if password.is_some() {
+            warnings
+                .push("ssl.key.password set without a client certificate: it is not used".into());
+        }
+        // Read the files now, so a missing CA or an unreadable key is a
+        // configuration error at start-up, not a connection failure later.
+        weir_fetch::tls::TlsConnector::new(&cfg).map_err(|e| ConfigError::Tls(e.0))?;
+        Ok(cfg)
+    }
+
+    /// The `sasl.*` settings.
+    fn sasl(
+        &self,
+        protocol: &str,
+        tls: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<SaslConfig, ConfigError> {
         let mech_name = self
             .string("sasl.mechanism")
             .unwrap_or_else(|| "GSSAPI".to_owned());
@@ -1337,10 +1686,12 @@ impl ConfigBuilder {
                 (opt("username")?, opt("password")?)
             }
             None => {
-                let missing = |name: &'static str| ConfigError::Missing {
-                    name,
-                    why: "security.protocol=SASL_PLAINTEXT needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)",
+                let why = if tls {
+                    "security.protocol=SASL_SSL needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)"
+                } else {
+                    "security.protocol=SASL_PLAINTEXT needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)"
                 };
+                let missing = |name: &'static str| ConfigError::Missing { name, why };
                 (
                     self.string("sasl.username")
                         .ok_or_else(|| missing("sasl.username"))?,
@@ -1349,16 +1700,16 @@ impl ConfigBuilder {
                 )
             }
         };
-        if mechanism == Mechanism::Plain {
-            warnings.push(
-                "sasl.mechanism=PLAIN over SASL_PLAINTEXT sends the password in clear text; prefer SCRAM-SHA-512 (TLS is not implemented yet)".into(),
-            );
+        if mechanism == Mechanism::Plain && !tls {
+            warnings.push(format!(
+                "sasl.mechanism=PLAIN over {protocol} sends the password in clear text; use security.protocol=SASL_SSL, or prefer SCRAM-SHA-512"
+            ));
         }
-        Ok(Some(SaslConfig {
+        Ok(SaslConfig {
             mechanism,
             username,
             password: Secret::new(password),
-        }))
+        })
     }
 
     /// Checks every value and every cross-property rule, and returns the typed
@@ -1545,7 +1896,7 @@ impl ConfigBuilder {
             });
         }
 
-        let sasl = self.security(&mut warnings)?;
+        let (sasl, tls) = self.security(&mut warnings)?;
 
         for spec in PROPERTIES {
             if let (Support::Ignored(why), true) = (spec.support, self.explicitly_set(spec.name)) {
@@ -1590,6 +1941,7 @@ impl ConfigBuilder {
             sink_checkpoint_ms: self.u32("weir.sink.checkpoint.ms")?,
             sink_allow_reset: self.bool("weir.sink.allow.reset")?,
             sasl,
+            tls,
             warnings,
         })
     }
@@ -1826,7 +2178,7 @@ mod tests {
             (":9092", "empty host"),
             ("::1:9092", "IPv6 addresses need brackets"),
             ("[::1]9092", "missing :port after the IPv6"),
-            ("SSL://h:9093", "only plaintext"),
+            ("SSL://h:9093", "without a scheme"),
             ("bad host:1", "characters not allowed"),
         ] {
             let e = BrokerAddr::parse(entry).unwrap_err().to_string();
@@ -1902,9 +2254,28 @@ mod tests {
     fn unsupported_and_ignored() {
         let mut b = base();
         b.flag("security.protocol=SASL_SSL").unwrap();
+        b.flag("sasl.mechanism=PLAIN").unwrap();
         assert_eq!(
             err(&b, Mode::Assign),
-            "`security.protocol=SASL_SSL` is not supported: TLS is not implemented yet: weir speaks PLAINTEXT and SASL_PLAINTEXT"
+            "`sasl.username` is not set: security.protocol=SASL_SSL needs credentials: set sasl.username and sasl.password (or sasl.jaas.config)"
+        );
+        // TLS settings without TLS are not used: said, not silently dropped.
+        let mut b = base();
+        b.flag("ssl.ca.location=/etc/kafka/ca.pem").unwrap();
+        let c = b.build(Mode::Assign).unwrap();
+        assert_eq!(c.tls, None);
+        assert_eq!(
+            c.warnings,
+            vec!["ssl.ca.location set but security.protocol=PLAINTEXT: no TLS is used; set security.protocol=SSL to use them".to_owned()]
+        );
+        // With TLS the files are read while the configuration is checked.
+        let mut b = base();
+        b.flag("security.protocol=ssl").unwrap();
+        b.flag("ssl.ca.location=/nonexistent/ca.pem").unwrap();
+        assert!(
+            err(&b, Mode::Assign).starts_with("ssl.ca.location: cannot read /nonexistent/ca.pem"),
+            "{}",
+            err(&b, Mode::Assign)
         );
         let mut b = base();
         b.flag("security.protocol=plaintext").unwrap();

@@ -47,6 +47,7 @@ impl ConsumerConfig {
             max_decompressed_batch_bytes: size(u64::from(self.max_decompressed_batch_bytes)),
             max_poll_records: size(u64::from(self.max_poll_records)),
             sasl: self.sasl.clone(),
+            tls: self.tls.clone(),
             ..FetchConfig::default()
         }
     }

@@ -104,6 +104,9 @@ pub struct FetchConfig {
     /// SASL credentials (`security.protocol=SASL_PLAINTEXT`): every connection,
     /// fetch and side, authenticates right after ApiVersions. `None`: plaintext.
     pub sasl: Option<weir_protocol::auth::SaslConfig>,
+    /// TLS (`security.protocol=SSL` or `SASL_SSL`): every connection, fetch and
+    /// side, is encrypted and the broker's certificate checked. `None`: plaintext.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for FetchConfig {
@@ -131,6 +134,7 @@ impl Default for FetchConfig {
             side_ring_bytes: 8 << 20,
             resolver: crate::resolve::Resolver::system(),
             sasl: None,
+            tls: None,
         }
     }
 }

@@ -20,6 +20,13 @@
 //! Kafka answers requests on one connection in the order they were sent, so the
 //! in-flight table is a queue and a response whose correlation id is not the oldest
 //! request's is a protocol violation that kills the connection.
+//!
+//! With TLS ([`Conn::connect`] given a rustls session) the connection passes through
+//! [`State::Handshaking`] after the TCP connect; requests queued meanwhile wait. Once
+//! ready, frames are read the same way, from the session's decrypted bytes instead
+//! of the socket: rustls decrypts each record in place in its own buffer and the
+//! plaintext is copied once, into the frame's ring reservation; nothing after that
+//! copies. Writes go through the session and out as TLS records.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -29,6 +36,8 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+
+use rustls::ClientConnection;
 
 use crate::ring::{Frame, Reservation, Ring, RingError};
 
@@ -75,6 +84,16 @@ pub enum ConnError {
         /// The correlation id the broker sent (`None` if the frame was too short).
         got: Option<i32>,
     },
+    /// TLS failed: during the handshake (certificates, alerts: the settings or the
+    /// listener do not fit) or later (a corrupted record).
+    Tls {
+        /// The rustls error.
+        error: rustls::Error,
+        /// Whether the handshake had not finished.
+        handshake: bool,
+    },
+    /// A plaintext connection got a TLS record back: the listener wants TLS.
+    TlsListener,
     /// The oldest request did not get its response before its deadline.
     Timeout {
         /// Its API key.
@@ -98,6 +117,18 @@ impl fmt::Display for ConnError {
                 f,
                 "response correlation id {got:?} does not match the oldest request ({expected:?}); \
                  the connection was reset"
+            ),
+            Self::Tls { error, handshake } => {
+                if *handshake {
+                    write!(f, "TLS handshake failed: {error}")
+                } else {
+                    write!(f, "TLS error: {error}")
+                }
+            }
+            Self::TlsListener => write!(
+                f,
+                "the broker answered with TLS: its listener wants security.protocol=SSL or \
+                 SASL_SSL"
             ),
             Self::Timeout {
                 api_key,
@@ -144,6 +175,8 @@ pub enum ReadState {
 pub enum State {
     /// The nonblocking connect has not finished.
     Connecting,
+    /// Connected; the TLS handshake is under way.
+    Handshaking,
     /// Connected; requests flow.
     Ready,
     /// Dead; nothing more will happen on it.
@@ -151,9 +184,10 @@ pub enum State {
 }
 
 /// One broker connection.
-#[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
+    /// The TLS session, when the connection is encrypted.
+    tls: Option<Box<ClientConnection>>,
     token: Token,
     addr: SocketAddr,
     state: State,
@@ -169,12 +203,33 @@ pub struct Conn {
     pub bytes_read: u64,
 }
 
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("addr", &self.addr)
+            .field("token", &self.token)
+            .field("state", &self.state)
+            .field("tls", &self.tls.is_some())
+            .field("in_flight", &self.in_flight.len())
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Conn {
     /// Start a nonblocking connect to `addr`; register with `registry` under `token`.
-    pub fn connect(addr: SocketAddr, token: Token, registry: &Registry) -> io::Result<Self> {
+    /// With `tls`, the connection is encrypted by that session (its server name is
+    /// the broker's host), and requests wait until the handshake is done.
+    pub fn connect(
+        addr: SocketAddr,
+        token: Token,
+        registry: &Registry,
+        tls: Option<ClientConnection>,
+    ) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
         let mut c = Self {
             stream,
+            tls: tls.map(Box::new),
             token,
             addr,
             state: State::Connecting,
@@ -258,12 +313,15 @@ impl Conn {
 
     /// The interest this connection needs now (`None`: nothing to wait for).
     pub fn interest(&self) -> Option<Interest> {
+        let tls_out = self.tls.as_ref().is_some_and(|t| t.wants_write());
         match self.state {
             State::Closed => None,
             State::Connecting => Some(Interest::WRITABLE),
+            State::Handshaking if tls_out => Some(Interest::READABLE | Interest::WRITABLE),
+            State::Handshaking => Some(Interest::READABLE),
             State::Ready => {
                 let r = !self.waiting_for_ring();
-                let w = !self.write_q.is_empty();
+                let w = !self.write_q.is_empty() || tls_out;
                 match (r, w) {
                     (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
                     (true, false) => Some(Interest::READABLE),
@@ -312,7 +370,11 @@ impl Conn {
             }
             match self.stream.peer_addr() {
                 Ok(_) => {
-                    self.state = State::Ready;
+                    self.state = if self.tls.is_some() {
+                        State::Handshaking
+                    } else {
+                        State::Ready
+                    };
                     self.connected = true;
                     // Nagle would delay small requests behind unacknowledged ones.
                     let _ = self.stream.set_nodelay(true);
@@ -324,6 +386,13 @@ impl Conn {
                     return Ok(());
                 }
                 Err(e) => return Err(self.die(ConnError::Io(e))),
+            }
+        }
+        if self.state == State::Handshaking {
+            match self.handshake() {
+                Ok(true) => self.state = State::Ready,
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(self.die(e)),
             }
         }
         if let Err(e) = self.flush() {
@@ -340,8 +409,35 @@ impl Conn {
         e
     }
 
+    /// Advance the TLS handshake as far as the socket allows: `true` once done.
+    fn handshake(&mut self) -> Result<bool, ConnError> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(true);
+        };
+        loop {
+            if !tls_write(tls, &mut self.stream)? {
+                // The socket is full; writable readiness resumes.
+                return Ok(false);
+            }
+            if !tls.is_handshaking() {
+                return Ok(true);
+            }
+            if tls_read(tls, &mut self.stream, true)?.is_none() {
+                return Ok(false);
+            }
+        }
+    }
+
     /// Write queued bytes until the queue is empty or the socket would block.
     fn flush(&mut self) -> Result<(), ConnError> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return flush_tls(
+                tls,
+                &mut self.stream,
+                &mut self.write_q,
+                &mut self.write_off,
+            );
+        }
         while let Some(front) = self.write_q.front() {
             let rest = &front[self.write_off..];
             if rest.is_empty() {
@@ -371,7 +467,7 @@ impl Conn {
         loop {
             match &mut self.read {
                 ReadState::Prefix { buf, got } => {
-                    match read_some(&mut self.stream, &mut buf[*got..])? {
+                    match read_some(&mut self.stream, self.tls.as_deref_mut(), &mut buf[*got..])? {
                         None => return Ok(()),
                         Some(n) => {
                             self.bytes_read += n as u64;
@@ -379,6 +475,15 @@ impl Conn {
                         }
                     }
                     if *got == 4 {
+                        // A TLS record header (alert or handshake, version 3.x) where
+                        // a frame size belongs: the port speaks TLS and this
+                        // connection does not.
+                        if self.tls.is_none()
+                            && matches!(buf, [0x15 | 0x16, 3, 0..=4, _])
+                            && self.in_flight.front().is_some_and(|r| r.api_key == 18)
+                        {
+                            return Err(ConnError::TlsListener);
+                        }
                         let size = i32::from_be_bytes(*buf);
                         if size < 0 {
                             return Err(ConnError::NegativeFrameSize(size));
@@ -393,7 +498,8 @@ impl Conn {
                 },
                 ReadState::Body(res) => {
                     if !res.is_full() {
-                        match read_some(&mut self.stream, res.unfilled())? {
+                        match read_some(&mut self.stream, self.tls.as_deref_mut(), res.unfilled())?
+                        {
                             None => return Ok(()),
                             Some(n) => {
                                 self.bytes_read += n as u64;
@@ -473,10 +579,31 @@ impl Conn {
 }
 
 /// One read: `Some(n)` bytes (n > 0), `None` on WouldBlock (or an empty buffer),
-/// `Err(Closed)` on end of stream. Interrupted reads are retried.
-fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Option<usize>, ConnError> {
+/// `Err(Closed)` on end of stream. Interrupted reads are retried. With a TLS
+/// session the bytes are its plaintext: what it has decrypted already, else what
+/// the socket holds, decrypted.
+fn read_some(
+    stream: &mut TcpStream,
+    tls: Option<&mut ClientConnection>,
+    buf: &mut [u8],
+) -> Result<Option<usize>, ConnError> {
     if buf.is_empty() {
         return Ok(None);
+    }
+    if let Some(tls) = tls {
+        loop {
+            match tls.reader().read(buf) {
+                // A clean close_notify.
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if crate::tls::is_unclean_eof(&e) => return Err(ConnError::Closed),
+                Err(e) => return Err(ConnError::Io(e)),
+            }
+            if tls_read(tls, stream, false)?.is_none() {
+                return Ok(None);
+            }
+        }
     }
     loop {
         match stream.read(buf) {
@@ -485,6 +612,79 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Option<usize>, Co
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ConnError::Io(e)),
+        }
+    }
+}
+
+/// Read TLS records off the socket and decrypt them: `Some(n)` socket bytes, `None`
+/// when it would block. A TLS error queues an alert for the broker, which is sent
+/// (best effort) before the error is returned.
+fn tls_read(
+    tls: &mut ClientConnection,
+    stream: &mut TcpStream,
+    handshake: bool,
+) -> Result<Option<usize>, ConnError> {
+    let n = loop {
+        match tls.read_tls(stream) {
+            Ok(0) => return Err(ConnError::Closed),
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+    };
+    if let Err(error) = tls.process_new_packets() {
+        let _ = tls_write(tls, stream);
+        return Err(ConnError::Tls { error, handshake });
+    }
+    Ok(Some(n))
+}
+
+/// Write the session's pending TLS records: `true` when all are out, `false` when
+/// the socket would block.
+fn tls_write(tls: &mut ClientConnection, stream: &mut TcpStream) -> Result<bool, ConnError> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(ConnError::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ConnError::Io(e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Move queued request bytes into the TLS session and its records onto the socket,
+/// until both are empty or the socket would block. The session takes plaintext up
+/// to its buffer limit, so a large request is encrypted as the socket drains.
+fn flush_tls(
+    tls: &mut ClientConnection,
+    stream: &mut TcpStream,
+    write_q: &mut VecDeque<Vec<u8>>,
+    write_off: &mut usize,
+) -> Result<(), ConnError> {
+    loop {
+        if !tls_write(tls, stream)? {
+            return Ok(());
+        }
+        let Some(front) = write_q.front() else {
+            return Ok(());
+        };
+        let rest = &front[*write_off..];
+        let n = if rest.is_empty() {
+            0
+        } else {
+            tls.writer().write(rest).map_err(ConnError::Io)?
+        };
+        *write_off += n;
+        if *write_off == front.len() {
+            write_q.pop_front();
+            *write_off = 0;
+        } else if n == 0 && !tls.wants_write() {
+            // Nothing accepted and nothing to send: cannot happen with a buffer
+            // limit above zero, but never spin on it.
+            return Ok(());
         }
     }
 }
@@ -593,7 +793,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         });
         let mut poll = Poll::new().unwrap();
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         let ring = Ring::new(1 << 16);
         let far = Instant::now() + Duration::from_secs(30);
         for _ in 0..2 {
@@ -633,7 +833,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(500));
         });
         let mut poll = Poll::new().unwrap();
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         // Room for exactly one 1000-byte body.
         let ring = Ring::new(1500);
         let far = Instant::now() + Duration::from_secs(30);
@@ -690,7 +890,7 @@ mod tests {
         let ring = Ring::new(1 << 12);
         let far = Instant::now() + Duration::from_secs(30);
 
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         for c in 0..2 {
             conn.send(req(c, far), vec![0, 0, 0, 4, 0, 0, 0, 0])
                 .unwrap();
@@ -713,7 +913,7 @@ mod tests {
         );
         assert_eq!(conn.state(), State::Closed);
 
-        let mut conn = Conn::connect(addr, Token(1), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(1), poll.registry(), None).unwrap();
         conn.send(req(0, far), vec![0, 0, 0, 4, 0, 0, 0, 0])
             .unwrap();
         let e = drive(
@@ -756,7 +956,7 @@ mod tests {
         let ring = Ring::new(1000);
         let far = Instant::now() + Duration::from_secs(30);
         let mut out = Vec::new();
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         conn.send(req(0, far), vec![0, 0, 0, 4, 0, 0, 0, 0])
             .unwrap();
         let e = drive(
@@ -769,7 +969,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("fetch.max.bytes"), "{e}");
-        let mut conn = Conn::connect(addr, Token(1), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(1), poll.registry(), None).unwrap();
         conn.send(req(0, far), vec![0, 0, 0, 4, 0, 0, 0, 0])
             .unwrap();
         let e = drive(
@@ -795,7 +995,7 @@ mod tests {
             drop(s);
         });
         let poll = Poll::new().unwrap();
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         let now = Instant::now();
         conn.send(req(0, now + Duration::from_millis(50)), vec![0, 0, 0, 0])
             .unwrap();
@@ -826,7 +1026,7 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let ring = Ring::new(64);
         let mut out = Vec::new();
-        match Conn::connect(addr, Token(0), poll.registry()) {
+        match Conn::connect(addr, Token(0), poll.registry(), None) {
             Err(_) => {}
             Ok(mut conn) => {
                 let e = drive(
@@ -858,7 +1058,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
         });
         let mut poll = Poll::new().unwrap();
-        let mut conn = Conn::connect(addr, Token(0), poll.registry()).unwrap();
+        let mut conn = Conn::connect(addr, Token(0), poll.registry(), None).unwrap();
         let ring = Ring::new(1 << 12);
         let far = Instant::now() + Duration::from_secs(30);
         let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();

@@ -95,6 +95,15 @@ pub enum FetchError {
         /// What went wrong and what to change (never a secret).
         reason: String,
     },
+    /// TLS with a broker failed in a way the settings decide: its certificate is not
+    /// trusted, not for the name dialled, or expired; it refused weir's client
+    /// certificate; or one side speaks TLS and the other does not.
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// What went wrong and which setting fixes it.
+        reason: String,
+    },
     /// A broker keeps accepting connections and closing them before any answer past
     /// the handshake: its listener speaks a different security protocol. Retries go
     /// on (with backoff); this says why they keep failing.
@@ -116,6 +125,7 @@ impl fmt::Display for FetchError {
                 closes,
                 hint,
             } => write!(f, "{broker} closed {closes} connections in a row {hint}"),
+            FetchError::Tls { broker, reason } => write!(f, "{broker}: TLS: {reason}"),
             FetchError::Authentication {
                 broker,
                 mechanism,
@@ -193,7 +203,10 @@ impl FetchError {
     pub fn is_settings(&self) -> bool {
         matches!(
             self,
-            FetchError::Config(_) | FetchError::Authentication { .. } | FetchError::Refused { .. }
+            FetchError::Config(_)
+                | FetchError::Authentication { .. }
+                | FetchError::Tls { .. }
+                | FetchError::Refused { .. }
         )
     }
 }

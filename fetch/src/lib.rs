@@ -88,6 +88,7 @@ pub mod resolve;
 pub mod ring;
 mod session;
 pub mod side;
+pub mod tls;
 pub mod workers;
 
 use std::collections::HashMap;

@@ -73,6 +73,8 @@ impl Link for Conn {
 struct MioNet {
     registry: Registry,
     lookups: Lookups,
+    /// Every connection's TLS client, when the settings ask for TLS.
+    tls: Option<crate::tls::TlsConnector>,
 }
 
 impl Net for MioNet {
@@ -96,7 +98,14 @@ impl Net for MioNet {
             return Dial::Unresolved("the host name has no addresses".to_owned());
         };
         log::debug!(target: "weir_fetch::broker", "{host}:{port}: connecting to {addr}");
-        match Conn::connect(addr, Token(token), &self.registry) {
+        let session = match &self.tls {
+            None => None,
+            Some(t) => match t.session(host) {
+                Ok(s) => Some(s),
+                Err(why) => return Dial::Unresolved(why),
+            },
+        };
+        match Conn::connect(addr, Token(token), &self.registry, session) {
             Ok(c) => Dial::Connecting(c),
             Err(e) => Dial::Refused(format!("cannot connect to {addr}: {e}")),
         }
@@ -169,9 +178,16 @@ impl Reactor {
         side_ring.set_waker(move || {
             let _ = w.wake();
         });
+        let tls = match &cfg.tls {
+            None => None,
+            Some(t) => Some(
+                crate::tls::TlsConnector::new(t).map_err(|e| FetchError::Config(e.to_string()))?,
+            ),
+        };
         let net = MioNet {
             registry: poll.registry().try_clone().map_err(FetchError::Io)?,
             lookups: Lookups::new(cfg.resolver.clone(), Arc::clone(&waker)),
+            tls,
         };
         let now = Instant::now();
         let seed = now.elapsed().as_nanos() as u64;

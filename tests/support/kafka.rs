@@ -69,6 +69,8 @@ pub struct Listeners {
     pub sasl_plaintext: Option<u16>,
     pub ssl: Option<u16>,
     pub sasl_ssl: Option<u16>,
+    /// An SSL listener whose certificate has expired.
+    pub expired_ssl: Option<u16>,
 }
 
 impl Listeners {
@@ -80,6 +82,7 @@ impl Listeners {
             sasl_plaintext: opt(security),
             ssl: opt(security),
             sasl_ssl: opt(security),
+            expired_ssl: opt(security),
         }
     }
 }
@@ -233,6 +236,7 @@ impl Kafka {
             ("--sasl-port", l.sasl_plaintext),
             ("--ssl-port", l.ssl),
             ("--sasl-ssl-port", l.sasl_ssl),
+            ("--expired-ssl-port", l.expired_ssl),
         ] {
             if let Some(port) = port {
                 command.args([flag, &port.to_string()]);

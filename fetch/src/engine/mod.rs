@@ -546,6 +546,39 @@ impl<N: Net> Engine<N> {
                 });
             }
             ConnError::Ring(r) => self.errors.push_back(FetchError::Ring(r.clone())),
+            ConnError::TlsListener | ConnError::Tls { .. } => {
+                // Before a broker's first answer, a TLS failure is the settings'
+                // (certificates, a client certificate the broker refuses, a port
+                // of the other protocol): say so once, without the "unreachable"
+                // warning. Later it is a damaged connection, retried like one.
+                let Some(b) = self.brokers.get(i) else { return };
+                let fresh = !b.answered;
+                let reason = match &e {
+                    ConnError::Tls { error, handshake } if *handshake || fresh => {
+                        let origin = self
+                            .cfg
+                            .tls
+                            .as_ref()
+                            .map(crate::tls::TlsConfig::ca_origin)
+                            .unwrap_or_default();
+                        Some(crate::tls::describe(error, &b.host, &origin))
+                    }
+                    ConnError::TlsListener => Some(
+                        "the broker answered in TLS: its listener wants security.protocol=SSL \
+                         (or SASL_SSL with SASL)"
+                            .to_owned(),
+                    ),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    self.errors.push_back(FetchError::Tls {
+                        broker: format!("{}:{}", b.host, b.port),
+                        reason,
+                    });
+                    self.close_link(i, e, now, false);
+                    return;
+                }
+            }
             _ => {}
         }
         self.conn_died(i, e, now);
@@ -1101,8 +1134,11 @@ impl<N: Net> Engine<N> {
             b.early_closes += 1;
             if b.early_closes == EARLY_CLOSE_LIMIT {
                 let hint = match (&b.phase, self.cfg.sasl.is_some()) {
+                    (Phase::Handshake, _) if self.cfg.tls.is_some() => {
+                        "during the TLS handshake or before answering ApiVersions: is it a plaintext listener? If so, set security.protocol=PLAINTEXT (or SASL_PLAINTEXT)"
+                    }
                     (Phase::Handshake, _) => {
-                        "before answering ApiVersions: is it a TLS (SSL) listener? weir speaks PLAINTEXT and SASL_PLAINTEXT"
+                        "before answering ApiVersions: is it a TLS listener? If so, set security.protocol=SSL (or SASL_SSL) and ssl.ca.location"
                     }
                     (_, false) => {
                         "right after ApiVersions: if its listener requires SASL, set security.protocol=SASL_PLAINTEXT and the sasl.* settings"
