@@ -232,7 +232,7 @@ impl Authenticator {
 /// A client nonce: 24 random bytes, base64 (printable, no commas).
 pub fn random_nonce() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 24];
-    getrandom::fill(&mut b)?;
+    getrandom::getrandom(&mut b)?;
     Ok(base64_encode(&b))
 }
 
