@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench e2e                      # the replay suite (table of medians)
 //! cargo bench --bench e2e -- replay --mode poll --records 20000000
-//! cargo bench --bench e2e -- broker --bootstrap 127.0.0.1:9092 --topic t \
+//! cargo bench --bench e2e -- broker --bootstrap 127.0.0.1:9092 --topic t [--tls-dir DIR] \
 //!     --partitions 4 --records 2000000         # used by scripts/bench-e2e.sh
 //! ```
 //!
@@ -1105,6 +1105,24 @@ fn broker_main(o: &Opts) -> Res<()> {
     let warmup: u64 = o.num("warmup", 0)?;
     cfg.fetch_min_bytes = o.num("min-bytes", cfg.fetch_min_bytes)?;
     cfg.max_poll_records = o.num("max-poll-records", cfg.max_poll_records)?;
+    // --tls-dir DIR: TLS with the test broker's material (scripts/kafka-config.sh):
+    // ca.pem as the trusted CA, client.pem and client.key as the client certificate.
+    if let Some(dir) = o.0.get("tls-dir") {
+        use weir_fetch::tls::{CaSource, ClientCert, Pem, TlsConfig};
+        let at = |f: &str| Pem::File(std::path::Path::new(dir).join(f));
+        cfg.tls = Some(TlsConfig {
+            ca: vec![CaSource::Pem {
+                property: "--tls-dir",
+                pem: at("ca.pem"),
+            }],
+            client: Some(ClientCert {
+                chain: ("--tls-dir", at("client.pem")),
+                key: ("--tls-dir", at("client.key")),
+                key_password: None,
+            }),
+            ..TlsConfig::default()
+        });
+    }
     let mut c = Consumer::new(cfg)?;
     for p in 0..partitions {
         c.assign(&topic, p, StartAt::Earliest);

@@ -4,7 +4,7 @@
 #
 #   scripts/bench-kafka.sh [--runs R] [--sizes "100 1024"] [--codecs "none lz4 zstd"]
 #                          [--partitions "1 8"] [--clients "weir librdkafka java"]
-#                          [--bytes MB] [--out FILE.jsonl]
+#                          [--bytes MB] [--out FILE.jsonl] [--tls]
 #   scripts/bench-kafka.sh --replay [--records N] [--runs R] [--partitions "1 8"] ...
 #
 # Starts a single-node Kafka (scripts/start-kafka.sh, 2 GiB heap, a fresh /tmp dir),
@@ -30,6 +30,12 @@
 # run in --out (default: a file in the run's dir, printed at the end), then a Markdown
 # table of medians and ratios on stdout. The broker is stopped on exit.
 #
+# --tls: the broker also gets its security listeners (scripts/start-kafka.sh
+# --security) and the clients become "weir weir-tls librdkafka librdkafka-tls": each
+# reads every topic over PLAINTEXT and over the SSL listener (mTLS with the broker's
+# test CA and client certificate; librdkafka through OpenSSL), in one run. Topics are
+# produced over PLAINTEXT either way.
+#
 # --replay reads from benches/e2e.rs's replay server instead of Kafka (`e2e serve`, its
 # own process, one per partition count): a never-ending topic `bench` of 100-byte
 # uncompressed values in 500-record batches, every Fetch answered at once from memory.
@@ -41,7 +47,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 runs=3 sizes="100 1024" codecs="none lz4 zstd" partition_list="1 8"
-clients="weir librdkafka java" mbytes=200 out="" replay=0 replay_records=5000000
+clients="weir librdkafka java" mbytes=200 out="" replay=0 replay_records=5000000 tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
         --bytes) mbytes="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --replay) replay=1; shift ;;
+        --tls) tls=1; shift ;;
         --records) replay_records="$2"; shift 2 ;;
         *) echo "bench-kafka: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -64,7 +71,7 @@ kafka_home="$(scripts/install-kafka.sh --print-home)"
 
 weir_bin="$(scripts/build-e2e-bench.sh)"
 case " $clients " in
-    *" librdkafka "* | *" librdkafka-tuned "*)
+    *" librdkafka"*)
         echo "== building the librdkafka peer (benches/peers/rdkafka-peer; the first build compiles librdkafka)" >&2
         cargo build --release --quiet --manifest-path benches/peers/rdkafka-peer/Cargo.toml
         ;;
@@ -102,8 +109,22 @@ start_replay() { # partitions: sets bootstrap and broker_pid to a fresh replay s
 }
 if [ "$replay" = 0 ]; then
     echo "== starting Kafka ($dir/broker)" >&2
-    bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g)"
+    if [ "$tls" = 1 ]; then
+        bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g --security)"
+    else
+        bootstrap="$(scripts/start-kafka.sh --dir "$dir/broker" --heap 2g)"
+    fi
     broker_pid="$(cat "$dir/broker/kafka.pid")"
+fi
+# With --tls, the -tls clients read over the SSL listener.
+tls_from="" weir_tls=() rd_tls=()
+if [ "$tls" = 1 ]; then
+    [ "$clients" = "weir librdkafka java" ] && clients="weir weir-tls librdkafka librdkafka-tls"
+    tls_from="$(sed -n 's/^SSL=//p' "$dir/broker/listeners")"
+    t="$dir/broker/tls"
+    weir_tls=(--tls-dir "$t")
+    rd_tls=(-X security.protocol=SSL -X "ssl.ca.location=$t/ca.pem"
+        -X "ssl.certificate.location=$t/client.pem" -X "ssl.key.location=$t/client.key")
 fi
 [ -n "$out" ] || out="$dir/results.jsonl"
 : >"$out"
@@ -128,9 +149,15 @@ run_client() { # client topic partitions total size codec run
         weir)
             /usr/bin/time -f '%e %U %S %M' -o "$tm" "$weir_bin" broker --bootstrap "$bootstrap" \
                 --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
+        weir-tls)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$weir_bin" broker --bootstrap "$tls_from" \
+                --topic "$topic" --partitions "$parts" --records "$total" "${weir_tls[@]}" >"$o" ;;
         librdkafka)
             /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$bootstrap" \
                 --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
+        librdkafka-tls)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$tls_from" \
+                --topic "$topic" --partitions "$parts" --records "$total" "${rd_tls[@]}" >"$o" ;;
         librdkafka-tuned)
             # librdkafka at its defaults stops fetching for fetch.queue.backoff.ms
             # (1 s) whenever its prefetch queue holds queued.min.messages (100,000):
@@ -167,6 +194,7 @@ print(json.dumps({
     "partitions": int(parts), "records": summary["records"], "seconds": summary["seconds"],
     "records_per_s": summary["records_per_s"], "mb_per_s": summary["mb_per_s"],
     "wall_s": float(wall), "cpu_s": cpu, "cpu_s_per_m": cpu / (int(total) / 1e6),
+    "cpu_s_per_gb": cpu / (int(total) * int(size) / 1e9),
     "peak_rss_mib": int(rss) / 1024, "broker_cpu_s": float(c1) - float(c0),
 }))
 PY
@@ -223,8 +251,8 @@ def med(sel, k):
     return statistics.median(vals) if vals else float("nan")
 def div(a, b):
     return a / b if b else float("nan")
-print("| value | codec | parts | client | records/s | MB/s | CPU s / M rec | peak RSS MiB | broker CPU s |")
-print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+print("| value | codec | parts | client | records/s | MB/s | CPU s / M rec | CPU s / GB of values | peak RSS MiB | broker CPU s |")
+print("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
 ratios = []
 for (size, codec, parts) in keys:
     m = {}
@@ -232,9 +260,9 @@ for (size, codec, parts) in keys:
         sel = [r for r in rows if r["client"] == c and (r["value_size"], r["codec"], r["partitions"]) == (size, codec, parts)]
         if not sel:
             continue
-        m[c] = {k: med(sel, k) for k in ("records_per_s", "mb_per_s", "cpu_s_per_m", "peak_rss_mib", "broker_cpu_s")}
+        m[c] = {k: med(sel, k) for k in ("records_per_s", "mb_per_s", "cpu_s_per_m", "cpu_s_per_gb", "peak_rss_mib", "broker_cpu_s")}
         print(f"| {size} B | {codec} | {parts} | {c} | {m[c]['records_per_s']:,.0f} | {m[c]['mb_per_s']:.1f} | "
-              f"{m[c]['cpu_s_per_m']:.3f} | {m[c]['peak_rss_mib']:.0f} | {m[c]['broker_cpu_s']:.2f} |")
+              f"{m[c]['cpu_s_per_m']:.3f} | {m[c]['cpu_s_per_gb']:.3f} | {m[c]['peak_rss_mib']:.0f} | {m[c]['broker_cpu_s']:.2f} |")
     if "weir" in m:
         for c in clients:
             if c != "weir" and c in m:

@@ -788,3 +788,99 @@ fn unusable_tls_settings_are_configuration_errors() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// OAUTHBEARER against Kafka's unsecured-JWT validator: Java's login module options,
+/// librdkafka's `sasl.oauthbearer.config`, and a token read from a file; a token the
+/// broker refuses is one line and exit 1, an OIDC endpoint is refused up front.
+#[test]
+fn oauthbearer_tokens_from_java_librdkafka_and_file_settings() {
+    let p = ports();
+    let topic = topic_with(5, "weir-oauth");
+    let ca = format!("ssl.ca.location={}", p.file("ca.pem"));
+    let scratch = std::env::temp_dir().join(support::unique_topic("weir-oauth-files"));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let good = scratch.join("token");
+    std::fs::write(
+        &good,
+        weir_protocol::auth::unsecured_jwt(&[("sub".into(), "\"admin\"".into())], now, 600) + "\n",
+    )
+    .expect("write the token");
+    let bad = scratch.join("bad-token");
+    std::fs::write(&bad, "not-a-jwt").expect("write the bad token");
+    let oauth = "sasl.mechanism=OAUTHBEARER".to_owned();
+    let cases: Vec<(&str, &str, Vec<String>)> = vec![
+        (
+            "Java's unsecured login module over SASL_PLAINTEXT",
+            &p.sasl,
+            vec![
+                "security.protocol=SASL_PLAINTEXT".into(),
+                oauth.clone(),
+                r#"sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";"#.into(),
+            ],
+        ),
+        (
+            "librdkafka's unsecured token over SASL_SSL",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                ca.clone(),
+                oauth.clone(),
+                "enable.sasl.oauthbearer.unsecure.jwt=true".into(),
+                "sasl.oauthbearer.config=principal=admin lifeSeconds=600".into(),
+            ],
+        ),
+        (
+            "a token file over SASL_SSL",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                ca.clone(),
+                oauth.clone(),
+                format!("sasl.oauthbearer.token.endpoint.url=file://{}", good.display()),
+                "sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler".into(),
+                r#"sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"#.into(),
+            ],
+        ),
+    ];
+    for (what, bootstrap, pairs) in cases {
+        let out = consume(bootstrap, &topic, &xs(&pairs), what);
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert_eq!(offsets(&out), expected(5), "{what}");
+    }
+    let refused = vec![
+        "security.protocol=SASL_SSL".into(),
+        ca.clone(),
+        oauth.clone(),
+        format!(
+            "sasl.oauthbearer.token.endpoint.url=file://{}",
+            bad.display()
+        ),
+    ];
+    let out = consume(&p.sasl_ssl, &topic, &xs(&refused), "a refused token");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("SASL OAUTHBEARER authentication failed")
+            && err.contains("the broker refused the token"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let oidc = vec![
+        "security.protocol=SASL_SSL".into(),
+        ca,
+        oauth,
+        "sasl.oauthbearer.token.endpoint.url=https://idp.example/token".into(),
+    ];
+    let out = consume(&p.sasl_ssl, &topic, &xs(&oidc), "an OIDC endpoint");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not implement the OIDC client-credentials flow"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}

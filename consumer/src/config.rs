@@ -197,6 +197,12 @@ pub static PROPERTIES: &[PropertySpec] = &[
         "Commit consumed offsets periodically in the background (needs group.id).",
     ),
     p(
+        "enable.sasl.oauthbearer.unsecure.jwt",
+        Some("false"),
+        Kind::Bool,
+        "librdkafka: make unsecured OAUTHBEARER tokens (alg none) from sasl.oauthbearer.config, for brokers that accept them (tests, development).",
+    ),
+    p(
         "enable.ssl.certificate.verification",
         Some("true"),
         Kind::Bool,
@@ -335,6 +341,12 @@ pub static PROPERTIES: &[PropertySpec] = &[
         support: Support::Yes,
         doc: "Java's SASL login configuration: PlainLoginModule or ScramLoginModule with username and password.",
     },
+    p(
+        "sasl.login.callback.handler.class",
+        None,
+        Kind::Str,
+        "Java's token source class: only Kafka's OAuthBearerLoginCallbackHandler, which sasl.oauthbearer.token.endpoint.url configures.",
+    ),
     PropertySpec {
         name: "sasl.mechanism",
         default: Some("GSSAPI"),
@@ -346,8 +358,20 @@ pub static PROPERTIES: &[PropertySpec] = &[
             "OAUTHBEARER",
         ]),
         support: Support::Yes,
-        doc: "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Kafka's default GSSAPI, and OAUTHBEARER, are not implemented).",
+        doc: "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (Kafka's default GSSAPI is not implemented).",
     },
+    p(
+        "sasl.oauthbearer.config",
+        None,
+        Kind::Str,
+        "librdkafka's unsecured-token settings: principal=NAME [scope=A,B] [lifeSeconds=N] [principalClaimName=C] [extension_KEY=VALUE] (with enable.sasl.oauthbearer.unsecure.jwt=true).",
+    ),
+    p(
+        "sasl.oauthbearer.token.endpoint.url",
+        None,
+        Kind::Str,
+        "Where OAUTHBEARER tokens come from: file:///path reads the token from the file at every authentication (an OIDC endpoint over https is not implemented).",
+    ),
     PropertySpec {
         name: "sasl.password",
         default: None,
@@ -1169,6 +1193,25 @@ pub enum Mode {
     Group,
 }
 
+/// A source of unsecured tokens, made fresh (with the current time) at every
+/// authentication.
+fn unsecured_source(
+    what: &str,
+    claims: Vec<(String, String)>,
+    lifetime_s: u64,
+    extensions: Vec<(String, String)>,
+) -> weir_protocol::auth::TokenSource {
+    weir_protocol::auth::TokenSource::new(what, extensions, move || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| "the system clock is before 1970".to_owned())?
+            .as_secs();
+        Ok(Secret::new(weir_protocol::auth::unsecured_jwt(
+            &claims, now, lifetime_s,
+        )))
+    })
+}
+
 /// The command that turns a Java key store into the PEM weir reads.
 fn store_command(kind: &str, path: &str, with_key: bool) -> String {
     match (kind, with_key) {
@@ -1637,9 +1680,12 @@ impl ConfigBuilder {
             return Err(ConfigError::Unsupported {
                 name: "sasl.mechanism",
                 value: mech_name,
-                reason: "weir speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (GSSAPI, Kafka's default, and OAUTHBEARER are not implemented); set sasl.mechanism",
+                reason: "weir speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (GSSAPI, Kafka's default, is not implemented); set sasl.mechanism",
             });
         };
+        if mechanism == Mechanism::OAuthBearer {
+            return self.oauthbearer(tls, warnings);
+        }
         let jaas = self.string("sasl.jaas.config");
         let (username, password) = match jaas {
             Some(text) => {
@@ -1663,6 +1709,7 @@ impl ConfigBuilder {
                 let module = match mechanism {
                     Mechanism::Plain => crate::jaas::PLAIN_MODULE,
                     Mechanism::ScramSha256 | Mechanism::ScramSha512 => crate::jaas::SCRAM_MODULE,
+                    Mechanism::OAuthBearer => crate::jaas::OAUTH_MODULE,
                 };
                 if j.module != module {
                     return Err(ConfigError::Conflict {
@@ -1709,6 +1756,227 @@ impl ConfigBuilder {
             mechanism,
             username,
             password: Secret::new(password),
+            token: None,
+        })
+    }
+
+    /// OAUTHBEARER's token source: a file (`sasl.oauthbearer.token.endpoint.url`),
+    /// or an unsecured token from Java's login module options or librdkafka's
+    /// `sasl.oauthbearer.config`.
+    fn oauthbearer(
+        &self,
+        tls: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<SaslConfig, ConfigError> {
+        if let Some(class) = self.string("sasl.login.callback.handler.class") {
+            const KNOWN: [&str; 2] = [
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+                "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+            ];
+            if !KNOWN.contains(&class.as_str()) {
+                return Err(ConfigError::Unsupported {
+                    name: "sasl.login.callback.handler.class",
+                    value: class,
+                    reason: "weir cannot load Java classes: it reads tokens from sasl.oauthbearer.token.endpoint.url=file:///path (Kafka's OAuthBearerLoginCallbackHandler), or makes unsecured ones",
+                });
+            }
+        }
+        let jaas = match self.string("sasl.jaas.config") {
+            Some(text) => {
+                let source = self
+                    .get("sasl.jaas.config")
+                    .map_or(Source::Default, |(_, s)| s);
+                let j = crate::jaas::parse(&text).map_err(|why| ConfigError::InvalidValue {
+                    name: "sasl.jaas.config",
+                    value: "(not shown)".into(),
+                    expected: format!("a JAAS login module entry ({why})"),
+                    source,
+                })?;
+                if j.module != crate::jaas::OAUTH_MODULE {
+                    return Err(ConfigError::Conflict {
+                        message: format!(
+                            "sasl.jaas.config names {} but sasl.mechanism=OAUTHBEARER needs {}",
+                            j.module,
+                            crate::jaas::OAUTH_MODULE
+                        ),
+                        fix: "make the login module match the mechanism",
+                    });
+                }
+                Some(j)
+            }
+            None => None,
+        };
+        let mut extensions = Vec::new();
+        let token = if let Some(url) = self.string("sasl.oauthbearer.token.endpoint.url") {
+            let Some(path) = url.strip_prefix("file://") else {
+                return Err(ConfigError::Unsupported {
+                    name: "sasl.oauthbearer.token.endpoint.url",
+                    value: url,
+                    reason: "weir does not implement the OIDC client-credentials flow (it would need an HTTP client in the consumer); have your token agent write the token to a file and set sasl.oauthbearer.token.endpoint.url=file:///path/to/token",
+                });
+            };
+            let path = std::path::PathBuf::from(path);
+            let what = format!(
+                "sasl.oauthbearer.token.endpoint.url=file://{}",
+                path.display()
+            );
+            let read = {
+                let path = path.clone();
+                move || -> Result<Secret, String> {
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        format!("cannot read the token file {}: {e}", path.display())
+                    })?;
+                    let t = text.trim();
+                    if t.is_empty() {
+                        return Err(format!("the token file {} is empty", path.display()));
+                    }
+                    Ok(Secret::new(t))
+                }
+            };
+            // Read it once now: a missing file is a configuration error at start-up.
+            read().map_err(|why| ConfigError::InvalidValue {
+                name: "sasl.oauthbearer.token.endpoint.url",
+                value: url.clone(),
+                expected: format!("a readable token file ({why})"),
+                source: Source::Default,
+            })?;
+            if let Some(j) = &jaas {
+                for (k, v) in &j.options {
+                    if let Some(key) = k.strip_prefix("unsecuredLoginExtension_") {
+                        extensions.push((key.to_owned(), v.clone()));
+                    }
+                }
+            }
+            weir_protocol::auth::TokenSource::new(what, extensions, read)
+        } else if let Some(j) = jaas {
+            // Java's unsecured login options.
+            let mut claims = Vec::new();
+            let mut lifetime = 3600u64;
+            let mut principal_claim = "sub".to_owned();
+            for (k, v) in &j.options {
+                if let Some(name) = k.strip_prefix("unsecuredLoginStringClaim_") {
+                    claims.push((name.to_owned(), weir_protocol::auth::json_string(v)));
+                } else if let Some(name) = k.strip_prefix("unsecuredLoginNumberClaim_") {
+                    let n: f64 = v.parse().map_err(|_| ConfigError::InvalidValue {
+                        name: "sasl.jaas.config",
+                        value: format!("{k}={v}"),
+                        expected: "a number".into(),
+                        source: Source::Default,
+                    })?;
+                    claims.push((name.to_owned(), n.to_string()));
+                } else if let Some(key) = k.strip_prefix("unsecuredLoginExtension_") {
+                    extensions.push((key.to_owned(), v.clone()));
+                } else if k == "unsecuredLoginLifetimeSeconds" {
+                    lifetime = v.parse().map_err(|_| ConfigError::InvalidValue {
+                        name: "sasl.jaas.config",
+                        value: format!("{k}={v}"),
+                        expected: "a whole number of seconds".into(),
+                        source: Source::Default,
+                    })?;
+                } else if k == "unsecuredLoginPrincipalClaimName" {
+                    principal_claim = v.clone();
+                } else if k.starts_with("unsecuredLogin") {
+                    return Err(ConfigError::Unsupported {
+                        name: "sasl.jaas.config",
+                        value: k.clone(),
+                        reason: "weir reads unsecuredLoginStringClaim_*, unsecuredLoginNumberClaim_*, unsecuredLoginExtension_*, unsecuredLoginLifetimeSeconds and unsecuredLoginPrincipalClaimName",
+                    });
+                }
+            }
+            if !claims.iter().any(|(k, _)| *k == principal_claim) {
+                return Err(ConfigError::Missing {
+                    name: "sasl.jaas.config",
+                    why: "OAuthBearerLoginModule needs a token source: unsecuredLoginStringClaim_sub=\"principal\" for an unsecured token, or sasl.oauthbearer.token.endpoint.url=file:///path",
+                });
+            }
+            unsecured_source(
+                "sasl.jaas.config (unsecured token)",
+                claims,
+                lifetime,
+                extensions,
+            )
+        } else if let Some(conf) = self.string("sasl.oauthbearer.config") {
+            if !self.bool("enable.sasl.oauthbearer.unsecure.jwt")? {
+                return Err(ConfigError::Missing {
+                    name: "enable.sasl.oauthbearer.unsecure.jwt",
+                    why: "sasl.oauthbearer.config makes unsecured tokens only with enable.sasl.oauthbearer.unsecure.jwt=true (for tokens from an identity provider, use sasl.oauthbearer.token.endpoint.url=file:///path)",
+                });
+            }
+            let mut principal = None;
+            let mut principal_claim = "sub".to_owned();
+            let mut scope = Vec::new();
+            let mut lifetime = 3600u64;
+            for item in conf.split_whitespace() {
+                let Some((k, v)) = item.split_once('=') else {
+                    return Err(ConfigError::InvalidValue {
+                        name: "sasl.oauthbearer.config",
+                        value: item.to_owned(),
+                        expected: "space-separated key=value pairs".into(),
+                        source: Source::Default,
+                    });
+                };
+                match k {
+                    "principal" => principal = Some(v.to_owned()),
+                    "principalClaimName" => principal_claim = v.to_owned(),
+                    "scope" => scope = v.split(',').map(str::to_owned).collect(),
+                    "lifeSeconds" => {
+                        lifetime = v.parse().map_err(|_| ConfigError::InvalidValue {
+                            name: "sasl.oauthbearer.config",
+                            value: item.to_owned(),
+                            expected: "lifeSeconds=a whole number".into(),
+                            source: Source::Default,
+                        })?;
+                    }
+                    _ => match k.strip_prefix("extension_") {
+                        Some(key) => extensions.push((key.to_owned(), v.to_owned())),
+                        None => {
+                            return Err(ConfigError::InvalidValue {
+                                name: "sasl.oauthbearer.config",
+                                value: item.to_owned(),
+                                expected: "principal, principalClaimName, scope, lifeSeconds or extension_KEY".into(),
+                                source: Source::Default,
+                            });
+                        }
+                    },
+                }
+            }
+            let principal = principal.ok_or(ConfigError::Missing {
+                name: "sasl.oauthbearer.config",
+                why: "an unsecured token needs principal=NAME",
+            })?;
+            let mut claims = vec![(
+                principal_claim,
+                weir_protocol::auth::json_string(&principal),
+            )];
+            if !scope.is_empty() {
+                let list: Vec<String> = scope
+                    .iter()
+                    .map(|s| weir_protocol::auth::json_string(s))
+                    .collect();
+                claims.push(("scope".into(), format!("[{}]", list.join(","))));
+            }
+            unsecured_source(
+                "sasl.oauthbearer.config (unsecured token)",
+                claims,
+                lifetime,
+                extensions,
+            )
+        } else {
+            return Err(ConfigError::Missing {
+                name: "sasl.oauthbearer.token.endpoint.url",
+                why: "sasl.mechanism=OAUTHBEARER needs a token: sasl.oauthbearer.token.endpoint.url=file:///path, or an unsecured token (sasl.jaas.config with unsecuredLoginStringClaim_sub, or sasl.oauthbearer.config with enable.sasl.oauthbearer.unsecure.jwt=true)",
+            });
+        };
+        if !tls {
+            warnings.push(
+                "sasl.mechanism=OAUTHBEARER over SASL_PLAINTEXT sends the token in clear text; use security.protocol=SASL_SSL".into(),
+            );
+        }
+        Ok(SaslConfig {
+            mechanism: Mechanism::OAuthBearer,
+            username: String::new(),
+            password: Secret::default(),
+            token: Some(token),
         })
     }
 

@@ -36,6 +36,10 @@ impl std::fmt::Debug for Jaas {
 pub const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 /// Java's SCRAM login module.
 pub const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+/// Java's OAUTHBEARER login module (its `unsecuredLogin*` options make an unsecured
+/// token; with `sasl.oauthbearer.token.endpoint.url` it is only the module's name).
+pub const OAUTH_MODULE: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
 
 #[derive(Debug, PartialEq, Eq)]
 enum Token {

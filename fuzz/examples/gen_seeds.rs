@@ -539,7 +539,7 @@ fn consumer_protocol_seeds(dir: &Path) {
     }
 }
 
-/// SCRAM exchanges: the client nonce is `weir_fuzz::sasl::NONCE`, so a server-first
+/// SCRAM and OAUTHBEARER exchanges: the client nonce is `weir_fuzz::sasl::NONCE`, so a server-first
 /// that extends it reaches the proof and the server-final check.
 fn sasl_seeds(dir: &Path) {
     let t = "sasl";
@@ -593,4 +593,13 @@ fn sasl_seeds(dir: &Path) {
         None,
     );
     seed("base64_only", 0, "QSXCR+Q6sek8bf92", None);
+    // OAUTHBEARER (byte 0 = 2): accepted at once, or rejected with Kafka's JSON and
+    // then answered after the client's 0x01.
+    seed("oauth_accepted", 2, "", None);
+    seed(
+        "oauth_rejected",
+        2,
+        r#"{"status":"invalid_token","scope":"","openid-configuration":""}"#,
+        Some(""),
+    );
 }

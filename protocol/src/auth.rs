@@ -1,5 +1,11 @@
-//! SASL client mechanisms, sans-IO: PLAIN (RFC 4616) and SCRAM-SHA-256 / SCRAM-SHA-512
-//! (RFC 5802, RFC 7677), as Kafka speaks them inside SaslAuthenticate.
+//! SASL client mechanisms, sans-IO: PLAIN (RFC 4616), SCRAM-SHA-256 / SCRAM-SHA-512
+//! (RFC 5802, RFC 7677) and OAUTHBEARER (RFC 7628), as Kafka speaks them inside
+//! SaslAuthenticate.
+//!
+//! OAUTHBEARER's token comes from a [`TokenSource`] the application supplies (a file
+//! read at each authentication, or an unsecured JWT made by [`unsecured_jwt`]), asked
+//! for every time a connection authenticates, so a renewed token is used at the next
+//! re-authentication.
 //!
 //! An [`Authenticator`] produces the client's messages and checks the broker's
 //! answers; the connection layer carries them ([`crate::messages::sasl`]). Everything
@@ -26,6 +32,8 @@ pub enum Mechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER`: a bearer token (use it over TLS).
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -35,6 +43,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -44,6 +53,7 @@ impl Mechanism {
             Mechanism::Plain,
             Mechanism::ScramSha256,
             Mechanism::ScramSha512,
+            Mechanism::OAuthBearer,
         ]
         .into_iter()
         .find(|m| m.name().eq_ignore_ascii_case(name.trim()))
@@ -84,7 +94,103 @@ impl fmt::Display for Secret {
     }
 }
 
-/// SASL credentials: a mechanism, a username and a password.
+/// Where OAUTHBEARER tokens come from: a function called at every authentication
+/// (it may read a file or build a fresh unsecured token), and the SASL extensions
+/// sent with the token.
+#[derive(Clone)]
+pub struct TokenSource {
+    get: std::sync::Arc<dyn Fn() -> Result<Secret, String> + Send + Sync>,
+    /// What the source is, for messages (never the token).
+    pub what: String,
+    /// SASL extensions (`key=value` pairs sent beside the token).
+    pub extensions: Vec<(String, String)>,
+}
+
+impl TokenSource {
+    /// A source described by `what` whose tokens `get` returns.
+    pub fn new(
+        what: impl Into<String>,
+        extensions: Vec<(String, String)>,
+        get: impl Fn() -> Result<Secret, String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            get: std::sync::Arc::new(get),
+            what: what.into(),
+            extensions,
+        }
+    }
+
+    /// A token now.
+    pub fn token(&self) -> Result<Secret, String> {
+        (self.get)()
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("what", &self.what)
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for TokenSource {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.get, &other.get)
+            && self.what == other.what
+            && self.extensions == other.extensions
+    }
+}
+
+impl Eq for TokenSource {}
+
+/// An unsecured JWT (`alg: none`, no signature), as Kafka's
+/// `OAuthBearerUnsecuredLoginCallbackHandler` and librdkafka's
+/// `enable.sasl.oauthbearer.unsecure.jwt` make them for tests and development:
+/// `claims` are JSON members already encoded (`"sub":"admin"`), `now_s` the issue
+/// time, `lifetime_s` how long it lives.
+pub fn unsecured_jwt(claims: &[(String, String)], now_s: u64, lifetime_s: u64) -> String {
+    let mut body = format!(
+        "{{\"iat\":{now_s},\"exp\":{}",
+        now_s.saturating_add(lifetime_s)
+    );
+    for (k, v) in claims {
+        body.push_str(&format!(",{}:{v}", json_string(k)));
+    }
+    body.push('}');
+    format!(
+        "{}.{}.",
+        base64url(br#"{"alg":"none"}"#),
+        base64url(body.as_bytes())
+    )
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn base64url(data: &[u8]) -> String {
+    base64_encode(data)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+/// SASL credentials: a mechanism, a username and a password (PLAIN, SCRAM), or a
+/// token source (OAUTHBEARER).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslConfig {
     /// The mechanism (`sasl.mechanism`).
@@ -93,6 +199,8 @@ pub struct SaslConfig {
     pub username: String,
     /// The password.
     pub password: Secret,
+    /// OAUTHBEARER's tokens.
+    pub token: Option<TokenSource>,
 }
 
 /// Why an exchange failed on the client's side.
@@ -112,6 +220,10 @@ pub enum AuthError {
     BadServerSignature,
     /// A message arrived after the exchange finished.
     Finished,
+    /// No OAUTHBEARER token could be had (the text says why).
+    Token(String),
+    /// The broker rejected the OAUTHBEARER token (its JSON error).
+    TokenRejected(String),
 }
 
 impl fmt::Display for AuthError {
@@ -130,6 +242,10 @@ impl fmt::Display for AuthError {
                 "the broker's SCRAM signature does not verify: it does not hold this user's credentials (or the exchange was tampered with)",
             ),
             AuthError::Finished => f.write_str("a SASL message after the exchange finished"),
+            AuthError::Token(why) => write!(f, "no OAUTHBEARER token: {why}"),
+            AuthError::TokenRejected(json) => {
+                write!(f, "the broker rejected the OAUTHBEARER token: {json}")
+            }
         }
     }
 }
@@ -164,6 +280,11 @@ enum State {
     ScramFinal {
         server_signature: Vec<u8>,
     },
+    /// OAUTHBEARER: the token is out; an empty answer accepts it.
+    OAuthSent,
+    /// OAUTHBEARER: the broker sent its error and got the `\x01` that ends the
+    /// exchange; it answers with an authentication error next.
+    OAuthRejected(String),
     Done,
 }
 
@@ -178,9 +299,28 @@ struct Scram {
 impl Authenticator {
     /// Starts an exchange for `cfg`; `nonce` is the client nonce (random, printable,
     /// without commas; [`random_nonce`] makes one). Returns the authenticator and the
-    /// first message to send.
-    pub fn start(cfg: &SaslConfig, nonce: &str) -> (Self, Vec<u8>) {
-        match cfg.mechanism {
+    /// first message to send. Fails only when OAUTHBEARER's token source has no
+    /// token.
+    pub fn start(cfg: &SaslConfig, nonce: &str) -> Result<(Self, Vec<u8>), AuthError> {
+        Ok(match cfg.mechanism {
+            Mechanism::OAuthBearer => {
+                let source = cfg
+                    .token
+                    .as_ref()
+                    .ok_or_else(|| AuthError::Token("no token source is configured".into()))?;
+                let token = source.token().map_err(AuthError::Token)?;
+                let mut msg = format!("n,,\x01auth=Bearer {}", token.expose());
+                for (k, v) in &source.extensions {
+                    msg.push_str(&format!("\x01{k}={v}"));
+                }
+                msg.push_str("\x01\x01");
+                (
+                    Authenticator {
+                        state: State::OAuthSent,
+                    },
+                    msg.into_bytes(),
+                )
+            }
             Mechanism::Plain => {
                 let msg =
                     crate::messages::sasl::plain_auth_bytes(&cfg.username, cfg.password.expose());
@@ -207,7 +347,7 @@ impl Authenticator {
                     first.into_bytes(),
                 )
             }
-        }
+        })
     }
 
     /// The broker's answer (the `auth_bytes` of a SaslAuthenticate response without
@@ -215,6 +355,15 @@ impl Authenticator {
     pub fn step(&mut self, server: &[u8]) -> Result<Step, AuthError> {
         match std::mem::replace(&mut self.state, State::Done) {
             State::PlainSent => Ok(Step::Done),
+            State::OAuthSent if server.is_empty() => Ok(Step::Done),
+            State::OAuthSent => {
+                // RFC 7628 §3.2.2: the error is a challenge; the client ends the
+                // exchange with a lone %x01 and the server then fails it.
+                let json: String = String::from_utf8_lossy(server).chars().take(512).collect();
+                self.state = State::OAuthRejected(json);
+                Ok(Step::Send(vec![0x01]))
+            }
+            State::OAuthRejected(json) => Err(AuthError::TokenRejected(json)),
             State::ScramFirst(s) => {
                 let (reply, server_signature) = s.client_final(server)?;
                 self.state = State::ScramFinal { server_signature };
@@ -425,9 +574,60 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn oauthbearer_sends_the_token_and_reads_the_brokers_verdict() {
+        let mut c = cfg(Mechanism::OAuthBearer, "", "");
+        assert_eq!(
+            Authenticator::start(&c, "n").unwrap_err(),
+            AuthError::Token("no token source is configured".into())
+        );
+        c.token = Some(TokenSource::new(
+            "test",
+            vec![("traceId".into(), "7".into())],
+            || Ok(Secret::new("tok.en.")),
+        ));
+        let (mut a, first) = Authenticator::start(&c, "n").unwrap();
+        assert_eq!(first, b"n,,\x01auth=Bearer tok.en.\x01traceId=7\x01\x01");
+        assert_eq!(a.step(b"").unwrap(), Step::Done);
+        // A rejection: the JSON challenge, the lone 0x01, then the broker's error.
+        let (mut a, _) = Authenticator::start(&c, "n").unwrap();
+        assert_eq!(
+            a.step(br#"{"status":"invalid_token"}"#).unwrap(),
+            Step::Send(vec![1])
+        );
+        assert_eq!(
+            a.step(b"").unwrap_err(),
+            AuthError::TokenRejected(r#"{"status":"invalid_token"}"#.into())
+        );
+        // A source that fails says why.
+        c.token = Some(TokenSource::new("file", vec![], || Err("gone".into())));
+        assert_eq!(
+            Authenticator::start(&c, "n").unwrap_err().to_string(),
+            "no OAUTHBEARER token: gone"
+        );
+    }
+
+    #[test]
+    fn unsecured_jwts_are_alg_none_with_the_claims() {
+        let t = unsecured_jwt(&[("sub".into(), json_string("ad\"min"))], 100, 3600);
+        let parts: Vec<&str> = t.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2], "");
+        let dec = |p: &str| {
+            let mut b = p.replace('-', "+").replace('_', "/");
+            while !b.len().is_multiple_of(4) {
+                b.push('=');
+            }
+            String::from_utf8(base64_decode(&b).unwrap()).unwrap()
+        };
+        assert_eq!(dec(parts[0]), r#"{"alg":"none"}"#);
+        assert_eq!(dec(parts[1]), r#"{"iat":100,"exp":3700,"sub":"ad\"min"}"#);
+    }
+
     fn cfg(m: Mechanism, user: &str, pass: &str) -> SaslConfig {
         SaslConfig {
             mechanism: m,
+            token: None,
             username: user.into(),
             password: Secret::new(pass),
         }
@@ -439,7 +639,8 @@ mod tests {
         let (mut a, first) = Authenticator::start(
             &cfg(Mechanism::ScramSha256, "user", "pencil"),
             "rOprNGfwEbeRWgbNEkqO",
-        );
+        )
+        .unwrap();
         assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let server_first =
             b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
@@ -464,7 +665,8 @@ mod tests {
             let (mut a, _) = Authenticator::start(
                 &cfg(Mechanism::ScramSha256, "user", "pencil"),
                 "rOprNGfwEbeRWgbNEkqO",
-            );
+            )
+            .unwrap();
             a.step(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
                 .unwrap();
             a
@@ -487,7 +689,11 @@ mod tests {
 
     #[test]
     fn hostile_server_first_messages_are_typed_errors() {
-        let start = || Authenticator::start(&cfg(Mechanism::ScramSha512, "u", "p"), "abc").0;
+        let start = || {
+            Authenticator::start(&cfg(Mechanism::ScramSha512, "u", "p"), "abc")
+                .unwrap()
+                .0
+        };
         let cases: &[(&[u8], AuthError)] = &[
             (b"r=xyz123,s=c2FsdA==,i=4096", AuthError::NonceMismatch),
             // The nonce must be extended, not just echoed.
@@ -539,9 +745,11 @@ mod tests {
 
     #[test]
     fn usernames_are_escaped_and_plain_is_one_message() {
-        let (_, first) = Authenticator::start(&cfg(Mechanism::ScramSha256, "a=b,c", "p"), "n");
+        let (_, first) =
+            Authenticator::start(&cfg(Mechanism::ScramSha256, "a=b,c", "p"), "n").unwrap();
         assert_eq!(first, b"n,,n=a=3Db=2Cc,r=n");
-        let (mut a, msg) = Authenticator::start(&cfg(Mechanism::Plain, "weir", "s3cret"), "n");
+        let (mut a, msg) =
+            Authenticator::start(&cfg(Mechanism::Plain, "weir", "s3cret"), "n").unwrap();
         assert_eq!(msg, b"\0weir\0s3cret");
         assert_eq!(a.step(b"").unwrap(), Step::Done);
     }

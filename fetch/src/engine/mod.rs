@@ -1408,7 +1408,8 @@ impl<N: Net> Engine<N> {
         }
         let nonce = random_nonce()
             .map_err(|e| self.auth_error(i, format!("no random nonce from the system: {e}")))?;
-        let (auth, first) = Authenticator::start(&sasl, &nonce);
+        let (auth, first) =
+            Authenticator::start(&sasl, &nonce).map_err(|e| self.auth_error(i, e.to_string()))?;
         let Phase::Authenticating { auth: slot, .. } = &mut self.brokers[i].phase else {
             return Ok(());
         };
@@ -1444,10 +1445,17 @@ impl<N: Net> Engine<N> {
                 .error_message
                 .map(|m| m.chars().take(300).collect::<String>())
                 .unwrap_or_else(|| r.error_code.to_string());
-            let hint = if r.error_code == ErrorCode::SASL_AUTHENTICATION_FAILED {
-                "; check sasl.username and sasl.password (or sasl.jaas.config)"
-            } else {
-                ""
+            let oauth = self
+                .cfg
+                .sasl
+                .as_ref()
+                .is_some_and(|s| s.mechanism == weir_protocol::auth::Mechanism::OAuthBearer);
+            let hint = match (r.error_code == ErrorCode::SASL_AUTHENTICATION_FAILED, oauth) {
+                (true, false) => "; check sasl.username and sasl.password (or sasl.jaas.config)",
+                (true, true) => {
+                    "; the broker refused the token: check its subject, expiry, audience and scope, and the sasl.oauthbearer.* settings"
+                }
+                (false, _) => "",
             };
             return Err(self.auth_error(i, format!("{said}{hint}")));
         }

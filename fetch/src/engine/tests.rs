@@ -493,6 +493,7 @@ fn sasl_cfg(mechanism: weir_protocol::auth::Mechanism) -> FetchConfig {
         mechanism,
         username: "weir".into(),
         password: weir_protocol::auth::Secret::new("weir-secret"),
+        token: None,
     });
     c
 }
