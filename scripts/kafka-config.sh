@@ -21,7 +21,8 @@
 #
 # Security listeners (each only when its port is given):
 #   SASL_PLAINTEXT, SASL_SSL  mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
-#                             OAUTHBEARER (Kafka's unsecured-JWT validator). Users:
+#                             OAUTHBEARER (Kafka's unsecured-JWT validator); SASL_SSL
+#                             without PLAIN. Users:
 #                             weir / weir-secret and admin / admin-secret (PLAIN, and
 #                             SCRAM users created at format time).
 #   SSL                       requires a client certificate (mTLS) signed by tls/ca.pem.
@@ -108,6 +109,9 @@ sasl_listeners=()
 [ -n "$sasl_ssl_port" ] && sasl_listeners+=(sasl_ssl)
 if [ ${#sasl_listeners[@]} -gt 0 ]; then
     echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER" >>"$dir/server.properties"
+    # SASL_SSL leaves PLAIN out, so "a mechanism the broker does not enable" has a
+    # real listener to be tested on.
+    echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER" >>"$dir/server.properties"
     for l in "${sasl_listeners[@]}"; do
         cat >>"$dir/server.properties" <<EOF
 listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_weir="weir-secret" user_admin="admin-secret";

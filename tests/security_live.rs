@@ -498,15 +498,15 @@ fn weir_reads_over_ssl_and_sasl_ssl_with_librdkafka_and_java_settings() {
             ],
         ),
         (
-            "SASL_SSL with PLAIN from sasl.jaas.config",
+            "SASL_SSL with SCRAM-SHA-256 from sasl.jaas.config",
             &p.sasl_ssl,
             vec![
                 "security.protocol=SASL_SSL".into(),
                 "ssl.truststore.type=PEM".into(),
                 format!("ssl.truststore.location={ca}"),
-                "sasl.mechanism=PLAIN".into(),
+                "sasl.mechanism=SCRAM-SHA-256".into(),
                 format!(
-                    r#"sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="weir" password="{SECRET}";"#
+                    r#"sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="weir" password="{SECRET}";"#
                 ),
             ],
         ),
@@ -656,6 +656,18 @@ fn tls_mistakes_are_one_line_and_exit_1() {
                 "sasl.password=not-the-password".into(),
             ],
             "SASL SCRAM-SHA-512 authentication failed",
+        ),
+        (
+            "a mechanism the listener does not enable",
+            &p.sasl_ssl,
+            vec![
+                "security.protocol=SASL_SSL".into(),
+                format!("ssl.ca.location={}", p.file("ca.pem")),
+                "sasl.mechanism=PLAIN".into(),
+                "sasl.username=weir".into(),
+                "sasl.password=not-the-password".into(),
+            ],
+            "the broker does not enable PLAIN; it enables SCRAM-SHA-",
         ),
     ];
     for (what, bootstrap, pairs, want) in cases {
