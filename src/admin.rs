@@ -513,6 +513,81 @@ impl Client {
     }
 }
 
+/// The cluster's metadata for `topics` (every topic when empty), from a bootstrap
+/// broker: `weir metadata`.
+pub fn cluster_metadata(
+    cfg: &ConsumerConfig,
+    topics: &[String],
+) -> Result<crate::metadata::ClusterMetadata, AdminError> {
+    use crate::metadata::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
+    let mut c = Client::new(cfg)?;
+    let boot = c.bootstrap.clone();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let (addr, v, body) = c.call::<kp::MetadataRequest, MetadataResponse<'static>>(
+        &boot,
+        "bootstrap",
+        i16::MAX,
+        |v| build_metadata_request(v, (!names.is_empty()).then_some(&names[..]), false),
+    )?;
+    let r = MetadataResponse::decode_body(&body, v).map_err(|error| AdminError::Decode {
+        api: "Metadata",
+        addr: show(&addr),
+        error,
+    })?;
+    let mut brokers: Vec<BrokerInfo> = r
+        .brokers
+        .iter()
+        .map(|b| BrokerInfo {
+            id: b.node_id,
+            host: b.host.to_owned(),
+            port: b.port,
+            rack: b.rack.map(str::to_owned),
+        })
+        .collect();
+    brokers.sort_by_key(|b| b.id);
+    let from_id = brokers
+        .iter()
+        .find(|b| b.host == addr.0 && u16::try_from(b.port).ok() == Some(addr.1))
+        .map(|b| b.id);
+    let mut out_topics: Vec<TopicInfo> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    id: p.partition_index,
+                    leader: p.leader_id,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.clone(),
+                    isr: p.isr_nodes.clone(),
+                    offline: p.offline_replicas.clone(),
+                    error: p.error_code.is_err().then_some(p.error_code),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.id);
+            TopicInfo {
+                name: t.name.unwrap_or_default().to_owned(),
+                id: t.topic_id,
+                internal: t.is_internal,
+                error: t.error_code.is_err().then_some(t.error_code),
+                partitions,
+            }
+        })
+        .collect();
+    out_topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ClusterMetadata {
+        from: show(&addr),
+        from_id,
+        cluster_id: r.cluster_id.map(str::to_owned),
+        controller: r.controller_id,
+        brokers,
+        topics: out_topics,
+        query: topics.to_vec(),
+    })
+}
+
 struct OwnedMetadata {
     version: i16,
     brokers: BTreeMap<i32, Addr>,

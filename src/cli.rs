@@ -46,6 +46,7 @@ impl Cli {
             Command::Groups {
                 command: GroupsCommand::List { conn } | GroupsCommand::Describe { conn, .. },
             } => (conn, false),
+            Command::Metadata(m) => (&m.conn, false),
         };
         crate::logger::Filter::new(conn.debug.as_deref(), quiet).map_err(CliError::usage)
     }
@@ -62,6 +63,22 @@ pub enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// List brokers, the controller, topics, partitions, leaders, replicas and ISRs (kcat -L).
+    Metadata(MetadataOpts),
+}
+
+/// `weir metadata` options.
+#[derive(Debug, Args, Default)]
+pub struct MetadataOpts {
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnOpts,
+    /// Only this topic (repeatable). A topic the cluster does not have is listed with its error and makes the exit status 1.
+    #[arg(short = 't', value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// One line of JSON (kcat's -L -J fields, plus cluster id, racks, topic ids, leader epochs, offline replicas).
+    #[arg(short = 'J')]
+    pub json: bool,
 }
 
 /// `weir groups ...`
@@ -551,7 +568,7 @@ mod tests {
         let cli = Cli::try_parse_from(full).map_err(|e| CliError::usage(e.to_string()))?;
         match cli.command {
             Command::Consume(o) => o.plan(),
-            Command::Groups { .. } => unreachable!(),
+            Command::Groups { .. } | Command::Metadata(_) => unreachable!(),
         }
     }
 

@@ -27,6 +27,7 @@ pub mod consume;
 pub mod consume_group;
 pub mod format;
 pub mod logger;
+pub mod metadata;
 pub mod metrics;
 pub mod output;
 pub mod sink;

@@ -96,5 +96,44 @@ fn run(cli: Cli) -> Result<(), CliError> {
             print!("{text}");
             Ok(())
         }
+        Command::Metadata(m) => {
+            let config = m
+                .conn
+                .builder(&[])?
+                .build(weir_consumer::config::Mode::Assign)?;
+            for w in &config.warnings {
+                eprintln!("weir: warning: {w}");
+            }
+            let md = weir::admin::cluster_metadata(&config, &m.topics).map_err(|e| CliError {
+                code: e.exit_code(),
+                message: e.to_string(),
+            })?;
+            print!(
+                "{}",
+                if m.json {
+                    md.render_json()
+                } else {
+                    md.render_text()
+                }
+            );
+            let failed: Vec<String> = md
+                .failed_topics()
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} ({})",
+                        t.name,
+                        t.error.map(|e| e.to_string()).unwrap_or_default()
+                    )
+                })
+                .collect();
+            if !failed.is_empty() {
+                return Err(CliError::runtime(format!(
+                    "the cluster has no usable metadata for {}: check the topic name(s) (weir metadata without -t lists them all)",
+                    failed.join(", ")
+                )));
+            }
+            Ok(())
+        }
     }
 }
