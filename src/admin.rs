@@ -99,6 +99,9 @@ pub enum AdminError {
     },
     /// The reactor itself failed (poll, configuration).
     Fetch(FetchError),
+    /// The operation cannot be done in the cluster's present state (the text says
+    /// why and what to do).
+    Refused(String),
 }
 
 impl AdminError {
@@ -173,6 +176,7 @@ impl fmt::Display for AdminError {
                 "consumer group `{group}` does not exist (coordinator {coordinator} knows no members and no committed offsets for it); check the name with `weir groups list`, and that -b points at the right cluster"
             ),
             Self::Fetch(e) => write!(f, "{e}"),
+            Self::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -195,9 +199,9 @@ impl From<FetchError> for AdminError {
 // The request/response loop over the reactor's side connections
 // ---------------------------------------------------------------------------------
 
-type Addr = (String, u16);
+pub(crate) type Addr = (String, u16);
 
-fn show(a: &Addr) -> String {
+pub(crate) fn show(a: &Addr) -> String {
     if a.0.contains(':') {
         format!("[{}]:{}", a.0, a.1)
     } else {
@@ -213,7 +217,7 @@ struct Side {
 }
 
 /// Sends requests one at a time over side connections and waits for the answers.
-struct Client {
+pub(crate) struct Client {
     reactor: Reactor,
     /// The side connections and the requests in flight on them.
     requests: SideRequests<()>,
@@ -223,7 +227,7 @@ struct Client {
     answers: HashMap<(SideId, i32), Vec<u8>>,
     /// Requests whose connection died before the answer.
     lost: HashSet<(SideId, i32)>,
-    bootstrap: Vec<Addr>,
+    pub(crate) bootstrap: Vec<Addr>,
     /// The broker the last request went to (for timeout messages).
     last_addr: Option<Addr>,
     started: Instant,
@@ -232,14 +236,14 @@ struct Client {
 }
 
 /// One round of a retried operation.
-enum Step<T> {
+pub(crate) enum Step<T> {
     Done(T),
     /// Retriable: wait `retry.backoff.ms` and try again; the text says why.
     Retry(String),
 }
 
 impl Client {
-    fn new(cfg: &ConsumerConfig) -> Result<Self, AdminError> {
+    pub(crate) fn new(cfg: &ConsumerConfig) -> Result<Self, AdminError> {
         let fc = cfg.fetch_config();
         let reactor = Reactor::new(fc).map_err(|e| match e {
             FetchError::Config(m) => AdminError::Config(m),
@@ -396,7 +400,7 @@ impl Client {
     /// Send `Req` (built for the negotiated version, at most `cap`) to one of `addrs`
     /// and wait for the answer; a connection that dies first is retried. Returns the
     /// connection's address, the version and the response body.
-    fn call<Req, Resp>(
+    pub(crate) fn call<Req, Resp>(
         &mut self,
         addrs: &[Addr],
         role: &'static str,
@@ -458,7 +462,7 @@ impl Client {
     }
 
     /// Run `round` until it is done, waiting `retry.backoff.ms` between rounds.
-    fn retry<T>(
+    pub(crate) fn retry<T>(
         &mut self,
         api: &'static str,
         mut round: impl FnMut(&mut Self) -> Result<Step<T>, AdminError>,
@@ -474,7 +478,10 @@ impl Client {
         }
     }
 
-    fn metadata(&mut self, topics: Option<&[&str]>) -> Result<OwnedMetadata, AdminError> {
+    pub(crate) fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+    ) -> Result<OwnedMetadata, AdminError> {
         let boot = self.bootstrap.clone();
         let (addr, v, body) = self.call::<kp::MetadataRequest, MetadataResponse<'static>>(
             &boot,
@@ -588,25 +595,25 @@ pub fn cluster_metadata(
     })
 }
 
-struct OwnedMetadata {
+pub(crate) struct OwnedMetadata {
     version: i16,
-    brokers: BTreeMap<i32, Addr>,
-    leaders: HashMap<(String, i32), i32>,
+    pub(crate) brokers: BTreeMap<i32, Addr>,
+    pub(crate) leaders: HashMap<(String, i32), i32>,
     topic_ids: HashMap<String, [u8; 16]>,
 }
 
-fn sb(s: &str) -> StrBytes {
+pub(crate) fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
-fn decode_err(api: &'static str, addr: &Addr) -> impl FnOnce(DecodeError) -> AdminError {
+pub(crate) fn decode_err(api: &'static str, addr: &Addr) -> impl FnOnce(DecodeError) -> AdminError {
     let addr = show(addr);
     move |error| AdminError::Decode { api, addr, error }
 }
 
 /// Errors that mean "ask again" for group requests: the coordinator moved, is
 /// loading, or is not up yet.
-fn coordinator_moved(code: ErrorCode) -> bool {
+pub(crate) fn coordinator_moved(code: ErrorCode) -> bool {
     code == ErrorCode::NOT_COORDINATOR || code == ErrorCode::COORDINATOR_NOT_AVAILABLE
 }
 
@@ -928,6 +935,58 @@ struct Described {
     missing: bool,
 }
 
+/// FindCoordinator for `group`: its coordinator's address and node id, or a
+/// retriable reason.
+pub(crate) fn find_coordinator(
+    c: &mut Client,
+    group: &str,
+) -> Result<Step<(Addr, i32)>, AdminError> {
+    let boot = c.bootstrap.clone();
+    let (addr, v, body) = c.call::<kp::FindCoordinatorRequest, FindCoordinatorResponse<'static>>(
+        &boot,
+        "bootstrap",
+        i16::MAX,
+        |v| {
+            if v >= 4 {
+                kp::FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![sb(group)])
+            } else {
+                kp::FindCoordinatorRequest::default().with_key(sb(group))
+            }
+        },
+    )?;
+    let r = FindCoordinatorResponse::decode_body(&body, v)
+        .map_err(decode_err("FindCoordinator", &addr))?;
+    let Some(co) = r.coordinators.first() else {
+        return Ok(Step::Retry(format!(
+            "{} answered FindCoordinator with no coordinator",
+            show(&addr)
+        )));
+    };
+    if co.error_code.is_retriable() {
+        return Ok(Step::Retry(format!(
+            "{} answered FindCoordinator with {}",
+            show(&addr),
+            co.error_code
+        )));
+    }
+    if co.error_code.is_err() {
+        return Err(AdminError::Broker {
+            api: "FindCoordinator",
+            addr: show(&addr),
+            code: co.error_code,
+        });
+    }
+    let Ok(port) = u16::try_from(co.port) else {
+        return Ok(Step::Retry(format!(
+            "coordinator port {} is invalid",
+            co.port
+        )));
+    };
+    Ok(Step::Done(((co.host.to_owned(), port), co.node_id)))
+}
+
 /// FindCoordinator, DescribeGroups, OffsetFetch, Metadata, then a Fetch per leader.
 ///
 /// LOG-END-OFFSET is the high watermark of a Fetch (max_bytes 1, no wait, from the
@@ -940,52 +999,10 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
     // FindCoordinator, then DescribeGroups and OffsetFetch on it; a coordinator that
     // moved sends us back to FindCoordinator.
     let (coord_addr, coord_id, described, committed) = c.retry("FindCoordinator", |c| {
-        let boot = c.bootstrap.clone();
-        let (addr, v, body) = c
-            .call::<kp::FindCoordinatorRequest, FindCoordinatorResponse<'static>>(
-                &boot,
-                "bootstrap",
-                i16::MAX,
-                |v| {
-                    if v >= 4 {
-                        kp::FindCoordinatorRequest::default()
-                            .with_key_type(0)
-                            .with_coordinator_keys(vec![sb(group)])
-                    } else {
-                        kp::FindCoordinatorRequest::default().with_key(sb(group))
-                    }
-                },
-            )?;
-        let r = FindCoordinatorResponse::decode_body(&body, v)
-            .map_err(decode_err("FindCoordinator", &addr))?;
-        let Some(co) = r.coordinators.first() else {
-            return Ok(Step::Retry(format!(
-                "{} answered FindCoordinator with no coordinator",
-                show(&addr)
-            )));
+        let (coord, node) = match find_coordinator(c, group)? {
+            Step::Done(found) => found,
+            Step::Retry(why) => return Ok(Step::Retry(why)),
         };
-        if co.error_code.is_retriable() {
-            return Ok(Step::Retry(format!(
-                "{} answered FindCoordinator with {}",
-                show(&addr),
-                co.error_code
-            )));
-        }
-        if co.error_code.is_err() {
-            return Err(AdminError::Broker {
-                api: "FindCoordinator",
-                addr: show(&addr),
-                code: co.error_code,
-            });
-        }
-        let Ok(port) = u16::try_from(co.port) else {
-            return Ok(Step::Retry(format!(
-                "coordinator port {} is invalid",
-                co.port
-            )));
-        };
-        let coord: Addr = (co.host.to_owned(), port);
-        let node = co.node_id;
 
         let coord_slice = std::slice::from_ref(&coord);
         let (addr, v, body) = c
@@ -1231,7 +1248,7 @@ fn consumer_group_describe(
     })))
 }
 
-type Tp = (String, i32);
+pub(crate) type Tp = (String, i32);
 
 /// The Fetch high watermark of each partition: one Fetch per leader, max_bytes 1,
 /// max_wait 0, from the committed offset (0 when none). A partition answered
@@ -1350,12 +1367,24 @@ fn earliest_offsets(
     addr: &Addr,
     parts: &[Tp],
 ) -> Result<HashMap<Tp, i64>, AdminError> {
+    list_offsets(c, addr, parts, -2)
+}
+
+/// ListOffsets for `parts` on their leader `addr` at `timestamp` (-2 earliest, -1
+/// latest, else milliseconds: the first offset at or after it). Partitions without
+/// an answer (none at or after the timestamp, or an error) are left out.
+pub(crate) fn list_offsets(
+    c: &mut Client,
+    addr: &Addr,
+    parts: &[Tp],
+    timestamp: i64,
+) -> Result<HashMap<Tp, i64>, AdminError> {
     let specs: Vec<ListOffsetsSpec<'_>> = parts
         .iter()
         .map(|(t, p)| ListOffsetsSpec {
             topic: t,
             partition: *p,
-            timestamp: -2,
+            timestamp,
             current_leader_epoch: -1,
         })
         .collect();

@@ -46,6 +46,9 @@ impl Cli {
             Command::Groups {
                 command: GroupsCommand::List { conn } | GroupsCommand::Describe { conn, .. },
             } => (conn, false),
+            Command::Groups {
+                command: GroupsCommand::ResetOffsets(r),
+            } => (&r.conn, false),
             Command::Metadata(m) => (&m.conn, false),
         };
         crate::logger::Filter::new(conn.debug.as_deref(), quiet).map_err(CliError::usage)
@@ -98,6 +101,141 @@ pub enum GroupsCommand {
         #[command(flatten)]
         conn: ConnOpts,
     },
+    /// Reset a group's committed offsets (Kafka's kafka-consumer-groups --reset-offsets).
+    #[command(
+        long_about = "Reset the committed offsets of an inactive consumer group, as Kafka's \
+kafka-consumer-groups --reset-offsets does.\n\n\
+Give the partitions with --topic (repeatable; T for all of a topic's partitions, \
+T:0,1 for some) or --all-topics (every partition the group has committed), and exactly \
+one reset specification. A new offset outside a partition's log is moved to the \
+nearest end of the log, and said so on stderr.\n\n\
+Without --execute, nothing changes: the plan (current and new offset per partition) \
+is printed, or with --export written as CSV (topic,partition,offset) for --from-file. \
+The group must have no active members; stop its consumers first."
+    )]
+    ResetOffsets(Box<ResetOpts>),
+}
+
+/// `weir groups reset-offsets` options.
+#[derive(Debug, Args, Default)]
+pub struct ResetOpts {
+    /// The group id.
+    pub group: String,
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnOpts,
+    /// A topic to reset: T (all its partitions) or T:P,P (those partitions). Repeatable.
+    #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]")]
+    pub topics: Vec<String>,
+    /// Reset every partition the group has a committed offset for.
+    #[arg(long)]
+    pub all_topics: bool,
+    /// Reset to the earliest offset in each partition's log.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// Reset to the end of each partition's log.
+    #[arg(long)]
+    pub to_latest: bool,
+    /// Reset to the committed offset (the log end where there is none): with --export, a backup of the current offsets.
+    #[arg(long)]
+    pub to_current: bool,
+    /// Reset to this absolute offset.
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// Move each committed offset by N (negative: back). Needs a committed offset.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Reset to the first offset at or after this time: YYYY-MM-DDTHH:mm:SS.sss, with an optional zone (Z, +hh:mm); local time without one.
+    #[arg(long, value_name = "DATETIME")]
+    pub to_datetime: Option<String>,
+    /// Reset to the first offset at or after this long ago: an ISO-8601 duration PnDTnHnMnS (e.g. PT30M, P1DT12H).
+    #[arg(long, value_name = "DURATION")]
+    pub by_duration: Option<String>,
+    /// Reset to the offsets in this CSV file (topic,partition,offset per line, as --export writes).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Show the plan without changing anything (the default).
+    #[arg(long, conflicts_with = "execute")]
+    pub dry_run: bool,
+    /// Commit the new offsets.
+    #[arg(long)]
+    pub execute: bool,
+    /// Print the plan as CSV (topic,partition,offset), for --from-file.
+    #[arg(long)]
+    pub export: bool,
+}
+
+impl ResetOpts {
+    /// The scope and the one reset specification, checked.
+    pub fn scope_and_spec(&self) -> Result<(crate::reset::Scope, crate::reset::Spec), CliError> {
+        use crate::reset::{Scope, Spec};
+        let scope = match (self.all_topics, self.topics.is_empty()) {
+            (true, true) => Scope::AllTopics,
+            (false, false) => Scope::Topics(
+                self.topics
+                    .iter()
+                    .map(|t| crate::reset::parse_topic(t))
+                    .collect::<Result<_, _>>()
+                    .map_err(CliError::usage)?,
+            ),
+            (true, false) => {
+                return Err(CliError::usage(
+                    "--topic and --all-topics cannot be used together: name the topics or take all",
+                ));
+            }
+            (false, true) => {
+                return Err(CliError::usage(
+                    "which partitions? give --topic TOPIC[:PARTITIONS] (repeatable) or --all-topics",
+                ));
+            }
+        };
+        let mut specs: Vec<Spec> = Vec::new();
+        if self.to_earliest {
+            specs.push(Spec::Earliest);
+        }
+        if self.to_latest {
+            specs.push(Spec::Latest);
+        }
+        if self.to_current {
+            specs.push(Spec::Current);
+        }
+        if let Some(n) = self.to_offset {
+            specs.push(Spec::Offset(n));
+        }
+        if let Some(n) = self.shift_by {
+            specs.push(Spec::ShiftBy(n));
+        }
+        if let Some(d) = &self.to_datetime {
+            specs.push(Spec::Timestamp(
+                crate::reset::parse_datetime(d).map_err(CliError::usage)?,
+            ));
+        }
+        if let Some(d) = &self.by_duration {
+            let ms = crate::reset::parse_duration(d).map_err(CliError::usage)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| CliError::runtime("the system clock is before 1970"))?
+                .as_millis() as i64;
+            specs.push(Spec::Timestamp(now - ms));
+        }
+        if let Some(f) = &self.from_file {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                CliError::usage(format!("--from-file {}: cannot read it: {e}", f.display()))
+            })?;
+            let offsets = crate::reset::parse_csv(&text, &self.group)
+                .map_err(|e| CliError::usage(format!("--from-file {}: {e}", f.display())))?;
+            specs.push(Spec::FromFile(offsets));
+        }
+        match specs.len() {
+            1 => Ok((scope, specs.remove(0))),
+            0 => Err(CliError::usage(
+                "give one reset specification: --to-earliest, --to-latest, --to-current, --to-offset N, --shift-by N, --to-datetime T, --by-duration D or --from-file F",
+            )),
+            _ => Err(CliError::usage(
+                "give only one reset specification (--to-earliest, --to-latest, --to-current, --to-offset, --shift-by, --to-datetime, --by-duration, --from-file)",
+            )),
+        }
+    }
 }
 
 /// Options every subcommand that talks to a cluster takes.

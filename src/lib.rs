@@ -30,4 +30,5 @@ pub mod logger;
 pub mod metadata;
 pub mod metrics;
 pub mod output;
+pub mod reset;
 pub mod sink;

@@ -72,10 +72,40 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Groups {
+            command: GroupsCommand::ResetOffsets(r),
+        } => {
+            let (scope, spec) = r.scope_and_spec()?;
+            let config = r
+                .conn
+                .builder(&[])?
+                .build(weir_consumer::config::Mode::Assign)?;
+            for w in &config.warnings {
+                eprintln!("weir: warning: {w}");
+            }
+            let admin_err = |e: weir::admin::AdminError| CliError {
+                code: e.exit_code(),
+                message: e.to_string(),
+            };
+            let plan = weir::reset::plan(&config, &r.group, &scope, &spec).map_err(admin_err)?;
+            for n in &plan.notes {
+                eprintln!("weir: warning: {n}");
+            }
+            if r.execute {
+                weir::reset::execute(&config, &plan).map_err(admin_err)?;
+            } else if !r.dry_run {
+                eprintln!(
+                    "weir: dry run (nothing was changed): add --execute to commit these offsets"
+                );
+            }
+            print!("{}", if r.export { plan.csv() } else { plan.render() });
+            Ok(())
+        }
         Command::Groups { command } => {
             let (group, conn) = match command {
                 GroupsCommand::List { conn } => (None, conn),
                 GroupsCommand::Describe { group, conn } => (Some(group), conn),
+                GroupsCommand::ResetOffsets(_) => unreachable!("handled above"),
             };
             // Configuration errors exit 2 before anything connects.
             let config = conn
