@@ -49,6 +49,10 @@ impl Cli {
             Command::Groups {
                 command: GroupsCommand::ResetOffsets(r),
             } => (&r.conn, false),
+            Command::Groups {
+                command:
+                    GroupsCommand::Delete { conn, .. } | GroupsCommand::DeleteOffsets { conn, .. },
+            } => (conn, false),
             Command::Metadata(m) => (&m.conn, false),
         };
         crate::logger::Filter::new(conn.debug.as_deref(), quiet).map_err(CliError::usage)
@@ -114,6 +118,26 @@ is printed, or with --export written as CSV (topic,partition,offset) for --from-
 The group must have no active members; stop its consumers first."
     )]
     ResetOffsets(Box<ResetOpts>),
+    /// Delete inactive groups: their committed offsets and metadata (kafka-consumer-groups --delete).
+    Delete {
+        /// The group id(s).
+        #[arg(required = true)]
+        groups: Vec<String>,
+        /// Connection options.
+        #[command(flatten)]
+        conn: ConnOpts,
+    },
+    /// Delete a group's committed offsets of some topics (kafka-consumer-groups --delete-offsets); refused for topics its members subscribe to.
+    DeleteOffsets {
+        /// The group id.
+        group: String,
+        /// A topic: T (all its partitions) or T:P,P. Repeatable.
+        #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]", required = true)]
+        topics: Vec<String>,
+        /// Connection options.
+        #[command(flatten)]
+        conn: ConnOpts,
+    },
 }
 
 /// `weir groups reset-offsets` options.

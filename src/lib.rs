@@ -25,6 +25,7 @@ pub mod admin;
 pub mod cli;
 pub mod consume;
 pub mod consume_group;
+pub mod delete;
 pub mod format;
 pub mod logger;
 pub mod metadata;

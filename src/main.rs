@@ -101,11 +101,62 @@ fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", if r.export { plan.csv() } else { plan.render() });
             Ok(())
         }
+        Command::Groups {
+            command: GroupsCommand::Delete { groups, conn },
+        } => {
+            let config = conn
+                .builder(&[])?
+                .build(weir_consumer::config::Mode::Assign)?;
+            for g in &groups {
+                weir::delete::delete_group(&config, g).map_err(|e| CliError {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })?;
+            }
+            let names: Vec<String> = groups.iter().map(|g| format!("'{g}'")).collect();
+            println!(
+                "Deletion of requested consumer groups ({}) was successful.",
+                names.join(", ")
+            );
+            Ok(())
+        }
+        Command::Groups {
+            command:
+                GroupsCommand::DeleteOffsets {
+                    group,
+                    topics,
+                    conn,
+                },
+        } => {
+            let topics = topics
+                .iter()
+                .map(|t| weir::reset::parse_topic(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CliError::usage)?;
+            let config = conn
+                .builder(&[])?
+                .build(weir_consumer::config::Mode::Assign)?;
+            let rows =
+                weir::delete::delete_offsets(&config, &group, &topics).map_err(|e| CliError {
+                    code: e.exit_code(),
+                    message: e.to_string(),
+                })?;
+            print!("{}", weir::delete::render_deleted(&rows));
+            let failed = rows.iter().filter(|r| r.error.is_some()).count();
+            if failed > 0 {
+                return Err(CliError::runtime(format!(
+                    "{failed} partition(s) kept their offsets (see STATUS): offsets of a topic the group's members subscribe to can only be deleted once they stop"
+                )));
+            }
+            Ok(())
+        }
         Command::Groups { command } => {
             let (group, conn) = match command {
                 GroupsCommand::List { conn } => (None, conn),
                 GroupsCommand::Describe { group, conn } => (Some(group), conn),
-                GroupsCommand::ResetOffsets(_) => unreachable!("handled above"),
+                GroupsCommand::ResetOffsets(_)
+                | GroupsCommand::Delete { .. }
+                | GroupsCommand::DeleteOffsets { .. } => unreachable!("handled above"),
             };
             // Configuration errors exit 2 before anything connects.
             let config = conn

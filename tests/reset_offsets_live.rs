@@ -267,34 +267,7 @@ fn execute_commits_what_the_plan_says_and_an_active_group_is_refused() {
     }
 
     // A member joins: resets are refused until it leaves.
-    let mut member = Command::new(WEIR)
-        .args([
-            "consume",
-            "-b",
-            &s.bootstrap,
-            "-G",
-            &s.group,
-            &s.topic,
-            "-q",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn a group member");
-    let start = Instant::now();
-    loop {
-        let d = weir(&["groups", "describe", &s.group, "-b", &s.bootstrap]);
-        if out(&d).contains("state Stable") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the member never joined: {}",
-            out(&d)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let member = active_member(&s);
     let r = weir(&[
         "groups",
         "reset-offsets",
@@ -305,8 +278,7 @@ fn execute_commits_what_the_plan_says_and_an_active_group_is_refused() {
         "--to-earliest",
         "--execute",
     ]);
-    let _ = member.kill();
-    let _ = member.wait();
+    drop(member);
     assert_eq!(r.status.code(), Some(1), "{}", err(&r));
     assert!(
         err(&r).contains(&format!(
@@ -374,4 +346,150 @@ fn mistakes_are_one_line() {
         );
         assert_eq!(err(&r).trim().lines().count(), 1, "{args:?}: {}", err(&r));
     }
+}
+
+/// A group member process, stopped with SIGTERM (as an operator stops a consumer:
+/// weir leaves the group on its way out) when dropped, also when a test panics.
+struct Member(std::process::Child);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a member of the group subscribed to the topic and waits until the group is
+/// Stable.
+fn active_member(s: &Setup) -> Member {
+    let member = Member(
+        Command::new(WEIR)
+            .args([
+                "consume",
+                "-b",
+                &s.bootstrap,
+                "-G",
+                &s.group,
+                &s.topic,
+                "-q",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a group member"),
+    );
+    let start = Instant::now();
+    loop {
+        let d = weir(&["groups", "describe", &s.group, "-b", &s.bootstrap]);
+        if out(&d).contains("state Stable") {
+            return member;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the member never joined: {}",
+            out(&d)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn delete_offsets_and_delete_groups() {
+    let s = setup("weir-delete");
+    // Partition 0's offset goes; partition 1's stays.
+    let t0 = format!("{}:0", s.topic);
+    let r = weir(&[
+        "groups",
+        "delete-offsets",
+        &s.group,
+        "-b",
+        &s.bootstrap,
+        "--topic",
+        &t0,
+    ]);
+    assert!(r.status.success(), "{}", err(&r));
+    assert!(out(&r).contains("Successful"), "{}", out(&r));
+    let after = |what: &str| {
+        if Broker::shared().is_kafka() {
+            let k = kafka_groups(&s.bootstrap, &["--describe", "--group", &s.group]);
+            column(&out(&k), "CURRENT-OFFSET")
+        } else {
+            let d = weir(&["groups", "describe", &s.group, "-b", &s.bootstrap]);
+            assert!(d.status.success(), "{what}: {}", err(&d));
+            column(&out(&d), "CURRENT-OFFSET")
+        }
+    };
+    let cur = after("after delete-offsets");
+    assert_eq!(
+        cur.get(&(s.topic.clone(), 1)).map(String::as_str),
+        Some("12"),
+        "{cur:?}"
+    );
+    assert!(
+        cur.get(&(s.topic.clone(), 0)).is_none_or(|c| c == "-"),
+        "partition 0's offset is gone: {cur:?}"
+    );
+
+    // While a member subscribes to the topic, its offsets and the group stay.
+    let member = active_member(&s);
+    let r = weir(&[
+        "groups",
+        "delete-offsets",
+        &s.group,
+        "-b",
+        &s.bootstrap,
+        "--topic",
+        &s.topic,
+    ]);
+    let d = weir(&["groups", "delete", &s.group, "-b", &s.bootstrap]);
+    drop(member);
+    assert_eq!(r.status.code(), Some(1), "{}", err(&r));
+    assert!(
+        out(&r).contains("Error: the group's members are subscribed to this topic"),
+        "{}",
+        out(&r)
+    );
+    assert!(err(&r).contains("kept their offsets"), "{}", err(&r));
+    assert_eq!(d.status.code(), Some(1), "{}", err(&d));
+    assert!(
+        err(&d).contains("has active members, so it cannot be deleted"),
+        "{}",
+        err(&d)
+    );
+
+    // Once it has left, the group goes.
+    let start = Instant::now();
+    loop {
+        let g = weir(&["groups", "delete", &s.group, "-b", &s.bootstrap]);
+        if g.status.success() {
+            assert_eq!(
+                out(&g).trim(),
+                format!(
+                    "Deletion of requested consumer groups ('{}') was successful.",
+                    s.group
+                )
+            );
+            break;
+        }
+        assert!(err(&g).contains("has active members"), "{}", err(&g));
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the member's session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let d = weir(&["groups", "describe", &s.group, "-b", &s.bootstrap]);
+    assert_eq!(d.status.code(), Some(1), "{}", out(&d));
+    assert!(err(&d).contains("does not exist"), "{}", err(&d));
+    let again = weir(&["groups", "delete", &s.group, "-b", &s.bootstrap]);
+    assert_eq!(again.status.code(), Some(1), "{}", err(&again));
+    assert!(
+        err(&again).contains("does not exist: check the name"),
+        "{}",
+        err(&again)
+    );
 }

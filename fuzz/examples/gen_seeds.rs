@@ -363,6 +363,25 @@ fn response_bodies() -> Vec<(i16, i16, Vec<u8>)> {
         r.groups = vec![g];
         push(16, v, enc(&r, v));
     }
+    for v in [0i16, 2] {
+        let mut d = kp::delete_groups_response::DeletableGroupResult::default();
+        d.group_id = GroupId(s("g"));
+        d.error_code = 68;
+        let mut r = kp::DeleteGroupsResponse::default();
+        r.results = vec![d];
+        push(42, v, enc(&r, v));
+    }
+    {
+        let mut p = kp::offset_delete_response::OffsetDeleteResponsePartition::default();
+        p.partition_index = 1;
+        p.error_code = 86;
+        let mut t = kp::offset_delete_response::OffsetDeleteResponseTopic::default();
+        t.name = TopicName(s("t"));
+        t.partitions = vec![p];
+        let mut r = kp::OffsetDeleteResponse::default();
+        r.topics = vec![t];
+        push(47, 0, enc(&r, 0));
+    }
     out
 }
 

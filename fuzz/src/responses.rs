@@ -10,8 +10,9 @@ use weir_protocol::messages::ResponseBody;
 use weir_protocol::messages::api_versions::ApiVersionsResponse;
 use weir_protocol::messages::fetch::FetchResponse;
 use weir_protocol::messages::group::{
-    DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse,
-    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetFetchResponse,
+    ConsumerGroupDescribeResponse, DeleteGroupsResponse, DescribeGroupsResponse,
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
     SyncGroupResponse,
 };
 use weir_protocol::messages::list_offsets::ListOffsetsResponse;
@@ -22,7 +23,10 @@ use weir_protocol::{ApiVersionTable, DecodeError, Reader};
 use crate::Touch;
 
 /// The API keys weir decodes responses for, in the order the selector bytes index.
-pub const KEYS: [i16; 15] = [18, 3, 2, 17, 36, 10, 11, 14, 12, 13, 8, 9, 15, 16, 1];
+/// New keys go at the end, so the existing seeds keep selecting what they did.
+pub const KEYS: [i16; 18] = [
+    18, 3, 2, 17, 36, 10, 11, 14, 12, 13, 8, 9, 15, 16, 1, 42, 47, 69,
+];
 
 /// Decode `body` as `T` at `version`; a version outside the decoder's range must be
 /// refused with `UnsupportedVersion`. Every field of a result is read (Debug).
@@ -85,6 +89,9 @@ pub fn range(api_key: i16) -> (i16, i16) {
         15 => r!(DescribeGroupsResponse<'_>),
         16 => r!(ListGroupsResponse<'_>),
         1 => r!(FetchResponse<'_>),
+        42 => r!(DeleteGroupsResponse<'_>),
+        47 => r!(OffsetDeleteResponse<'_>),
+        69 => r!(ConsumerGroupDescribeResponse<'_>),
         _ => (0, -1),
     }
 }
@@ -149,6 +156,15 @@ pub(crate) fn decode_by_key(api_key: i16, version: i16, body: &[u8], t: &mut Tou
         1 => {
             let _ = check::<FetchResponse<'_>>(body, version, t);
         }
+        42 => {
+            let _ = check::<DeleteGroupsResponse<'_>>(body, version, t);
+        }
+        47 => {
+            let _ = check::<OffsetDeleteResponse<'_>>(body, version, t);
+        }
+        69 => {
+            let _ = check::<ConsumerGroupDescribeResponse<'_>>(body, version, t);
+        }
         _ => {}
     }
 }
@@ -177,6 +193,9 @@ pub fn decodes(api_key: i16, version: i16, body: &[u8]) -> bool {
         15 => ok!(DescribeGroupsResponse<'_>),
         16 => ok!(ListGroupsResponse<'_>),
         1 => ok!(FetchResponse<'_>),
+        42 => ok!(DeleteGroupsResponse<'_>),
+        47 => ok!(OffsetDeleteResponse<'_>),
+        69 => ok!(ConsumerGroupDescribeResponse<'_>),
         _ => false,
     }
 }

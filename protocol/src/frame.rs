@@ -145,6 +145,8 @@ api_requests! {
     ApiVersionsRequest => ApiVersionsResponse, 18, "ApiVersions";
     OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse, 23, "OffsetForLeaderEpoch";
     SaslAuthenticateRequest => SaslAuthenticateResponse, 36, "SaslAuthenticate";
+    DeleteGroupsRequest => DeleteGroupsResponse, 42, "DeleteGroups";
+    OffsetDeleteRequest => OffsetDeleteResponse, 47, "OffsetDelete";
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, 69, "ConsumerGroupDescribe";
 }
 

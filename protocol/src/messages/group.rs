@@ -956,6 +956,105 @@ impl<'a> ResponseBody<'a> for ListGroupsResponse<'a> {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// DeleteGroups (API key 42)
+// ---------------------------------------------------------------------------------
+
+/// One group's result in a DeleteGroups response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedGroup<'a> {
+    /// The group id.
+    pub group_id: &'a str,
+    /// The error (NON_EMPTY_GROUP while it has members, GROUP_ID_NOT_FOUND, ...).
+    pub error_code: ErrorCode,
+}
+
+/// A DeleteGroups response (v0-2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteGroupsResponse<'a> {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-group results.
+    pub results: Vec<DeletedGroup<'a>>,
+}
+
+impl<'a> ResponseBody<'a> for DeleteGroupsResponse<'a> {
+    const API_KEY: i16 = 42;
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 2;
+    const FIRST_FLEXIBLE: i16 = 2;
+
+    fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
+        let flex = Self::flexible(version);
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        // The smallest result: an empty group id and an error code (and tags).
+        let n = r.array_len_v(flex, 4, "results")?;
+        let mut results = Vec::with_capacity(n);
+        for _ in 0..n {
+            let group_id = r.string_v(flex, "group_id")?;
+            let error_code = read_error(r)?;
+            r.tagged_fields_v(flex)?;
+            results.push(DeletedGroup {
+                group_id,
+                error_code,
+            });
+        }
+        r.tagged_fields_v(flex)?;
+        Ok(Self {
+            throttle_time_ms,
+            results,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// OffsetDelete (API key 47)
+// ---------------------------------------------------------------------------------
+
+/// An OffsetDelete response (v0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetDeleteResponse<'a> {
+    /// The group-level error (GROUP_SUBSCRIBED_TO_TOPIC appears per partition).
+    pub error_code: ErrorCode,
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Per-topic, per-partition results (the same shape as OffsetCommit's).
+    pub topics: Vec<OffsetCommitTopicResponse<'a>>,
+}
+
+impl<'a> ResponseBody<'a> for OffsetDeleteResponse<'a> {
+    const API_KEY: i16 = 47;
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 0;
+    const FIRST_FLEXIBLE: i16 = i16::MAX;
+
+    fn decode(r: &mut Reader<'a>, _version: i16) -> Result<Self, DecodeError> {
+        let error_code = read_error(r)?;
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let n = r.array_len_v(false, 6, "topics")?;
+        let mut topics = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.string_v(false, "topic name")?;
+            let pn = r.array_len_v(false, 6, "partitions")?;
+            let mut partitions = Vec::with_capacity(pn);
+            for _ in 0..pn {
+                let partition_index = r.i32("partition_index")?;
+                let error_code = read_error(r)?;
+                partitions.push(OffsetCommitPartitionResponse {
+                    partition_index,
+                    error_code,
+                });
+            }
+            topics.push(OffsetCommitTopicResponse { name, partitions });
+        }
+        Ok(Self {
+            error_code,
+            throttle_time_ms,
+            topics,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Differential tests: kafka-protocol encodes a response at every version, weir
@@ -1620,6 +1719,59 @@ mod tests {
             let o = FindCoordinatorResponse::decode_body(&bytes, v).expect("minimal decodes");
             assert_eq!(o.coordinators.len(), 1, "v{v}");
         }
+    }
+
+    #[test]
+    fn delete_groups_all_versions() {
+        for v in 0..=2i16 {
+            let msg = kp::DeleteGroupsResponse::default()
+                .with_throttle_time_ms(3)
+                .with_results(vec![
+                    kp::delete_groups_response::DeletableGroupResult::default()
+                        .with_group_id(kp::GroupId(s("g1")))
+                        .with_error_code(0),
+                    kp::delete_groups_response::DeletableGroupResult::default()
+                        .with_group_id(kp::GroupId(s("g2")))
+                        .with_error_code(68),
+                ]);
+            let bytes = encode(&msg, v);
+            let d = DeleteGroupsResponse::decode_body(&bytes, v).expect("decodes");
+            assert_eq!(d.throttle_time_ms, 3);
+            assert_eq!(d.results.len(), 2);
+            assert_eq!(d.results[1].group_id, "g2");
+            assert_eq!(d.results[1].error_code, ErrorCode::NON_EMPTY_GROUP);
+            crate::messages::test_util::check_truncations(&bytes, |b| {
+                DeleteGroupsResponse::decode_body(b, v).map(|_| ())
+            });
+        }
+    }
+
+    #[test]
+    fn offset_delete_v0() {
+        let p = |i, e| {
+            kp::offset_delete_response::OffsetDeleteResponsePartition::default()
+                .with_partition_index(i)
+                .with_error_code(e)
+        };
+        let msg = kp::OffsetDeleteResponse::default()
+            .with_error_code(0)
+            .with_throttle_time_ms(1)
+            .with_topics(vec![
+                kp::offset_delete_response::OffsetDeleteResponseTopic::default()
+                    .with_name(kp::TopicName(s("t")))
+                    .with_partitions(vec![p(0, 0), p(1, 86)]),
+            ]);
+        let bytes = encode(&msg, 0);
+        let d = OffsetDeleteResponse::decode_body(&bytes, 0).expect("decodes");
+        assert_eq!(d.topics[0].name, "t");
+        assert_eq!(d.topics[0].partitions[1].partition_index, 1);
+        assert_eq!(
+            d.topics[0].partitions[1].error_code,
+            ErrorCode::GROUP_SUBSCRIBED_TO_TOPIC
+        );
+        crate::messages::test_util::check_truncations(&bytes, |b| {
+            OffsetDeleteResponse::decode_body(b, 0).map(|_| ())
+        });
     }
 
     #[test]
