@@ -322,6 +322,12 @@ pub struct ConsumeOpts {
     /// Print the key, then DELIM, before each value.
     #[arg(short = 'K', value_name = "DELIM")]
     pub key_delimiter: Option<String>,
+    /// Message delimiter after each value (default a newline; escapes such as \n, \t, \0 work). Not with -f or -J.
+    #[arg(short = 'D', value_name = "DELIM", conflicts_with_all = ["format", "json"])]
+    pub delimiter: Option<String>,
+    /// Unbuffered output: every record is written to stdout as soon as it is formatted (kcat's -u), instead of after each poll.
+    #[arg(short = 'u')]
+    pub unbuffered: bool,
     /// Quiet: no progress line, warnings or summary.
     #[arg(short = 'q')]
     pub quiet: bool,
@@ -461,6 +467,8 @@ pub struct ConsumePlan {
     pub metrics_addr: Option<SocketAddr>,
     /// `-q`.
     pub quiet: bool,
+    /// `-u`: stdout is flushed after every record.
+    pub unbuffered: bool,
 }
 
 impl ConsumePlan {
@@ -554,13 +562,35 @@ impl ConnOpts {
 }
 
 impl ConsumeOpts {
-    /// Checks the options and the configuration; nothing connects.
-    pub fn plan(&self) -> Result<ConsumePlan, CliError> {
+    /// kcat's `-X list` (the properties weir accepts) or `-X dump` (the effective
+    /// configuration), if asked for.
+    pub fn x_command(&self) -> Option<&'static str> {
+        ["list", "dump"]
+            .into_iter()
+            .find(|c| self.conn.properties.iter().any(|x| x == c))
+    }
+
+    /// The layered configuration of these options (before it is checked).
+    pub fn config_builder(&self) -> Result<ConfigBuilder, CliError> {
         let mut extra = Vec::new();
         if let Some(g) = &self.group {
             extra.push(("group.id", g.as_str(), "-G"));
         }
-        let builder = self.conn.builder(&extra)?;
+        let mut conn_props = self.conn.properties.clone();
+        conn_props.retain(|x| x != "list" && x != "dump");
+        let conn = ConnOpts {
+            brokers: self.conn.brokers.clone(),
+            properties: conn_props,
+            properties_file: self.conn.properties_file.clone(),
+            profile: self.conn.profile.clone(),
+            debug: self.conn.debug.clone(),
+        };
+        conn.builder(&extra)
+    }
+
+    /// Checks the options and the configuration; nothing connects.
+    pub fn plan(&self) -> Result<ConsumePlan, CliError> {
+        let builder = self.config_builder()?;
         let mode = if self.group.is_some() {
             Mode::Group
         } else {
@@ -628,8 +658,17 @@ impl ConsumeOpts {
         } else {
             Style::ValuePerLine {
                 key_delimiter: self.key_delimiter.as_deref().map(unescape_delimiter),
+                delimiter: self
+                    .delimiter
+                    .as_deref()
+                    .map_or_else(|| b"\n".to_vec(), unescape_delimiter),
             }
         };
+        if self.unbuffered && self.sink.is_some() {
+            return Err(CliError::usage(
+                "-u is for stdout; --sink writes its files on its own schedule (weir.sink.checkpoint.ms)",
+            ));
+        }
         let metrics_addr = match &self.metrics_addr {
             Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
                 CliError::usage(format!(
@@ -653,6 +692,7 @@ impl ConsumeOpts {
             sink: self.sink.clone(),
             metrics_addr,
             quiet: self.quiet,
+            unbuffered: self.unbuffered,
         })
     }
 }
@@ -782,7 +822,8 @@ mod tests {
         assert_eq!(
             p.style,
             Style::ValuePerLine {
-                key_delimiter: Some(b"\t".to_vec())
+                key_delimiter: Some(b"\t".to_vec()),
+                delimiter: b"\n".to_vec(),
             }
         );
     }

@@ -400,6 +400,7 @@ mod tests {
             sink: None,
             metrics_addr: None,
             quiet: true,
+            unbuffered: false,
         }
     }
 

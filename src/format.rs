@@ -232,10 +232,13 @@ fn unescape_one(rest: &[u8], out: &mut Vec<u8>) -> usize {
 /// Which of the three output styles a [`Formatter`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Style {
-    /// Value, then newline; with a key delimiter: key, delimiter, value, newline.
+    /// Value, then the message delimiter; with a key delimiter: key, delimiter,
+    /// value, message delimiter.
     ValuePerLine {
         /// `-K DELIM`, if given.
         key_delimiter: Option<Vec<u8>>,
+        /// `-D DELIM` (default a newline).
+        delimiter: Vec<u8>,
     },
     /// A compiled `-f` format.
     Format(Vec<Token>),
@@ -277,13 +280,16 @@ impl Formatter {
         self.buf.clear();
         let buf = &mut self.buf;
         match &self.style {
-            Style::ValuePerLine { key_delimiter } => {
+            Style::ValuePerLine {
+                key_delimiter,
+                delimiter,
+            } => {
                 if let Some(d) = key_delimiter {
                     buf.extend_from_slice(record.key.unwrap_or_default());
                     buf.extend_from_slice(d);
                 }
                 buf.extend_from_slice(record.value.unwrap_or_default());
-                buf.push(b'\n');
+                buf.extend_from_slice(delimiter);
             }
             Style::Format(tokens) => {
                 for t in tokens {
@@ -551,12 +557,29 @@ mod tests {
         let r = rec(&[]);
         let mut f = Formatter::new(Style::ValuePerLine {
             key_delimiter: None,
+            delimiter: b"\n".to_vec(),
         });
         assert_eq!(f.format(&r), b"hello\n");
         let mut f = Formatter::new(Style::ValuePerLine {
             key_delimiter: Some(b"::".to_vec()),
+            delimiter: b"\n".to_vec(),
         });
         assert_eq!(f.format(&r), b"k1::hello\n");
+        // -D: kcat's message delimiter, any bytes (here none at all, then NUL).
+        let mut f = Formatter::new(Style::ValuePerLine {
+            key_delimiter: None,
+            delimiter: Vec::new(),
+        });
+        assert_eq!(f.format(&r), b"hello");
+        let mut f = Formatter::new(Style::ValuePerLine {
+            key_delimiter: None,
+            delimiter: vec![0],
+        });
+        assert_eq!(f.format(&r), b"hello\0");
+        let mut f = Formatter::new(Style::ValuePerLine {
+            key_delimiter: Some(b"::".to_vec()),
+            delimiter: b"\n".to_vec(),
+        });
         let mut r2 = rec(&[]);
         r2.key = None;
         r2.value = None;
@@ -732,6 +755,7 @@ mod tests {
                 "value per line",
                 Style::ValuePerLine {
                     key_delimiter: None,
+                    delimiter: b"\n".to_vec(),
                 },
             ),
             (

@@ -51,8 +51,12 @@ fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), CliError> {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Consume(opts) => {
-            if opts.help_properties {
+            if opts.help_properties || opts.x_command() == Some("list") {
                 print!("{}", cli::properties_help());
+                return Ok(());
+            }
+            if opts.x_command() == Some("dump") {
+                print!("{}", opts.config_builder()?.dump());
                 return Ok(());
             }
             let plan = opts.plan()?;

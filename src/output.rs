@@ -128,6 +128,8 @@ pub struct Stage {
     records: u64,
     bytes: u64,
     halt: Option<Halt>,
+    /// `-u`: flush stdout after every record.
+    unbuffered: bool,
     /// Partitions of which `-c` refused a record: their position is past records that
     /// were never written, so the sink must not be advanced to it (a restart resumes at
     /// the sink's position and would never write them).
@@ -153,6 +155,7 @@ impl Stage {
             records: 0,
             bytes: 0,
             halt: None,
+            unbuffered: plan.unbuffered,
             cut: BTreeSet::new(),
         })
     }
@@ -203,7 +206,14 @@ impl Stage {
                 }
             }
             Output::Sink(None) => Err(Halt::Failed(CliError::runtime("the sink is closed"))),
-            Output::Stdout(w) => w.write_all(bytes).map_err(stdout_err),
+            Output::Stdout(w) => {
+                let r = w.write_all(bytes);
+                if self.unbuffered {
+                    r.and_then(|()| w.flush()).map_err(stdout_err)
+                } else {
+                    r.map_err(stdout_err)
+                }
+            }
         };
         match written {
             Ok(()) => {

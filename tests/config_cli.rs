@@ -426,3 +426,83 @@ fn a_ring_budget_the_system_refuses_exits_2() {
         "{err}"
     );
 }
+
+/// kcat's `-X list` and `-X dump`: the property table, and the effective
+/// configuration as a properties file `-F` reads back, with secrets hidden.
+#[test]
+fn x_list_and_x_dump() {
+    let list = weir(&["consume", "-X", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("fetch.min.bytes"), "{text}");
+
+    let dump = weir(&[
+        "consume",
+        "-b",
+        "broker:9092",
+        "-G",
+        "g1",
+        "t",
+        "--profile",
+        "low-latency",
+        "-X",
+        "dump",
+        "-X",
+        "sasl.password=hunter2",
+        "-X",
+        "fetch.min.bytes=10",
+    ]);
+    assert!(dump.status.success(), "{}", stderr(&dump));
+    let text = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(text.contains("# from -X\nfetch.min.bytes=10\n"), "{text}");
+    assert!(
+        text.contains("# from -b\nbootstrap.servers=broker:9092\n"),
+        "{text}"
+    );
+    assert!(text.contains("# from -G\ngroup.id=g1\n"), "{text}");
+    assert!(
+        text.contains("# from --profile low-latency\nfetch.max.wait.ms=10\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nsasl.password=[hidden]\n"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("\n#sasl.username=\n"), "{text}");
+    assert!(text.contains("\nclient.id=weir\n"), "{text}");
+    // It reads back: the same values, now from the file.
+    let mut f = tempfile_in_target("dump.properties");
+    f.1.write_all(text.as_bytes()).expect("write the dump");
+    let again = weir(&["consume", "-F", &f.0, "-X", "dump"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.contains("fetch.min.bytes=10\n"), "{again}");
+    assert!(again.contains("fetch.max.wait.ms=10\n"), "{again}");
+    assert!(again.contains("group.id=g1\n"), "{again}");
+}
+
+/// `-D` is the message delimiter of the default output only; `-u` is for stdout.
+#[test]
+fn delimiter_and_unbuffered_rules() {
+    let err = expect(&["consume", "-b", "k:1", "-t", "t", "-D", ";", "-J"], 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    config_error(
+        &[
+            "consume",
+            "-b",
+            "k:1",
+            "-t",
+            "t",
+            "-u",
+            "--sink",
+            "/tmp/weir-never",
+        ],
+        "-u is for stdout; --sink writes its files on its own schedule (weir.sink.checkpoint.ms)",
+    );
+}
+
+fn tempfile_in_target(name: &str) -> (String, std::fs::File) {
+    let dir = std::env::temp_dir().join(format!("weir-config-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    let f = std::fs::File::create(&path).expect("create");
+    (path.display().to_string(), f)
+}

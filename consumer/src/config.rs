@@ -126,6 +126,17 @@ const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
 
+/// Properties whose values are secrets: never printed (`-X dump`, errors, logs).
+pub const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.jaas.config",
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.key",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+];
+
 /// Every property weir accepts, with Kafka's defaults. Sorted by name.
 pub static PROPERTIES: &[PropertySpec] = &[
     PropertySpec {
@@ -1978,6 +1989,39 @@ impl ConfigBuilder {
             password: Secret::default(),
             token: Some(token),
         })
+    }
+
+    /// The effective value of every property, as a `.properties` file that `-F`
+    /// reads back (kcat's `-X dump`): one `name=value` line each, with a comment
+    /// naming where a non-default value came from; unset properties are commented
+    /// out. Secrets ([`SECRET_PROPERTIES`]) are never shown.
+    pub fn dump(&self) -> String {
+        let mut out = String::from(
+            "# weir's effective configuration (-X dump); secrets are shown as [hidden]\n",
+        );
+        for spec in PROPERTIES {
+            let set = self.get(spec.name);
+            let value = set
+                .as_ref()
+                .map(|(v, _)| (*v).to_owned())
+                .or(spec.default.map(str::to_owned));
+            let shown = |v: &str| {
+                if SECRET_PROPERTIES.contains(&spec.name) {
+                    "[hidden]".to_owned()
+                } else {
+                    // A value spanning lines (inline PEM) continues with `\`.
+                    v.replace('\n', "\\n\\\n")
+                }
+            };
+            match (value, set) {
+                (Some(v), Some((_, source))) if !matches!(source, Source::Default) => {
+                    out.push_str(&format!("# from {source}\n{}={}\n", spec.name, shown(&v)));
+                }
+                (Some(v), _) => out.push_str(&format!("{}={}\n", spec.name, shown(&v))),
+                (None, _) => out.push_str(&format!("#{}=\n", spec.name)),
+            }
+        }
+        out
     }
 
     /// Checks every value and every cross-property rule, and returns the typed
