@@ -1361,6 +1361,134 @@ fn fetch_round(
     Ok((hw, out_of_range))
 }
 
+/// The timestamp of the first record at or after each given offset (the oldest
+/// record a group has not consumed), from the partitions' leaders: a Fetch of up to
+/// 16 KiB per partition, and, for a partition whose first batch is larger (Kafka
+/// returns an oversized batch only for the first partition of a response), a Fetch
+/// of that partition alone. Partitions without such a record are left out.
+pub(crate) fn first_timestamps(
+    c: &mut Client,
+    parts: &[(Tp, i64)],
+) -> Result<HashMap<Tp, i64>, AdminError> {
+    let mut out = HashMap::new();
+    if parts.is_empty() {
+        return Ok(out);
+    }
+    let topics: BTreeSet<&str> = parts.iter().map(|((t, _), _)| t.as_str()).collect();
+    let names: Vec<&str> = topics.into_iter().collect();
+    let md = c.metadata(Some(&names))?;
+    let mut by_leader: BTreeMap<i32, Vec<(Tp, i64)>> = BTreeMap::new();
+    for (k, o) in parts {
+        if let Some(&leader) = md.leaders.get(k)
+            && leader >= 0
+        {
+            by_leader.entry(leader).or_default().push((k.clone(), *o));
+        }
+    }
+    let mut d = weir_protocol::Decompressor::new();
+    for (leader, parts) in by_leader {
+        let Some(addr) = md.brokers.get(&leader).cloned() else {
+            continue;
+        };
+        let mut missing = Vec::new();
+        for chunk in parts.chunks(64) {
+            let found = timestamp_fetch(c, &md, &addr, chunk, 16 << 10, &mut d)?;
+            for (k, o) in chunk {
+                match found.get(k) {
+                    Some(ts) => {
+                        out.insert(k.clone(), *ts);
+                    }
+                    None => missing.push((k.clone(), *o)),
+                }
+            }
+        }
+        for one in missing {
+            let found = timestamp_fetch(c, &md, &addr, std::slice::from_ref(&one), 1, &mut d)?;
+            out.extend(found);
+        }
+    }
+    Ok(out)
+}
+
+fn timestamp_fetch(
+    c: &mut Client,
+    md: &OwnedMetadata,
+    addr: &Addr,
+    parts: &[(Tp, i64)],
+    partition_max_bytes: i32,
+    d: &mut weir_protocol::Decompressor,
+) -> Result<HashMap<Tp, i64>, AdminError> {
+    let have_ids = md.version >= 10 && md.topic_ids.values().all(|id| *id != [0; 16]);
+    let cap = if have_ids { i16::MAX } else { 12 };
+    let specs: Vec<FetchPartitionSpec<'_>> = parts
+        .iter()
+        .map(|((t, p), offset)| FetchPartitionSpec {
+            topic: t,
+            topic_id: md.topic_ids.get(t).copied().unwrap_or([0; 16]),
+            partition: *p,
+            fetch_offset: *offset,
+            partition_max_bytes,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            log_start_offset: -1,
+        })
+        .collect();
+    let params = FetchParams {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        // Within the side connections' ring (weir.coordinator.ring.bytes, 8 MiB).
+        max_bytes: 4 << 20,
+        // read_committed: an open transaction's records are not "the oldest unread".
+        isolation_level: 1,
+        session_id: 0,
+        session_epoch: -1,
+        rack_id: "",
+    };
+    let (from, v, body) = c.call::<kp::FetchRequest, FetchResponse<'static>>(
+        std::slice::from_ref(addr),
+        "partition leader",
+        cap,
+        |v| build_fetch_request(v, &params, &specs, &[]),
+    )?;
+    let r = FetchResponse::decode_body(&body, v).map_err(decode_err("Fetch", &from))?;
+    let mut out = HashMap::new();
+    for t in &r.topics {
+        let name = if t.topic.is_empty() {
+            md.topic_ids
+                .iter()
+                .find(|(_, id)| **id == t.topic_id)
+                .map(|(n, _)| n.as_str())
+        } else {
+            Some(t.topic)
+        };
+        let Some(name) = name else { continue };
+        for p in &t.partitions {
+            let k = (name.to_owned(), p.partition_index);
+            let Some(&(_, from_offset)) = parts.iter().find(|(pk, _)| *pk == k) else {
+                continue;
+            };
+            if p.error_code.is_err() {
+                continue;
+            }
+            'batches: for b in weir_protocol::Batches::new(p.records) {
+                let Ok(b) = b else { break };
+                if b.is_control() || b.next_offset() <= from_offset {
+                    continue;
+                }
+                let Ok(records) = b.records(d) else { break };
+                for rec in records {
+                    let Ok(rec) = rec else { break 'batches };
+                    if rec.offset() >= from_offset {
+                        out.insert(k.clone(), rec.timestamp());
+                        break 'batches;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// ListOffsets(earliest) for `parts` on their leader `addr`.
 fn earliest_offsets(
     c: &mut Client,

@@ -54,6 +54,7 @@ impl Cli {
                     GroupsCommand::Delete { conn, .. } | GroupsCommand::DeleteOffsets { conn, .. },
             } => (conn, false),
             Command::Metadata(m) => (&m.conn, false),
+            Command::Lag(l) => (&l.conn, false),
         };
         crate::logger::Filter::new(conn.debug.as_deref(), quiet).map_err(CliError::usage)
     }
@@ -72,6 +73,31 @@ pub enum Command {
     },
     /// List brokers, the controller, topics, partitions, leaders, replicas and ISRs (kcat -L).
     Metadata(MetadataOpts),
+    /// Export any consumer groups' lag as Prometheus metrics (kafka_consumer_lag, kafka_consumer_lag_sum, committed offsets, log ends, time lag).
+    Lag(LagOpts),
+}
+
+/// `weir lag` options.
+#[derive(Debug, Args, Default)]
+pub struct LagOpts {
+    /// Connection options.
+    #[command(flatten)]
+    pub conn: ConnOpts,
+    /// A group to export (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Export every group whose id matches this regular expression (looked up again at each interval).
+    #[arg(long, value_name = "REGEX", conflicts_with = "groups")]
+    pub group_regex: Option<String>,
+    /// Serve the metrics at http://ADDR/metrics (e.g. 127.0.0.1:9308).
+    #[arg(long, value_name = "ADDR", required_unless_present = "once")]
+    pub metrics_addr: Option<String>,
+    /// How often the groups are described, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub interval_ms: u64,
+    /// Take one snapshot, print it to stdout in the Prometheus text format, and exit.
+    #[arg(long, conflicts_with = "metrics_addr")]
+    pub once: bool,
 }
 
 /// `weir metadata` options.
@@ -274,7 +300,7 @@ pub struct ConnOpts {
     /// Read properties from a Java .properties file.
     #[arg(short = 'F', value_name = "FILE")]
     pub properties_file: Option<PathBuf>,
-    /// Start from a preset: high-throughput, low-latency, reliable or stream-processing.
+    /// Start from a preset: high-throughput, low-latency, reliable, stream-processing or cross-datacenter.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Debug output on stderr for these contexts (kcat's -d): all, or a comma-separated list of broker, fetch, cgrp (or consumer), metadata, protocol. Warnings are always printed (-q: errors only).
@@ -755,7 +781,8 @@ pub fn properties_help() -> String {
         "\nhigh-throughput, low-latency and reliable are the seed guide's presets. The guide gives\n\
          no preset for stream-processing: its values come from the guide's stream-processing\n\
          sketch, plus isolation.level=read_committed, which weir adds because stream processing\n\
-         commits offsets together with its results.\n",
+         commits offsets together with its results. cross-datacenter takes the guide's\n\
+         high-latency scenario (timeouts within its ranges, range assignment, latest).\n",
     );
     out
 }
@@ -770,7 +797,7 @@ mod tests {
         let cli = Cli::try_parse_from(full).map_err(|e| CliError::usage(e.to_string()))?;
         match cli.command {
             Command::Consume(o) => o.plan(),
-            Command::Groups { .. } | Command::Metadata(_) => unreachable!(),
+            Command::Groups { .. } | Command::Metadata(_) | Command::Lag(_) => unreachable!(),
         }
     }
 

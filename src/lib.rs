@@ -27,6 +27,7 @@ pub mod consume;
 pub mod consume_group;
 pub mod delete;
 pub mod format;
+pub mod lag;
 pub mod logger;
 pub mod metadata;
 pub mod metrics;

@@ -181,6 +181,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             print!("{text}");
             Ok(())
         }
+        Command::Lag(l) => run_lag(l),
         Command::Metadata(m) => {
             let config = m
                 .conn
@@ -221,4 +222,86 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `weir lag`: snapshots every `--interval-ms`, served at `--metrics-addr` until
+/// SIGINT or SIGTERM (or one snapshot on stdout with `--once`). A failed snapshot is
+/// a warning and the previous one stays served; settings the cluster refuses end it.
+fn run_lag(l: cli::LagOpts) -> Result<(), CliError> {
+    use std::sync::atomic::Ordering;
+    use weir::lag::{Exported, ExporterStats, Selector};
+    let selector = match (&l.group_regex, l.groups.is_empty()) {
+        (Some(re), _) => Selector::Regex(regex_lite::Regex::new(re).map_err(|e| {
+            CliError::usage(format!(
+                "--group-regex {re}: not a regular expression ({e})"
+            ))
+        })?),
+        (None, false) => Selector::Names(l.groups.clone()),
+        (None, true) => {
+            return Err(CliError::usage(
+                "which groups? give --group GROUP (repeatable) or --group-regex REGEX",
+            ));
+        }
+    };
+    if l.interval_ms == 0 {
+        return Err(CliError::usage("--interval-ms must be at least 1"));
+    }
+    let config = l
+        .conn
+        .builder(&[])?
+        .build(weir_consumer::config::Mode::Assign)?;
+    for w in &config.warnings {
+        eprintln!("weir: warning: {w}");
+    }
+    let admin_err = |e: weir::admin::AdminError| CliError {
+        code: e.exit_code(),
+        message: e.to_string(),
+    };
+    let stats = ExporterStats::default();
+    if l.once {
+        let groups = weir::lag::collect(&config, &selector).map_err(admin_err)?;
+        stats.polls.fetch_add(1, Ordering::Relaxed);
+        let text = weir::lag::render(&groups, weir::lag::now_ms(), &stats);
+        print!("{}", weir::metrics::with_process_metrics(text));
+        return Ok(());
+    }
+    let exported = Arc::new(Exported::default());
+    let addr = l.metrics_addr.clone().unwrap_or_default();
+    let server = weir::metrics::MetricsServer::start(&addr, Arc::clone(&exported))
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    eprintln!(
+        "weir: serving lag metrics at http://{}/metrics",
+        server.addr()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(&stop)?;
+    let interval = std::time::Duration::from_millis(l.interval_ms);
+    while !stop.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        match weir::lag::collect(&config, &selector) {
+            Ok(groups) => {
+                stats.polls.fetch_add(1, Ordering::Relaxed);
+                exported.set(weir::lag::render(&groups, weir::lag::now_ms(), &stats));
+                log::debug!(target: "weir::lag", "{}", weir::lag::summary(&groups));
+            }
+            Err(e)
+                if e.exit_code() == 2
+                    || matches!(&e, weir::admin::AdminError::Fetch(f) if f.is_settings()) =>
+            {
+                return Err(admin_err(e));
+            }
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "weir: warning: lag snapshot failed (the previous one is still served): {e}"
+                );
+            }
+        }
+        // Sleep out the interval in short steps, so a signal ends the run promptly.
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < interval {
+            std::thread::sleep(std::time::Duration::from_millis(50).min(interval));
+        }
+    }
+    drop(server);
+    Ok(())
 }

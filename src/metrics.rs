@@ -197,6 +197,107 @@ impl Metrics {
     }
 }
 
+/// What a `/metrics` endpoint serves: the current values as OpenMetrics text.
+pub trait Scrape: Send + Sync {
+    /// The text of one scrape.
+    fn scrape(&self) -> String;
+}
+
+impl Scrape for Metrics {
+    fn scrape(&self) -> String {
+        with_process_metrics(self.encode())
+    }
+}
+
+/// The standard process metrics Prometheus users expect from any exporter
+/// (`process_resident_memory_bytes`, `process_cpu_seconds_total`,
+/// `process_open_fds`, `process_threads`, `process_start_time_seconds`), read from
+/// `/proc/self`, inserted before the final `# EOF` of `text`. A value that cannot be
+/// read (not Linux) is left out.
+pub fn with_process_metrics(mut text: String) -> String {
+    let mut extra = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: Option<f64>| {
+        if let Some(v) = value {
+            let sample = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            extra.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{sample} {v}\n"
+            ));
+        }
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").ok();
+    // Fields after the command (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .as_deref()
+        .and_then(|s| s.rfind(')').map(|i| &s[i + 2..]))
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
+    let num = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // SAFETY: sysconf has no memory effects.
+    let (tick, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK) as f64,
+            libc::sysconf(libc::_SC_PAGESIZE) as f64,
+        )
+    };
+    // stat fields (from state, index 0): utime 11, stime 12, threads 17,
+    // starttime 19, rss 21 (pages).
+    let cpu = match (num(11), num(12)) {
+        (Some(u), Some(s)) if tick > 0.0 => Some((u + s) / tick),
+        _ => None,
+    };
+    gauge(
+        "process_cpu_seconds",
+        "User and system CPU time spent, in seconds.",
+        "counter",
+        cpu,
+    );
+    gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        "gauge",
+        num(21).map(|p| p * page),
+    );
+    gauge(
+        "process_threads",
+        "Number of OS threads in the process.",
+        "gauge",
+        num(17),
+    );
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as f64);
+    gauge(
+        "process_open_fds",
+        "Number of open file descriptors.",
+        "gauge",
+        fds,
+    );
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let start = match (boot, num(19)) {
+        (Some(b), Some(st)) if tick > 0.0 => Some(b + st / tick),
+        _ => None,
+    };
+    gauge(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch, in seconds.",
+        "gauge",
+        start,
+    );
+    match text.rfind("# EOF") {
+        Some(i) => text.insert_str(i, &extra),
+        None => text.push_str(&extra),
+    }
+    text
+}
+
 /// The `/metrics` endpoint could not be started.
 #[derive(Debug)]
 pub struct MetricsError {
@@ -263,7 +364,10 @@ const MAX_CONNS: usize = 32;
 impl MetricsServer {
     /// Serves `metrics` at `http://ADDR/metrics` (404 for any other path, 405 for
     /// methods other than GET and HEAD). Port 0 picks a free port; see [`Self::addr`].
-    pub fn start(addr: &str, metrics: Arc<Metrics>) -> Result<MetricsServer, MetricsError> {
+    pub fn start<M: Scrape + 'static>(
+        addr: &str,
+        metrics: Arc<M>,
+    ) -> Result<MetricsServer, MetricsError> {
         let err = |reason: String| MetricsError {
             addr: addr.to_owned(),
             reason,
@@ -282,7 +386,7 @@ impl MetricsServer {
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-metrics".to_owned())
-            .spawn(move || serve(&listener, &metrics, &flag))
+            .spawn(move || serve(&listener, &*metrics, &flag))
             .map_err(|e| err(e.to_string()))?;
         Ok(MetricsServer {
             stop,
@@ -297,7 +401,7 @@ impl MetricsServer {
     }
 }
 
-fn serve(listener: &TcpListener, metrics: &Metrics, stop: &AtomicBool) {
+fn serve(listener: &TcpListener, metrics: &dyn Scrape, stop: &AtomicBool) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut accept_pause_until: Option<Instant> = None;
     let mut accept_pause = Duration::from_millis(50);
@@ -378,7 +482,7 @@ enum Step {
 }
 
 impl Conn {
-    fn step(&mut self, metrics: &Metrics, now: Instant) -> Step {
+    fn step(&mut self, metrics: &dyn Scrape, now: Instant) -> Step {
         if now >= self.deadline {
             return Step::Done;
         }
@@ -430,7 +534,7 @@ impl Conn {
 }
 
 /// The whole answer to a request head (`None`: the head was too large).
-fn respond(head: Option<&[u8]>, metrics: &Metrics) -> Vec<u8> {
+fn respond(head: Option<&[u8]>, metrics: &dyn Scrape) -> Vec<u8> {
     let (status, body, is_head) = match head {
         None => (
             "431 Request Header Fields Too Large",
@@ -444,7 +548,7 @@ fn respond(head: Option<&[u8]>, metrics: &Metrics) -> Vec<u8> {
             let target = parts.next().unwrap_or_default();
             let path = target.split(|b| *b == b'?').next().unwrap_or_default();
             match (method, path) {
-                (b"GET" | b"HEAD", b"/metrics") => ("200 OK", metrics.encode(), method == b"HEAD"),
+                (b"GET" | b"HEAD", b"/metrics") => ("200 OK", metrics.scrape(), method == b"HEAD"),
                 (b"GET" | b"HEAD", _) => (
                     "404 Not Found",
                     String::from("not found: metrics are at /metrics\n"),

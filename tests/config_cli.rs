@@ -186,7 +186,7 @@ fn bad_offset_and_profile_and_format() {
             "--profile",
             "low-latncy",
         ],
-        "unknown profile `low-latncy`; did you mean `low-latency`? (profiles: high-throughput, low-latency, reliable, stream-processing)",
+        "unknown profile `low-latncy`; did you mean `low-latency`? (profiles: high-throughput, low-latency, reliable, stream-processing, cross-datacenter)",
     );
     config_error(
         &["consume", "-b", "broker:9092", "-t", "t", "-f", "%s %x"],

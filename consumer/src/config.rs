@@ -853,15 +853,20 @@ pub enum Profile {
     /// because the seed's stream processing commits offsets together with results and
     /// must therefore not see aborted transactions.
     StreamProcessing,
+    /// Across data centres (high latency): long request, session and heartbeat
+    /// timings within the seed's bounds, range assignment (the seed warns against
+    /// sticky strategies here), start from the latest offset without a commit.
+    CrossDatacenter,
 }
 
 impl Profile {
     /// The names `--profile` accepts.
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "high-throughput",
         "low-latency",
         "reliable",
         "stream-processing",
+        "cross-datacenter",
     ];
 
     /// The preset's command-line name.
@@ -871,6 +876,7 @@ impl Profile {
             Profile::LowLatency => Self::NAMES[1],
             Profile::Reliable => Self::NAMES[2],
             Profile::StreamProcessing => Self::NAMES[3],
+            Profile::CrossDatacenter => Self::NAMES[4],
         }
     }
 
@@ -910,6 +916,17 @@ impl Profile {
                 ("max.poll.interval.ms", "600000"),
                 ("isolation.level", "read_committed"),
             ],
+            // The seed's scenario 4: request.timeout.ms 60000-120000, session.timeout.ms
+            // 30000-60000, heartbeat.interval.ms 5000-10000, latest without a commit.
+            Profile::CrossDatacenter => &[
+                ("request.timeout.ms", "90000"),
+                ("default.api.timeout.ms", "120000"),
+                ("session.timeout.ms", "60000"),
+                ("heartbeat.interval.ms", "10000"),
+                ("partition.assignment.strategy", "range"),
+                ("auto.offset.reset", "latest"),
+                ("reconnect.backoff.max.ms", "10000"),
+            ],
         }
     }
 }
@@ -923,6 +940,7 @@ impl std::str::FromStr for Profile {
             Profile::LowLatency,
             Profile::Reliable,
             Profile::StreamProcessing,
+            Profile::CrossDatacenter,
         ];
         all.into_iter()
             .find(|p| p.name() == s)
@@ -2387,6 +2405,19 @@ mod tests {
             ),
             (5_242_880, 100, 600_000)
         );
+        let mut b = base();
+        b.set("group.id", "g", Source::Flag).unwrap();
+        b.profile(Profile::CrossDatacenter);
+        let c = b.build(Mode::Group).unwrap();
+        assert_eq!(
+            (
+                c.request_timeout_ms,
+                c.session_timeout_ms,
+                c.heartbeat_interval_ms
+            ),
+            (90_000, 60_000, 10_000)
+        );
+        assert_eq!(c.partition_assignment_strategy, vec![Assignor::Range]);
         let mut b = base();
         b.set("group.id", "g", Source::Flag).unwrap();
         b.profile(Profile::HighThroughput);
