@@ -251,6 +251,9 @@ impl Source for Group<'_> {
     }
 
     fn after_poll(&mut self, stage: &mut Stage) -> Result<Status, CliError> {
+        for d in self.gc.take_rebalance_durations() {
+            self.metrics.rebalance_duration.observe(d.as_secs_f64());
+        }
         let gc = &mut self.gc;
         if gc.assignment().len() != self.owned.len()
             || gc.assignment().iter().zip(&self.owned).any(|(a, b)| a != b)
@@ -327,7 +330,9 @@ impl Source for Group<'_> {
         if self.auto_commit && due {
             self.next_commit = now + self.commit_every;
             let m = Arc::clone(&self.metrics);
+            let sent = Instant::now();
             self.gc.commit_async(move |r| {
+                m.commit_latency.observe(sent.elapsed().as_secs_f64());
                 if r.is_err() {
                     m.commit_errors.inc();
                 }

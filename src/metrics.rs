@@ -67,6 +67,14 @@ pub struct Metrics {
     /// Completed rebalances.
     pub rebalances: Counter,
     fetch_latency: Histogram,
+    /// Offset commit round trips, in seconds.
+    pub commit_latency: Histogram,
+    /// Record timestamp to hand-over, in seconds.
+    pub end_to_end_latency: Histogram,
+    /// Rebalance durations (first JoinGroup to the assignment), in seconds.
+    pub rebalance_duration: Histogram,
+    /// Records handed over per poll that returned any.
+    pub records_per_poll: Histogram,
 }
 
 impl Default for Metrics {
@@ -88,6 +96,12 @@ impl Metrics {
         let rebalances = Counter::default();
         // 0.5 ms to about 16 s.
         let fetch_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let commit_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        // 1 ms to about 9 hours: a consumer catching up reads old records.
+        let end_to_end_latency = Histogram::new(exponential_buckets(0.001, 2.0, 25));
+        // 10 ms to about 5.5 minutes.
+        let rebalance_duration = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let records_per_poll = Histogram::new(exponential_buckets(1.0, 2.0, 17));
         registry.register(
             "kafka_consumer_lag",
             "High watermark minus the next offset to consume, per partition",
@@ -129,6 +143,26 @@ impl Metrics {
             "Time from sending a fetch request to receiving its response",
             fetch_latency.clone(),
         );
+        registry.register(
+            "kafka_consumer_commit_latency_seconds",
+            "Time from sending an offset commit to its answer",
+            commit_latency.clone(),
+        );
+        registry.register(
+            "kafka_consumer_end_to_end_latency_seconds",
+            "Time from a record's timestamp to its hand-over to the output",
+            end_to_end_latency.clone(),
+        );
+        registry.register(
+            "kafka_consumer_rebalance_duration_seconds",
+            "Time from a rebalance's first JoinGroup to this member's assignment",
+            rebalance_duration.clone(),
+        );
+        registry.register(
+            "kafka_consumer_records_per_poll",
+            "Records handed to the output per poll that returned any",
+            records_per_poll.clone(),
+        );
         Metrics {
             registry,
             lag,
@@ -140,6 +174,10 @@ impl Metrics {
             commit_errors,
             rebalances,
             fetch_latency,
+            commit_latency,
+            end_to_end_latency,
+            rebalance_duration,
+            records_per_poll,
         }
     }
 

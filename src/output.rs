@@ -130,6 +130,9 @@ pub struct Stage {
     halt: Option<Halt>,
     /// `-u`: flush stdout after every record.
     unbuffered: bool,
+    /// The wall clock (ms since the epoch) read once per poll, for the end-to-end
+    /// latency of the records it hands over.
+    wall_ms: i64,
     /// Partitions of which `-c` refused a record: their position is past records that
     /// were never written, so the sink must not be advanced to it (a restart resumes at
     /// the sink's position and would never write them).
@@ -156,6 +159,7 @@ impl Stage {
             bytes: 0,
             halt: None,
             unbuffered: plan.unbuffered,
+            wall_ms: 0,
             cut: BTreeSet::new(),
         })
     }
@@ -218,6 +222,12 @@ impl Stage {
         match written {
             Ok(()) => {
                 let n = rec.key().map_or(0, <[u8]>::len) + rec.value().map_or(0, <[u8]>::len);
+                let ts = rec.timestamp();
+                if ts > 0 && self.wall_ms > 0 {
+                    self.metrics
+                        .end_to_end_latency
+                        .observe((self.wall_ms - ts).max(0) as f64 / 1000.0);
+                }
                 self.records += 1;
                 self.bytes += n as u64;
                 self.metrics.record_consumed(n);
@@ -229,6 +239,13 @@ impl Stage {
                 Delivered::Refused
             }
         }
+    }
+
+    /// Reads the wall clock for the records of the next poll.
+    pub fn begin_poll(&mut self) {
+        self.wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
     }
 
     /// The failure that stopped the output, if any.
@@ -407,10 +424,20 @@ pub fn drive(
         if lock(&stage).count_reached() {
             break Ok(StopReason::Count);
         }
+        let before = {
+            let mut st = lock(&stage);
+            st.begin_poll();
+            st.records
+        };
         if let Err(e) = source.poll(&stage, Duration::from_millis(100)) {
             break Err(Halt::Failed(e));
         }
         let mut st = lock(&stage);
+        if st.records > before {
+            metrics
+                .records_per_poll
+                .observe((st.records - before) as f64);
+        }
         if let Some(h) = st.halt() {
             break Err(h.clone());
         }

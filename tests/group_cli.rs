@@ -421,6 +421,17 @@ fn two_sink_members_share_the_group_and_sigterm_hands_over_at_once() {
         commit_errors.is_some(),
         "kafka_consumer_commit_errors_total missing"
     );
+    // The seed's monitoring list: rebalance durations (one per rebalance b saw),
+    // commit round trips, record-to-output latency and records per poll were observed.
+    let count = |name: &str| scrape(&metrics_addr, &format!("{name}_count")).unwrap_or(0.0);
+    let r = rebalances.unwrap_or(0.0);
+    assert!(
+        count("kafka_consumer_rebalance_duration_seconds") >= r,
+        "rebalance durations for {r} rebalances"
+    );
+    assert!(count("kafka_consumer_commit_latency_seconds") >= 1.0);
+    assert!(count("kafka_consumer_end_to_end_latency_seconds") >= 1.0);
+    assert!(count("kafka_consumer_records_per_poll") >= 1.0);
 
     sigterm(&member_b);
     let out = wait_bounded(member_b, Duration::from_secs(15), "member b after SIGTERM");

@@ -153,6 +153,9 @@ pub struct GroupConsumer {
     metadata_failures: u32,
     /// When a subscribed topic that does not exist was last warned about.
     missing_warned: Option<Instant>,
+    /// How long each rebalance completed since the last
+    /// [`take_rebalance_durations`](GroupConsumer::take_rebalance_durations) took.
+    rebalance_durations: Vec<Duration>,
     listener: Box<dyn RebalanceListener + Send>,
     callbacks: HashMap<CommitId, CommitCallback>,
     completed: HashMap<CommitId, Result<(), CommitError>>,
@@ -237,6 +240,7 @@ impl GroupConsumer {
             metadata_not_before: Instant::now(),
             metadata_failures: 0,
             missing_warned: None,
+            rebalance_durations: Vec::new(),
             listener: Box::new(NoopListener),
             callbacks: HashMap::new(),
             completed: HashMap::new(),
@@ -279,6 +283,12 @@ impl GroupConsumer {
     /// The member's phase (joining, stable, revoking...).
     pub fn phase(&self) -> Phase {
         self.member.phase()
+    }
+
+    /// The durations of the rebalances completed since the last call, each from its
+    /// first JoinGroup to the assignment (for a rebalance-duration histogram).
+    pub fn take_rebalance_durations(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.rebalance_durations)
     }
 
     /// The member id the broker gave (empty before the first join).
@@ -977,6 +987,11 @@ impl GroupConsumer {
                 Event::PartitionsAssigned(tps) => {
                     for tp in &tps {
                         self.refused.remove(tp);
+                    }
+                    if let Some(d) = self.member.stats().last_rebalance
+                        && self.rebalance_durations.len() < 1024
+                    {
+                        self.rebalance_durations.push(d);
                     }
                     self.listener.on_partitions_assigned(&tps);
                 }
