@@ -320,9 +320,9 @@ pub struct ConsumeOpts {
     /// Partition(s) to consume (repeatable or comma-separated).
     #[arg(short = 'p', value_name = "PARTITION", value_delimiter = ',')]
     pub partitions: Vec<i32>,
-    /// Start offset: beginning, end, stored, N (absolute), -N (N before the end), s@TIMESTAMP_MS.
+    /// Start offset: beginning, end, stored, N (absolute), -N (N before the end), s@TIMESTAMP_MS; and/or e@TIMESTAMP_MS to stop each partition at its first record at or after that time (given as a second -o, as in kcat).
     #[arg(short = 'o', value_name = "OFFSET", allow_hyphen_values = true)]
-    pub offset: Option<String>,
+    pub offset: Vec<String>,
     /// Exit once every assigned partition has been read to its end. While no broker can
     /// be reached, -e does not end the run: with -p or -G weir keeps retrying (a
     /// warning per broker every 10 s) until the cluster answers or it is stopped;
@@ -495,6 +495,8 @@ pub struct ConsumePlan {
     pub quiet: bool,
     /// `-u`: stdout is flushed after every record.
     pub unbuffered: bool,
+    /// `-o e@TIMESTAMP`: stop each partition at its first record at or after it.
+    pub stop_at: Option<i64>,
 }
 
 impl ConsumePlan {
@@ -625,7 +627,25 @@ impl ConsumeOpts {
         // Without -o: kcat's `end` when assigning partitions; in group mode the
         // group's committed offsets and, where there is none, `auto.offset.reset` from
         // the merged configuration (Kafka's precedence), never a silent `end`.
-        let start = match &self.offset {
+        let mut stop_at = None;
+        let mut start_spec: Option<&String> = None;
+        for o in &self.offset {
+            if let Some(ts) = o.strip_prefix("e@") {
+                let ts: i64 = ts.parse().ok().filter(|t| *t >= 0).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "invalid -o {o}: e@ takes a timestamp in milliseconds since the epoch"
+                    ))
+                })?;
+                if stop_at.replace(ts).is_some() {
+                    return Err(CliError::usage("give -o e@TIMESTAMP once"));
+                }
+            } else if start_spec.replace(o).is_some() {
+                return Err(CliError::usage(
+                    "give one start -o (beginning, end, stored, N, -N, s@TS), and e@TS as a second -o to stop at a time",
+                ));
+            }
+        }
+        let start = match start_spec {
             Some(o) => StartOffset::parse(o)?,
             None if matches!(mode, Mode::Group) => StartOffset::Stored,
             None => StartOffset::End,
@@ -719,6 +739,7 @@ impl ConsumeOpts {
             metrics_addr,
             quiet: self.quiet,
             unbuffered: self.unbuffered,
+            stop_at,
         })
     }
 }

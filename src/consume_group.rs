@@ -406,6 +406,7 @@ mod tests {
             metrics_addr: None,
             quiet: true,
             unbuffered: false,
+            stop_at: None,
         }
     }
 

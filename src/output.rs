@@ -52,6 +52,8 @@ pub enum StopReason {
     Signal,
     /// The reader of stdout went away.
     BrokenPipe,
+    /// `-o e@TIMESTAMP`: every partition reached a record at or after the time.
+    StopTimestamp,
 }
 
 impl Summary {
@@ -62,6 +64,7 @@ impl Summary {
             StopReason::Count => "reached the -c count",
             StopReason::Signal => "stopped by signal",
             StopReason::BrokenPipe => "output closed",
+            StopReason::StopTimestamp => "reached the -o e@ timestamp on every partition",
         };
         format!(
             "weir: {} records ({} bytes) from {} partition(s) in {:.1}s; {why}",
@@ -130,6 +133,10 @@ pub struct Stage {
     halt: Option<Halt>,
     /// `-u`: flush stdout after every record.
     unbuffered: bool,
+    /// `-o e@TIMESTAMP`: records at or after it are not written.
+    stop_at: Option<i64>,
+    /// Partitions that reached `stop_at`: nothing more of them is written.
+    stopped: BTreeSet<(String, i32)>,
     /// The wall clock (ms since the epoch) read once per poll, for the end-to-end
     /// latency of the records it hands over.
     wall_ms: i64,
@@ -159,6 +166,8 @@ impl Stage {
             bytes: 0,
             halt: None,
             unbuffered: plan.unbuffered,
+            stop_at: plan.stop_at,
+            stopped: BTreeSet::new(),
             wall_ms: 0,
             cut: BTreeSet::new(),
         })
@@ -171,6 +180,17 @@ impl Stage {
 
     /// Formats and writes one record (unless `-c` is reached or the output failed).
     pub fn deliver(&mut self, rec: &ConsumerRecord<'_>, now: Instant) -> Delivered {
+        if let Some(stop) = self.stop_at {
+            let key = (rec.topic.to_owned(), rec.partition);
+            if rec.timestamp() >= stop || self.stopped.contains(&key) {
+                // kcat's e@: the first record at or after the time ends the
+                // partition; later ones (even older-stamped) are not written
+                // either, and the sink is not advanced past them.
+                self.cut.insert(key.clone());
+                self.stopped.insert(key);
+                return Delivered::Refused;
+            }
+        }
         if self.count_reached() {
             if !self
                 .cut
@@ -239,6 +259,11 @@ impl Stage {
                 Delivered::Refused
             }
         }
+    }
+
+    /// How many partitions reached `-o e@TIMESTAMP`.
+    pub fn stopped_partitions(&self) -> usize {
+        self.stopped.len()
     }
 
     /// Reads the wall clock for the records of the next poll.
@@ -465,6 +490,12 @@ pub fn drive(
                 status.lag,
             ));
             bar.tick();
+        }
+        if plan.stop_at.is_some()
+            && status.partitions > 0
+            && lock(&stage).stopped_partitions() >= status.partitions
+        {
+            break Ok(StopReason::StopTimestamp);
         }
         if plan.exit_at_end && status.all_at_end {
             break Ok(StopReason::EndOfPartitions);
