@@ -354,6 +354,9 @@ pub struct ConsumeOpts {
     /// Unbuffered output: every record is written to stdout as soon as it is formatted (kcat's -u), instead of after each poll.
     #[arg(short = 'u')]
     pub unbuffered: bool,
+    /// Do not exit on a partition's error (a corrupt batch, a partition the topic lacks, an out-of-range offset with auto.offset.reset=none, a broker error for one partition): warn, leave that partition, and go on with the others (kcat's -E). Errors of the whole consumer still end the run.
+    #[arg(short = 'E')]
+    pub keep_going: bool,
     /// Quiet: no progress line, warnings or summary.
     #[arg(short = 'q')]
     pub quiet: bool,
@@ -497,6 +500,8 @@ pub struct ConsumePlan {
     pub unbuffered: bool,
     /// `-o e@TIMESTAMP`: stop each partition at its first record at or after it.
     pub stop_at: Option<i64>,
+    /// `-E`: a partition's error is a warning; the other partitions go on.
+    pub keep_going: bool,
 }
 
 impl ConsumePlan {
@@ -740,6 +745,7 @@ impl ConsumeOpts {
             quiet: self.quiet,
             unbuffered: self.unbuffered,
             stop_at,
+            keep_going: self.keep_going,
         })
     }
 }

@@ -57,6 +57,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         consumer,
         from_end: BTreeMap::new(),
         parts: Vec::new(),
+        failed: std::collections::BTreeSet::new(),
         metrics: Arc::clone(&metrics),
     };
     for &p in &partitions {
@@ -94,6 +95,8 @@ struct Manual<'p> {
     /// Partitions whose `-o -N` start waits for the end offset.
     from_end: BTreeMap<(String, i32), i64>,
     parts: Vec<(String, i32)>,
+    /// `-E`: partitions left after an error of their own (counted as done).
+    failed: std::collections::BTreeSet<(String, i32)>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -116,10 +119,22 @@ impl Source for Manual<'_> {
                 st.deliver(rec, now);
             }
         };
-        self.consumer
-            .poll(timeout, handler)
-            .map(|_| ())
-            .map_err(|e| self.plan.fetch_error(e))
+        match self.consumer.poll(timeout, handler) {
+            Ok(_) => Ok(()),
+            Err(e) if self.plan.keep_going && e.partition().is_some() => {
+                if let Some((t, p)) = e.partition() {
+                    let key = (t.to_owned(), p);
+                    if self.failed.insert(key.clone()) {
+                        let _ = self.consumer.pause(&key.0, key.1);
+                        eprintln!(
+                            "weir: warning: {e}; -E: {t}-{p} is left, the other partitions go on"
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(self.plan.fetch_error(e)),
+        }
     }
 
     fn after_poll(&mut self, stage: &mut Stage) -> Result<Status, CliError> {
@@ -144,11 +159,14 @@ impl Source for Manual<'_> {
         }
         let mut status = Status {
             all_at_end: self.from_end.is_empty() && !self.parts.is_empty(),
-            partitions: self.parts.len(),
+            partitions: self.parts.len() - self.failed.len(),
             seen: self.parts.len(),
             lag: 0,
         };
         for (t, p) in &self.parts {
+            if self.failed.contains(&(t.clone(), *p)) {
+                continue;
+            }
             match self.consumer.lag(t, *p) {
                 Some(lag) => {
                     self.metrics.set_lag(t, *p, lag);

@@ -169,6 +169,7 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         seen: BTreeSet::new(),
         transient_errors: 0,
         metrics: Arc::clone(&metrics),
+        failed: BTreeSet::new(),
     };
     let mut source = source;
     source.gc.set_listener(Listener {
@@ -196,6 +197,8 @@ struct Group<'p> {
     /// Transient fetch errors since records last arrived (see is_transient).
     transient_errors: u32,
     metrics: Arc<Metrics>,
+    /// `-E`: partitions left after an error of their own.
+    failed: BTreeSet<TopicPartition>,
 }
 
 impl Source for Group<'_> {
@@ -242,6 +245,20 @@ impl Source for Group<'_> {
                 self.metrics.commit_errors.inc();
                 if !self.plan.quiet {
                     eprintln!("weir: warning: offset commit failed: {e}");
+                }
+            }
+            Err(GroupConsumerError::Fetch(e))
+                if self.plan.keep_going && e.partition().is_some() =>
+            {
+                // -E: the partition stays paused where it failed (nothing past it is
+                // committed); the others go on, and -e does not wait for it.
+                if let Some((t, p)) = e.partition() {
+                    let tp = TopicPartition::new(t, p);
+                    if self.failed.insert(tp) {
+                        eprintln!(
+                            "weir: warning: {e}; -E: {t}-{p} is left, the other partitions go on"
+                        );
+                    }
                 }
             }
             Err(GroupConsumerError::Fetch(e)) => return Err(self.plan.fetch_error(e)),
@@ -296,13 +313,17 @@ impl Source for Group<'_> {
                 self.newly_owned.remove(&tp);
             }
         }
+        self.failed.retain(|tp| self.owned.contains(tp));
         let mut status = Status {
             all_at_end: !self.owned.is_empty() && gc.phase() == Phase::Stable,
-            partitions: self.owned.len(),
+            partitions: self.owned.len() - self.failed.len(),
             ..Status::default()
         };
         for tp in &self.owned {
             self.seen.insert(tp.clone());
+            if self.failed.contains(tp) {
+                continue;
+            }
             match gc.fetch_consumer().lag(&tp.topic, tp.partition) {
                 Some(lag) => {
                     self.metrics.set_lag(&tp.topic, tp.partition, lag);
@@ -407,6 +428,7 @@ mod tests {
             quiet: true,
             unbuffered: false,
             stop_at: None,
+            keep_going: false,
         }
     }
 

@@ -103,3 +103,51 @@ fn e_at_usage_errors() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// kcat's `-E`: a partition's own error is a warning and the others are read to the
+/// end; without it the same run exits 1.
+#[test]
+fn dash_capital_e_leaves_a_failing_partition_and_reads_the_others() {
+    let bootstrap = Broker::shared().bootstrap();
+    let topic = support::unique_topic("weir-keep-going");
+    Producer::new(&bootstrap, &topic)
+        .partitions(2)
+        .count(7)
+        .run();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "consume".to_owned(),
+            "-b".to_owned(),
+            bootstrap.clone(),
+            "-t".to_owned(),
+            topic.clone(),
+            "-p".to_owned(),
+            "0,1,9".to_owned(),
+            "-o".to_owned(),
+            "beginning".to_owned(),
+            "-e".to_owned(),
+            "-f".to_owned(),
+            "%p:%o\n".to_owned(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| weir(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(args(&["-E"]));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(lines(&out), want(0, 7));
+    assert!(
+        err.contains(&format!(
+            "-E: {topic}-9 is left, the other partitions go on"
+        )),
+        "{err}"
+    );
+    let out = run(args(&["-q"]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -198,6 +198,31 @@ impl fmt::Display for FetchError {
 }
 
 impl FetchError {
+    /// The one partition the error is about, when it concerns a single partition
+    /// (a corrupt batch, no progress, a partition the topic lacks, an out-of-range
+    /// position under `auto.offset.reset=none`, a per-partition broker error). The
+    /// other partitions are unaffected and keep being fetched.
+    pub fn partition(&self) -> Option<(&str, i32)> {
+        match self {
+            FetchError::Corrupt(c) => Some((&c.topic, c.partition)),
+            FetchError::NoProgress {
+                topic, partition, ..
+            }
+            | FetchError::UnknownPartition {
+                topic, partition, ..
+            }
+            | FetchError::OffsetOutOfRange {
+                topic, partition, ..
+            } => Some((topic, *partition)),
+            FetchError::Broker {
+                topic: Some(t),
+                partition: Some(p),
+                ..
+            } => Some((t, *p)),
+            _ => None,
+        }
+    }
+
     /// Whether the error says the settings do not fit the cluster (configuration,
     /// authentication, security protocol), so retrying as they are cannot succeed.
     pub fn is_settings(&self) -> bool {
