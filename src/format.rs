@@ -490,20 +490,25 @@ where
         160 + r.topic.len() + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len),
     );
     buf.extend_from_slice(b"{\"topic\":");
-    write_json_string(buf, r.topic.as_bytes());
+    if r.topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        // Kafka's topic names ([a-zA-Z0-9._-]) never need an escape.
+        buf.push(b'"');
+        buf.extend_from_slice(r.topic.as_bytes());
+        buf.push(b'"');
+    } else {
+        write_json_string(buf, r.topic.as_bytes());
+    }
     buf.extend_from_slice(b",\"partition\":");
     write_int(buf, i64::from(r.partition));
     buf.extend_from_slice(b",\"offset\":");
     write_int(buf, r.offset);
     let tstype: Option<&[u8]> = match r.timestamp_type {
         TimestampType::NotAvailable => None,
-        TimestampType::CreateTime => Some(b"create"),
-        TimestampType::LogAppendTime => Some(b"logappend"),
+        TimestampType::CreateTime => Some(b",\"tstype\":\"create\",\"ts\":"),
+        TimestampType::LogAppendTime => Some(b",\"tstype\":\"logappend\",\"ts\":"),
     };
     if let Some(t) = tstype {
-        buf.extend_from_slice(b",\"tstype\":");
-        write_json_string(buf, t);
-        buf.extend_from_slice(b",\"ts\":");
+        buf.extend_from_slice(t);
         write_int(buf, r.timestamp);
     }
     buf.extend_from_slice(b",\"broker\":");
