@@ -490,7 +490,10 @@ where
         160 + r.topic.len() + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len),
     );
     buf.extend_from_slice(b"{\"topic\":");
-    if r.topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if r.topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         // Kafka's topic names ([a-zA-Z0-9._-]) never need an escape.
         buf.push(b'"');
         buf.extend_from_slice(r.topic.as_bytes());

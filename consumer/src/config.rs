@@ -302,6 +302,18 @@ pub static PROPERTIES: &[PropertySpec] = &[
         "Refresh metadata at least this often even without errors.",
     ),
     p(
+        "metadata.recovery.rebootstrap.trigger.ms",
+        Some("300000"),
+        int(0, MS_MAX),
+        "With metadata.recovery.strategy=rebootstrap: after this long with no broker reachable, dial bootstrap.servers again.",
+    ),
+    p(
+        "metadata.recovery.strategy",
+        Some("rebootstrap"),
+        Kind::Enum(&["none", "rebootstrap"]),
+        "KIP-1102: rebootstrap goes back to bootstrap.servers when every known broker is unreachable; none keeps to the advertised ones.",
+    ),
+    p(
         "partition.assignment.strategy",
         Some("range,cooperative-sticky"),
         Kind::List,
@@ -1279,6 +1291,9 @@ pub struct ConsumerConfig {
     pub reconnect_backoff_ms: u32,
     pub reconnect_backoff_max_ms: u32,
     pub metadata_max_age_ms: u32,
+    /// `metadata.recovery.strategy=rebootstrap`: `metadata.recovery.rebootstrap.trigger.ms`;
+    /// `None` for `strategy=none`.
+    pub rebootstrap_trigger_ms: Option<u32>,
     pub isolation_level: IsolationLevel,
     pub auto_offset_reset: OffsetReset,
     pub enable_auto_commit: bool,
@@ -2255,6 +2270,10 @@ impl ConfigBuilder {
             reconnect_backoff_ms,
             reconnect_backoff_max_ms,
             metadata_max_age_ms: self.u32("metadata.max.age.ms")?,
+            rebootstrap_trigger_ms: match self.string("metadata.recovery.strategy").as_deref() {
+                Some(s) if s.eq_ignore_ascii_case("none") => None,
+                _ => Some(self.u32("metadata.recovery.rebootstrap.trigger.ms")?),
+            },
             isolation_level,
             auto_offset_reset,
             enable_auto_commit,

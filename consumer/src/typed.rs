@@ -42,6 +42,7 @@ impl ConsumerConfig {
             reconnect_backoff_max_ms: u64::from(self.reconnect_backoff_max_ms),
             retry_backoff_ms: u64::from(self.retry_backoff_ms),
             metadata_max_age_ms: u64::from(self.metadata_max_age_ms),
+            rebootstrap_trigger_ms: self.rebootstrap_trigger_ms.map(u64::from),
             ring_bytes: size(self.ring_bytes),
             side_ring_bytes: size(self.coordinator_ring_bytes),
             max_decompressed_batch_bytes: size(u64::from(self.max_decompressed_batch_bytes)),
@@ -197,6 +198,10 @@ mod tests {
             "auto.offset.reset"
         );
         assert_eq!(f.check_crcs, d.check_crcs, "check.crcs");
+        assert_eq!(
+            f.rebootstrap_trigger_ms, d.rebootstrap_trigger_ms,
+            "metadata.recovery.strategy and metadata.recovery.rebootstrap.trigger.ms"
+        );
         assert_eq!(
             f.request_timeout_ms, d.request_timeout_ms,
             "request.timeout.ms"

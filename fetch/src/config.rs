@@ -107,6 +107,12 @@ pub struct FetchConfig {
     /// TLS (`security.protocol=SSL` or `SASL_SSL`): every connection, fetch and
     /// side, is encrypted and the broker's certificate checked. `None`: plaintext.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// KIP-1102 (`metadata.recovery.strategy=rebootstrap`, Kafka's default):
+    /// when no broker has been reachable for this long
+    /// (`metadata.recovery.rebootstrap.trigger.ms`, default 300000), the
+    /// `bootstrap.servers` addresses are dialled again, besides the brokers the
+    /// cluster advertised (which may all have moved). `None`: `strategy=none`.
+    pub rebootstrap_trigger_ms: Option<u64>,
 }
 
 impl Default for FetchConfig {
@@ -135,6 +141,7 @@ impl Default for FetchConfig {
             resolver: crate::resolve::Resolver::system(),
             sasl: None,
             tls: None,
+            rebootstrap_trigger_ms: Some(300_000),
         }
     }
 }

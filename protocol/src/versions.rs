@@ -216,7 +216,17 @@ mod tests {
                 assert_eq!(r, $want, "{}", <$req>::NAME);
             }};
         }
-        check!(kp::FetchRequest, fetch::FetchResponse<'_>, (4, 16));
+        check!(kp::FetchRequest, fetch::FetchResponse<'_>, (4, 18));
+        check!(
+            kp::DeleteGroupsRequest,
+            group::DeleteGroupsResponse<'_>,
+            (0, 2)
+        );
+        check!(
+            kp::OffsetDeleteRequest,
+            group::OffsetDeleteResponse<'_>,
+            (0, 0)
+        );
         check!(kp::MetadataRequest, metadata::MetadataResponse<'_>, (1, 13));
         check!(
             kp::ListOffsetsRequest,
@@ -265,11 +275,17 @@ mod tests {
         let t = ApiVersionTable::from_ranges([range(1, 0, 17), range(8, 0, 10)]);
         assert_eq!(
             t.negotiate::<kp::FetchRequest, fetch::FetchResponse<'_>>(),
-            Ok(16)
+            Ok(17)
         );
         assert_eq!(
             t.negotiate::<kp::OffsetCommitRequest, group::OffsetCommitResponse<'_>>(),
             Ok(9)
+        );
+        // Kafka 4.4 takes Fetch v18 (follower-side fields, tagged).
+        let t = ApiVersionTable::from_ranges([range(1, 0, 18)]);
+        assert_eq!(
+            t.negotiate::<kp::FetchRequest, fetch::FetchResponse<'_>>(),
+            Ok(18)
         );
     }
 }

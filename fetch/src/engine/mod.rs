@@ -339,6 +339,11 @@ pub(crate) struct Engine<N: Net> {
     rng: u64,
     workers: usize,
     side_events: VecDeque<SideEvent>,
+    /// The last turn at which some (non-side) broker was ready: the clock of
+    /// KIP-1102's rebootstrap.
+    last_reachable: Instant,
+    /// The node id the next re-added bootstrap entry gets (negative, unused).
+    next_bootstrap_id: i32,
 }
 
 impl<N: Net> fmt::Debug for Engine<N> {
@@ -361,6 +366,7 @@ impl<N: Net> Engine<N> {
         seed: u64,
     ) -> Result<Self, FetchError> {
         let mut brokers = Vec::new();
+        let cfg_bootstrap_len = cfg.bootstrap_servers.len() as i32;
         for (i, s) in cfg.bootstrap_servers.iter().enumerate() {
             let (host, port) = split_host_port(s)
                 .ok_or_else(|| FetchError::Config(format!("bad bootstrap server {s:?}")))?;
@@ -388,6 +394,8 @@ impl<N: Net> Engine<N> {
             rng: 0x2545_f491_4f6c_dd1d ^ (seed | 1),
             workers: 1,
             side_events: VecDeque::new(),
+            last_reachable: now,
+            next_bootstrap_id: -1 - cfg_bootstrap_len,
         })
     }
 
@@ -695,6 +703,7 @@ impl<N: Net> Engine<N> {
 
     pub(crate) fn timers(&mut self, now: Instant) {
         self.meta.tick(now);
+        self.rebootstrap_if_lost(now);
         for i in 0..self.brokers.len() {
             let dead = match self.brokers[i].conn.as_mut() {
                 Some(c) => c.check_timeouts(now).err(),
@@ -704,6 +713,57 @@ impl<N: Net> Engine<N> {
                 self.conn_died(i, e, now);
             }
         }
+    }
+
+    /// KIP-1102: after `rebootstrap_trigger_ms` with no broker ready, dial the
+    /// `bootstrap.servers` addresses again (those no broker entry has now: a
+    /// bootstrap entry became a node when Metadata named its address, and follows that
+    /// node if it moves), and ask for metadata anew. Every known broker keeps being
+    /// retried too, with its backoff.
+    fn rebootstrap_if_lost(&mut self, now: Instant) {
+        let Some(ms) = self.cfg.rebootstrap_trigger_ms else {
+            return;
+        };
+        if self
+            .brokers
+            .iter()
+            .any(|b| !b.side && matches!(b.phase, Phase::Ready(_)))
+        {
+            self.last_reachable = now;
+            return;
+        }
+        if now.saturating_duration_since(self.last_reachable) < Duration::from_millis(ms) {
+            return;
+        }
+        self.last_reachable = now;
+        let mut added = Vec::new();
+        for s in &self.cfg.bootstrap_servers {
+            let Some((host, port)) = split_host_port(s) else {
+                continue;
+            };
+            if self
+                .brokers
+                .iter()
+                .any(|b| !b.side && b.host == host && b.port == port)
+            {
+                continue;
+            }
+            added.push(format!("{host}:{port}"));
+            let b = Broker::new(self.next_bootstrap_id, host, port, &self.cfg, now);
+            self.next_bootstrap_id -= 1;
+            self.brokers.push(b);
+        }
+        log::warn!(
+            target: "weir_fetch::metadata",
+            "no broker reachable for {ms} ms (metadata.recovery.rebootstrap.trigger.ms): \
+             rebootstrapping from bootstrap.servers{}",
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} dialled again)", added.join(", "))
+            }
+        );
+        self.meta.invalidate();
     }
 
     fn broker_needed(&self, b: &Broker<N::Link>) -> bool {

@@ -81,6 +81,8 @@ impl Link for ScriptedLink {
 #[derive(Debug, Default)]
 struct ScriptedNet {
     dials: Vec<(usize, Instant)>,
+    /// The host of each dial, in order.
+    hosts: Vec<String>,
     closed: usize,
     refuse: bool,
 }
@@ -90,12 +92,13 @@ impl Net for ScriptedNet {
     fn dial(
         &mut self,
         token: usize,
-        _: &str,
+        host: &str,
         _: u16,
         _: usize,
         now: Instant,
     ) -> Dial<ScriptedLink> {
         self.dials.push((token, now));
+        self.hosts.push(host.to_owned());
         if self.refuse {
             Dial::Refused("connection refused".into())
         } else {
@@ -136,6 +139,11 @@ impl Harness {
             ring: Ring::new(1 << 20),
             t0,
         }
+    }
+
+    /// From now on every dial is refused.
+    fn net_refuses(&mut self) {
+        self.engine.net.refuse = true;
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -669,4 +677,65 @@ fn a_sasl_session_is_renewed_on_the_same_connection_after_in_flight_requests() {
     assert_eq!(h.engine.net.closed, 0);
     let again = h.engine.brokers[0].reauth_at.expect("the next renewal");
     assert!(again > h.at(9_710 + 8_000), "{:?}", again - h.t0);
+}
+
+/// Brings up node 1 (the bootstrap entry, at b:9092), then has Metadata move it to
+/// `moved:9092`, where every dial from then on is refused.
+fn moved_away(h: &mut Harness) {
+    h.engine.assign(TOPIC, 0, StartAt::Earliest);
+    let _ = h.bring_up(0, h.at(0));
+    h.engine.link_failed(0, ConnError::Closed, h.at(0));
+    h.turn(h.at(100));
+    let (req, _) = h.expect_request(0, ApiKey::ApiVersions);
+    h.answer(0, req, &api_versions(), h.at(100));
+    h.turn(h.at(100));
+    let (req, _) = h.expect_request(0, ApiKey::Metadata);
+    let mut moved = metadata(1);
+    moved.brokers[0].host = StrBytes::from_static_str("moved");
+    h.net_refuses();
+    h.answer(0, req, &moved, h.at(100));
+    assert_eq!(h.engine.broker_addr(1), Some(("moved".into(), 9092)));
+}
+
+/// KIP-1102: until `rebootstrap_trigger_ms` has passed with no broker ready, only
+/// the advertised (moved) address is retried; after it, the `bootstrap.servers`
+/// address is dialled again. With `metadata.recovery.strategy=none`, never.
+#[test]
+fn with_no_broker_reachable_for_the_trigger_the_bootstrap_servers_are_dialled_again() {
+    let mut c = cfg();
+    c.rebootstrap_trigger_ms = Some(10_000);
+    let mut h = Harness::new(c);
+    moved_away(&mut h);
+    let before = h.engine.net.hosts.len();
+    for ms in (200..10_000).step_by(100) {
+        h.turn(h.at(ms));
+    }
+    let hosts = h.engine.net.hosts.clone();
+    assert!(
+        hosts[before..].iter().all(|host| host == "moved"),
+        "before the trigger only the advertised address is dialled: {hosts:?}"
+    );
+    assert!(hosts.len() > before + 2, "it kept retrying: {hosts:?}");
+    for ms in (10_200..11_200).step_by(100) {
+        h.turn(h.at(ms));
+    }
+    let hosts = h.engine.net.hosts.clone();
+    assert!(
+        hosts[before..].iter().any(|host| host == "b"),
+        "after the trigger the bootstrap address is dialled again: {hosts:?}"
+    );
+
+    let mut c = cfg();
+    c.rebootstrap_trigger_ms = None;
+    let mut h = Harness::new(c);
+    moved_away(&mut h);
+    let before = h.engine.net.hosts.len();
+    for ms in (200..30_000).step_by(100) {
+        h.turn(h.at(ms));
+    }
+    let hosts = h.engine.net.hosts.clone();
+    assert!(
+        hosts[before..].iter().all(|host| host == "moved"),
+        "{hosts:?}"
+    );
 }

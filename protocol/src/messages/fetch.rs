@@ -1,6 +1,7 @@
 //! Fetch (key 1): the zero-copy response decoder and a request builder.
 //!
-//! [`FetchResponse`] decodes v4-16. Each partition's `records` is a slice of the
+//! [`FetchResponse`] decodes v4-18 (v17 and v18 change only the request, with tagged
+//! fields for followers, so their responses read as v16's). Each partition's `records` is a slice of the
 //! frame it was decoded from: nothing is copied and no record is looked at here (the
 //! batches are walked later by the record layer, per partition). The
 //! decoder's work is per topic and per partition only.
@@ -22,7 +23,7 @@ use crate::messages::ResponseBody;
 use crate::txn::AbortedTxn;
 use crate::{DecodeError, ErrorCode, Reader};
 
-/// A decoded Fetch response (v4-16). Borrows from the frame.
+/// A decoded Fetch response (v4-18). Borrows from the frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchResponse<'a> {
     /// Throttle time in milliseconds.
@@ -251,7 +252,7 @@ fn decode_partition_tags(
 impl<'a> ResponseBody<'a> for FetchResponse<'a> {
     const API_KEY: i16 = 1;
     const MIN_VERSION: i16 = 4;
-    const MAX_VERSION: i16 = 16;
+    const MAX_VERSION: i16 = 18;
     const FIRST_FLEXIBLE: i16 = 12;
 
     fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError> {
@@ -597,7 +598,7 @@ mod tests {
 
     #[test]
     fn differential_every_version() {
-        for version in 4..=16 {
+        for version in 4..=18 {
             let kp = sample_at(version);
             let bytes = encode_kp(&kp, version);
             let mut r = Reader::new(&bytes);
@@ -617,7 +618,7 @@ mod tests {
 
     #[test]
     fn rejects_versions_outside_range() {
-        for v in [-1, 0, 3, 17, 18] {
+        for v in [-1, 0, 3, 19, 20] {
             assert!(matches!(
                 FetchResponse::decode_body(&[0; 64], v),
                 Err(DecodeError::UnsupportedVersion { api_key: 1, .. })
@@ -771,7 +772,7 @@ mod tests {
         assert_eq!(req.topics[0].partitions[1].fetch_offset, 200);
         assert_eq!(req.forgotten_topics_data.len(), 1);
         assert_eq!(req.forgotten_topics_data[0].partitions, vec![4, 5]);
-        for version in 4..=16 {
+        for version in 4..=18 {
             let req = build_fetch_request(version, &params, &specs, &forgotten);
             let mut out = bytes::BytesMut::new();
             crate::frame::encode_request(&mut out, 1, Some("weir"), version, &req)
