@@ -695,6 +695,20 @@ impl ConsumeOpts {
             }
         }
         for t in &topics {
+            if t.starts_with('^') {
+                // kcat's form: a topic starting with ^ is a regular expression.
+                if mode != Mode::Group {
+                    return Err(CliError::usage(format!(
+                        "-t {t}: a pattern subscription needs a group: -G GROUP {t}"
+                    )));
+                }
+                if let Err(e) = regex_lite::Regex::new(t) {
+                    return Err(CliError::usage(format!(
+                        "{t} is not a regular expression: {e}"
+                    )));
+                }
+                continue;
+            }
             validate_topic(t)?;
         }
         if let Some(p) = self.partitions.iter().find(|p| **p < 0) {

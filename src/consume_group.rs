@@ -176,7 +176,24 @@ pub fn run(plan: &ConsumePlan, stop: &AtomicBool) -> Result<Summary, CliError> {
         stage: Arc::clone(&stage),
         metrics: Arc::clone(&metrics),
     });
-    source.gc.subscribe(plan.topics.iter().cloned());
+    if plan.topics.iter().any(|t| t.starts_with('^')) {
+        // kcat's form: topics starting with ^ are patterns; with names beside them,
+        // one pattern matches all (each name exactly).
+        let parts: Vec<String> = plan
+            .topics
+            .iter()
+            .map(|t| match t.strip_prefix('^') {
+                Some(re) => format!("(?:{})", re.strip_suffix('$').unwrap_or(re)),
+                None => regex_lite::escape(t),
+            })
+            .collect();
+        source
+            .gc
+            .subscribe_pattern(&parts.join("|"), plan.config.exclude_internal_topics)
+            .map_err(group_err)?;
+    } else {
+        source.gc.subscribe(plan.topics.iter().cloned());
+    }
     output::drive(plan, source, stage, &metrics, stop)
 }
 

@@ -47,8 +47,8 @@
 //! `send.buffer.bytes` are refused too, except at the value that says what weir does
 //! (`false`, `-1`, `-1`, `-1`), which is therefore their default here although Kafka's
 //! differs: a setting accepted and silently not acted on would mislead (issue 10,
-//! defect 13). `exclude.internal.topics` only concerns pattern subscriptions, which
-//! weir does not have; setting it is a warning.
+//! defect 13). `exclude.internal.topics` applies to pattern subscriptions
+//! ([`crate::group::GroupConsumer::subscribe_pattern`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -219,15 +219,12 @@ pub static PROPERTIES: &[PropertySpec] = &[
         Kind::Bool,
         "librdkafka's switch for checking the broker's certificate at all; false is insecure and warned about.",
     ),
-    PropertySpec {
-        name: "exclude.internal.topics",
-        default: Some("true"),
-        kind: Kind::Bool,
-        support: Support::Ignored(
-            "it only applies to pattern subscriptions, and weir subscribes to topics by name (an internal topic named with -t or -G is read, as in Kafka)",
-        ),
-        doc: "Never match internal topics (such as __consumer_offsets) in pattern subscriptions (ignored).",
-    },
+    p(
+        "exclude.internal.topics",
+        Some("true"),
+        Kind::Bool,
+        "Never match internal topics (such as __consumer_offsets) in pattern subscriptions (-G GROUP ^regex); an internal topic named explicitly is read, as in Kafka.",
+    ),
     p(
         "fetch.max.bytes",
         Some("52428800"),
@@ -1291,6 +1288,8 @@ pub struct ConsumerConfig {
     pub reconnect_backoff_ms: u32,
     pub reconnect_backoff_max_ms: u32,
     pub metadata_max_age_ms: u32,
+    /// `exclude.internal.topics`: pattern subscriptions never match internal topics.
+    pub exclude_internal_topics: bool,
     /// `metadata.recovery.strategy=rebootstrap`: `metadata.recovery.rebootstrap.trigger.ms`;
     /// `None` for `strategy=none`.
     pub rebootstrap_trigger_ms: Option<u32>,
@@ -2270,6 +2269,7 @@ impl ConfigBuilder {
             reconnect_backoff_ms,
             reconnect_backoff_max_ms,
             metadata_max_age_ms: self.u32("metadata.max.age.ms")?,
+            exclude_internal_topics: self.bool("exclude.internal.topics")?,
             rebootstrap_trigger_ms: match self.string("metadata.recovery.strategy").as_deref() {
                 Some(s) if s.eq_ignore_ascii_case("none") => None,
                 _ => Some(self.u32("metadata.recovery.rebootstrap.trigger.ms")?),
@@ -2691,14 +2691,8 @@ mod tests {
         let mut b = base();
         b.flag("exclude.internal.topics=false").unwrap();
         let c = b.build(Mode::Assign).unwrap();
-        assert_eq!(c.warnings.len(), 1);
-        assert!(
-            c.warnings[0].starts_with(
-                "exclude.internal.topics is ignored: it only applies to pattern subscriptions"
-            ),
-            "{:?}",
-            c.warnings
-        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.exclude_internal_topics);
     }
 
     #[test]

@@ -122,6 +122,17 @@ type CommitCallback = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
 enum Purpose {
     Group(RequestId),
     Metadata,
+    /// Every topic's name, for a pattern subscription.
+    Pattern,
+}
+
+/// A pattern subscription: the topics it matches are resolved from every topic's
+/// metadata, at the start and every `metadata.max.age.ms`.
+struct Pattern {
+    re: regex_lite::Regex,
+    exclude_internal: bool,
+    next_refresh: Instant,
+    in_flight: bool,
 }
 
 /// How many distinct fetch-layer errors wait for the application at most (see
@@ -145,6 +156,8 @@ pub struct GroupConsumer {
     waiting: VecDeque<Outgoing>,
     versions_set: bool,
     metadata_wanted: Option<Vec<String>>,
+    /// `subscribe_pattern`: the pattern, resolved against all topics.
+    pattern: Option<Pattern>,
     metadata_in_flight: bool,
     /// The subscription's Metadata is not asked again before this (after an
     /// undecodable or retriable answer).
@@ -236,6 +249,7 @@ impl GroupConsumer {
             waiting: VecDeque::new(),
             versions_set: false,
             metadata_wanted: None,
+            pattern: None,
             metadata_in_flight: false,
             metadata_not_before: Instant::now(),
             metadata_failures: 0,
@@ -271,8 +285,37 @@ impl GroupConsumer {
         S: Into<String>,
     {
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.pattern = None;
         self.topics = topics.clone();
         self.member.subscribe(Instant::now(), topics);
+    }
+
+    /// Subscribe to every topic whose whole name matches `pattern` (Java's
+    /// `subscribe(Pattern)`, client-side as the classic protocol has it): the names are
+    /// resolved from all topics' metadata now and every `metadata.max.age.ms`, so a
+    /// topic created later that matches is picked up (a rebalance follows each
+    /// change). With `exclude_internal` (`exclude.internal.topics`, default true)
+    /// Kafka's internal topics never match.
+    ///
+    /// The pattern must match a whole topic name (as Java's `Pattern.matches`). A
+    /// pattern that does not compile is returned as an error naming why.
+    pub fn subscribe_pattern(
+        &mut self,
+        pattern: &str,
+        exclude_internal: bool,
+    ) -> Result<(), GroupConsumerError> {
+        let re = regex_lite::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+            GroupConsumerError::Config(format!(
+                "the topic pattern {pattern} is not a regular expression ({e})"
+            ))
+        })?;
+        self.pattern = Some(Pattern {
+            re,
+            exclude_internal,
+            next_refresh: Instant::now(),
+            in_flight: false,
+        });
+        Ok(())
     }
 
     /// The partitions this member owns now.
@@ -760,6 +803,34 @@ impl GroupConsumer {
                 self.metadata_wanted = Some(self.topics.clone());
             }
         }
+        if let Some(p) = &self.pattern
+            && !p.in_flight
+            && now >= p.next_refresh
+            && self.is_ready(self.bootstrap)
+        {
+            let reactor = self.consumer.reactor();
+            let version = reactor
+                .side_versions(self.bootstrap)
+                .map(|t| {
+                    t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
+                })
+                .transpose()
+                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
+                .unwrap_or(0);
+            let req = build_metadata_request(version, None, false);
+            self.sides.send(
+                reactor,
+                self.bootstrap,
+                version,
+                &req,
+                None,
+                Purpose::Pattern,
+            )?;
+            if let Some(p) = self.pattern.as_mut() {
+                p.in_flight = true;
+            }
+            any = true;
+        }
         if let Some(topics) = self.metadata_wanted.clone()
             && !self.metadata_in_flight
             && now >= self.metadata_not_before
@@ -879,6 +950,7 @@ impl GroupConsumer {
                             self.metadata_in_flight = false;
                             self.on_metadata(now, body, api_version);
                         }
+                        Purpose::Pattern => self.on_pattern_metadata(now, body, api_version),
                     }
                 }
                 SideOutcome::Lost { purpose, side, .. } => {
@@ -890,6 +962,11 @@ impl GroupConsumer {
                         }
                         Purpose::Group(_) => {}
                         Purpose::Metadata => self.metadata_in_flight = false,
+                        Purpose::Pattern => {
+                            if let Some(p) = self.pattern.as_mut() {
+                                p.in_flight = false;
+                            }
+                        }
                     }
                 }
                 SideOutcome::Closed { side } => {
@@ -898,6 +975,44 @@ impl GroupConsumer {
                     }
                 }
             }
+        }
+    }
+
+    /// Every topic's metadata for the pattern: the matching names become the
+    /// subscription when they changed.
+    fn on_pattern_metadata(&mut self, now: Instant, body: &[u8], version: i16) {
+        let age = self.consumer.reactor().config().metadata_refresh_interval();
+        let Some(p) = self.pattern.as_mut() else {
+            return;
+        };
+        p.in_flight = false;
+        let Ok(resp) = MetadataResponse::decode_body(body, version) else {
+            p.next_refresh = now + self.group_cfg.retry_backoff;
+            return;
+        };
+        p.next_refresh = now + age;
+        let mut matched: Vec<String> = resp
+            .topics
+            .iter()
+            .filter(|t| t.error_code.is_ok() && !(p.exclude_internal && t.is_internal))
+            .filter_map(|t| t.name)
+            .filter(|n| p.re.is_match(n))
+            .map(str::to_owned)
+            .collect();
+        matched.sort();
+        if matched != self.topics {
+            log::info!(
+                target: "weir_consumer::group",
+                "the pattern {} matches {}",
+                p.re.as_str(),
+                if matched.is_empty() {
+                    "no topic yet".to_owned()
+                } else {
+                    matched.join(", ")
+                }
+            );
+            self.topics = matched.clone();
+            self.member.subscribe(now, matched);
         }
     }
 
