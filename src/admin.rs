@@ -1361,6 +1361,46 @@ fn fetch_round(
     Ok((hw, out_of_range))
 }
 
+/// The partitions `--topic T` (all of T's) or `--topic T:0,2` (those) name, checked
+/// against the cluster's metadata: an unknown topic or partition is refused with the
+/// way to look them up.
+pub(crate) fn topic_partitions(
+    c: &mut Client,
+    topics: &[(String, Option<Vec<i32>>)],
+) -> Result<BTreeSet<Tp>, AdminError> {
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    let md = c.metadata(Some(&names))?;
+    let mut out = BTreeSet::new();
+    for (t, parts) in topics {
+        let have: BTreeSet<i32> = md
+            .leaders
+            .keys()
+            .filter(|(mt, _)| mt == t)
+            .map(|(_, p)| *p)
+            .collect();
+        if have.is_empty() {
+            return Err(AdminError::Refused(format!(
+                "topic `{t}` does not exist (or has no partitions): check the name with `weir metadata`"
+            )));
+        }
+        match parts {
+            None => out.extend(have.iter().map(|p| (t.clone(), *p))),
+            Some(ps) => {
+                for p in ps {
+                    if !have.contains(p) {
+                        return Err(AdminError::Refused(format!(
+                            "topic `{t}` has no partition {p} (it has {})",
+                            have.len()
+                        )));
+                    }
+                    out.insert((t.clone(), *p));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The timestamp of the first record at or after each given offset (the oldest
 /// record a group has not consumed), from the partitions' leaders: a Fetch of up to
 /// 16 KiB per partition, and, for a partition whose first batch is larger (Kafka

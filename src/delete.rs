@@ -10,6 +10,7 @@ use weir_protocol::ErrorCode;
 use weir_protocol::ResponseBody;
 use weir_protocol::messages::group::{DeleteGroupsResponse, OffsetDeleteResponse};
 
+use crate::admin::topic_partitions;
 use crate::admin::{
     AdminError, Client, Step, Tp, coordinator_moved, decode_err, find_coordinator, sb, show,
 };
@@ -77,26 +78,7 @@ pub fn delete_offsets(
     topics: &[(String, Option<Vec<i32>>)],
 ) -> Result<Vec<OffsetDeleted>, AdminError> {
     let mut c = Client::new(cfg)?;
-    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
-    let md = c.metadata(Some(&names))?;
-    let mut wanted: BTreeSet<Tp> = BTreeSet::new();
-    for (t, parts) in topics {
-        let have: BTreeSet<i32> = md
-            .leaders
-            .keys()
-            .filter(|(mt, _)| mt == t)
-            .map(|(_, p)| *p)
-            .collect();
-        if have.is_empty() {
-            return Err(AdminError::Refused(format!(
-                "topic `{t}` does not exist (or has no partitions): check the name with `weir metadata`"
-            )));
-        }
-        match parts {
-            None => wanted.extend(have.iter().map(|p| (t.clone(), *p))),
-            Some(ps) => wanted.extend(ps.iter().map(|p| (t.clone(), *p))),
-        }
-    }
+    let wanted: BTreeSet<Tp> = topic_partitions(&mut c, topics)?;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (t, p) in &wanted {
         by_topic.entry(t).or_default().push(*p);

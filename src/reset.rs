@@ -21,6 +21,7 @@ use weir_protocol::ErrorCode;
 use weir_protocol::ResponseBody;
 use weir_protocol::messages::group::OffsetCommitResponse;
 
+use crate::admin::topic_partitions;
 use crate::admin::{
     AdminError, Client, Step, Tp, coordinator_moved, decode_err, describe_group, find_coordinator,
     list_offsets, sb, show,
@@ -313,39 +314,7 @@ pub fn plan(
             }
             committed.keys().cloned().collect()
         }
-        (Scope::Topics(list), _) => {
-            let names: Vec<&str> = list.iter().map(|(t, _)| t.as_str()).collect();
-            let md = c.metadata(Some(&names))?;
-            let mut out = BTreeSet::new();
-            for (t, parts) in list {
-                let have: BTreeSet<i32> = md
-                    .leaders
-                    .keys()
-                    .filter(|(mt, _)| mt == t)
-                    .map(|(_, p)| *p)
-                    .collect();
-                if have.is_empty() {
-                    return Err(AdminError::Refused(format!(
-                        "topic `{t}` does not exist (or has no partitions): check the name with `weir metadata`"
-                    )));
-                }
-                match parts {
-                    None => out.extend(have.iter().map(|p| (t.clone(), *p))),
-                    Some(ps) => {
-                        for p in ps {
-                            if !have.contains(p) {
-                                return Err(AdminError::Refused(format!(
-                                    "topic `{t}` has no partition {p} (it has {})",
-                                    have.len()
-                                )));
-                            }
-                            out.insert((t.clone(), *p));
-                        }
-                    }
-                }
-            }
-            out
-        }
+        (Scope::Topics(list), _) => topic_partitions(&mut c, list)?,
     };
     if let Spec::FromFile(offsets) = spec {
         if let Some((t, p)) = wanted.iter().find(|k| !offsets.contains_key(*k)) {
