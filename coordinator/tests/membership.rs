@@ -1609,3 +1609,44 @@ fn a_wrong_assignment_is_refused_and_the_member_joins_again() {
     );
     assert_eq!(h.m.phase(), Phase::Stable);
 }
+
+/// After a cooperative round the first heartbeats come early (50, 100 and 200 ms
+/// apart, then every heartbeat.interval.ms), so a member learns within tens of ms
+/// of the second round a revoking member starts; an eager member heartbeats at the
+/// interval from the start.
+#[test]
+fn after_a_cooperative_round_the_first_heartbeats_come_early() {
+    for (strategy, protocol, early) in [
+        (
+            AssignmentStrategy::CooperativeSticky,
+            "cooperative-sticky",
+            true,
+        ),
+        (AssignmentStrategy::Range, "range", false),
+    ] {
+        let mut c = cfg();
+        c.assignment_strategies = vec![strategy];
+        c.heartbeat_interval = Duration::from_secs(3);
+        let mut h = H::new(c);
+        h.m.subscribe(h.now, ["t".to_string()]);
+        h.find_coordinator();
+        h.join_alone_with(2, 1, protocol);
+        let _ = h.events();
+        let _ = h.tx(); // the OffsetFetch of the new partitions
+        let gaps: &[u64] = if early {
+            &[50, 100, 200, 3000]
+        } else {
+            &[3000]
+        };
+        for &gap in gaps {
+            h.advance(Duration::from_millis(gap - 1));
+            assert!(
+                h.tx().iter().all(|o| o.request.api_key() != 12),
+                "{protocol}: no heartbeat before {gap} ms"
+            );
+            h.advance(MS);
+            let b = h.one(12);
+            h.m.handle_response(h.now, b.id, hb(ErrorCode::NONE));
+        }
+    }
+}

@@ -244,6 +244,8 @@ pub struct GroupMember {
     rejoin_needed: bool,
     rejoin_reason: &'static str,
     rebalance_started: Option<Instant>,
+    /// Early heartbeats left after a cooperative round (see `on_sync`).
+    early_heartbeats: u8,
     stats: GroupStats,
     join_retry_at: Option<Instant>,
     join_attempts: u32,
@@ -301,6 +303,7 @@ impl GroupMember {
             rejoin_needed: false,
             rejoin_reason: "joining the group",
             rebalance_started: None,
+            early_heartbeats: 0,
             stats: GroupStats::default(),
             join_retry_at: None,
             join_attempts: 0,
@@ -1520,7 +1523,17 @@ impl GroupMember {
             .map(|t| now.saturating_duration_since(t));
         self.rejoin_reason = "joining the group";
         self.last_heartbeat_ok = now;
-        self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
+        // A cooperative round is often followed at once by a second one, started by
+        // a member that gave partitions up; the others learn of it only from a
+        // heartbeat, and the partitions that move wait for them. So after a
+        // cooperative round the first heartbeats come early (50, 100, 200 ms, then
+        // every heartbeat.interval.ms): three small requests per rebalance.
+        self.early_heartbeats = if self.protocol == RebalanceProtocol::Cooperative {
+            3
+        } else {
+            0
+        };
+        self.next_heartbeat = Some(now + self.heartbeat_delay());
         if self.cfg.enable_auto_commit && self.next_auto_commit.is_none() {
             self.next_auto_commit = Some(now + self.cfg.auto_commit_interval);
         }
@@ -1531,6 +1544,18 @@ impl GroupMember {
         self.events.push_back(Event::PartitionsAssigned(added));
     }
 
+    /// The wait before the next heartbeat: `heartbeat.interval.ms`, or shorter while
+    /// early heartbeats are left (50 ms, then 100, then 200).
+    fn heartbeat_delay(&self) -> Duration {
+        let early = match self.early_heartbeats {
+            3 => Duration::from_millis(50),
+            2 => Duration::from_millis(100),
+            1 => Duration::from_millis(200),
+            _ => return self.cfg.heartbeat_interval,
+        };
+        early.min(self.cfg.heartbeat_interval)
+    }
+
     fn on_heartbeat(&mut self, now: Instant, r: HeartbeatResponse) {
         if !self.heartbeating() {
             return;
@@ -1538,7 +1563,8 @@ impl GroupMember {
         match r.error_code {
             ErrorCode::NONE => {
                 self.last_heartbeat_ok = now;
-                self.next_heartbeat = Some(now + self.cfg.heartbeat_interval);
+                self.early_heartbeats = self.early_heartbeats.saturating_sub(1);
+                self.next_heartbeat = Some(now + self.heartbeat_delay());
             }
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 self.last_heartbeat_ok = now;
