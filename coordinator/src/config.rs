@@ -15,11 +15,28 @@ pub enum AutoOffsetReset {
     None,
 }
 
+/// `group.protocol`: how the group is managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// `classic` (the default until Kafka makes the switch): JoinGroup and SyncGroup,
+    /// the leader member assigns.
+    #[default]
+    Classic,
+    /// `consumer` (KIP-848, Kafka 4.0+): ConsumerGroupHeartbeat, the broker assigns
+    /// and rebalances incrementally.
+    Consumer,
+}
+
 /// Configuration of one group member. Every field documents its Kafka property.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
     /// `group.id` (required, non-empty).
     pub group_id: String,
+    /// `group.protocol` (default classic).
+    pub group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker-side assignor (`uniform`, `range`) under
+    /// `group.protocol=consumer`; `None` lets the broker pick its default.
+    pub remote_assignor: Option<String>,
     /// `group.instance.id`: static membership (KIP-345) when set.
     pub group_instance_id: Option<String>,
     /// `session.timeout.ms` (default 45000).
@@ -58,6 +75,8 @@ impl GroupConfig {
     pub fn new(group_id: impl Into<String>) -> Self {
         Self {
             group_id: group_id.into(),
+            group_protocol: GroupProtocol::Classic,
+            remote_assignor: None,
             group_instance_id: None,
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(3_000),
@@ -104,6 +123,16 @@ impl GroupConfig {
         if self.group_instance_id.as_deref() == Some("") {
             return Err(ConfigError(
                 "group.instance.id is empty: unset it or give it a value",
+            ));
+        }
+        if self.remote_assignor.as_deref() == Some("") {
+            return Err(ConfigError(
+                "group.remote.assignor is empty: unset it or name a broker assignor (uniform, range)",
+            ));
+        }
+        if self.remote_assignor.is_some() && self.group_protocol == GroupProtocol::Classic {
+            return Err(ConfigError(
+                "group.remote.assignor applies only to group.protocol=consumer: set group.protocol=consumer or unset it (classic groups use partition.assignment.strategy)",
             ));
         }
         if self.auto_commit_interval.is_zero() && self.enable_auto_commit {

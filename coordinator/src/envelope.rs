@@ -12,8 +12,8 @@ use weir_protocol::DecodeError;
 use weir_protocol::frame::{EncodeError, encode_request, response_header_flexible_by_key};
 use weir_protocol::messages::ResponseBody;
 use weir_protocol::messages::group::{
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
-    OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
+    ConsumerGroupHeartbeatResponse, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse,
+    LeaveGroupResponse, OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
 };
 use weir_protocol::versions::{ApiVersionTable, VersionError};
 
@@ -52,6 +52,7 @@ pub enum Request {
     LeaveGroup(kp::LeaveGroupRequest),
     OffsetCommit(kp::OffsetCommitRequest),
     OffsetFetch(kp::OffsetFetchRequest),
+    ConsumerGroupHeartbeat(kp::ConsumerGroupHeartbeatRequest),
 }
 
 impl Request {
@@ -65,6 +66,7 @@ impl Request {
             Self::LeaveGroup(_) => 13,
             Self::OffsetCommit(_) => 8,
             Self::OffsetFetch(_) => 9,
+            Self::ConsumerGroupHeartbeat(_) => 68,
         }
     }
 }
@@ -100,6 +102,7 @@ pub enum Response<'a> {
     LeaveGroup(LeaveGroupResponse<'a>),
     OffsetCommit(OffsetCommitResponse<'a>),
     OffsetFetch(OffsetFetchResponse<'a>),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse<'a>),
 }
 
 /// The request versions the machine builds, one per group API.
@@ -116,6 +119,9 @@ pub struct GroupVersions {
     pub leave_group: i16,
     pub offset_commit: i16,
     pub offset_fetch: i16,
+    /// ConsumerGroupHeartbeat (KIP-848), or -1 when the broker lacks it (it is
+    /// needed only with `group.protocol=consumer`).
+    pub consumer_group_heartbeat: i16,
 }
 
 impl GroupVersions {
@@ -128,6 +134,7 @@ impl GroupVersions {
         leave_group: 5,
         offset_commit: 9,
         offset_fetch: 9,
+        consumer_group_heartbeat: 1,
     };
     /// The lowest versions weir builds (kafka-protocol's encoders start here).
     pub const MIN: Self = Self {
@@ -138,6 +145,8 @@ impl GroupVersions {
         leave_group: 0,
         offset_commit: 2,
         offset_fetch: 1,
+        // v1 (Kafka 4.0+): the member id is the client's own; v0 was early access.
+        consumer_group_heartbeat: 1,
     };
 
     /// Pick, per API, the highest version both sides support. `broker` returns the
@@ -157,6 +166,12 @@ impl GroupVersions {
             leave_group: pick(13, a.leave_group, b.leave_group)?,
             offset_commit: pick(8, a.offset_commit, b.offset_commit)?,
             offset_fetch: pick(9, a.offset_fetch, b.offset_fetch)?,
+            consumer_group_heartbeat: pick(
+                68,
+                a.consumer_group_heartbeat,
+                b.consumer_group_heartbeat,
+            )
+            .unwrap_or(-1),
         })
     }
 }
@@ -183,6 +198,14 @@ impl GroupVersions {
                 b.offset_commit,
             )?,
             offset_fetch: table.negotiate_key(9, "OffsetFetch", a.offset_fetch, b.offset_fetch)?,
+            consumer_group_heartbeat: table
+                .negotiate_key(
+                    68,
+                    "ConsumerGroupHeartbeat",
+                    a.consumer_group_heartbeat,
+                    b.consumer_group_heartbeat,
+                )
+                .unwrap_or(-1),
         })
     }
 }
@@ -205,6 +228,7 @@ impl Request {
             Self::LeaveGroup(r) => encode_request(out, c, id, version, r),
             Self::OffsetCommit(r) => encode_request(out, c, id, version, r),
             Self::OffsetFetch(r) => encode_request(out, c, id, version, r),
+            Self::ConsumerGroupHeartbeat(r) => encode_request(out, c, id, version, r),
         }
     }
 
@@ -225,6 +249,9 @@ impl<'a> Response<'a> {
             13 => Self::LeaveGroup(LeaveGroupResponse::decode_body(body, version)?),
             8 => Self::OffsetCommit(OffsetCommitResponse::decode_body(body, version)?),
             9 => Self::OffsetFetch(OffsetFetchResponse::decode_body(body, version)?),
+            68 => Self::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse::decode_body(
+                body, version,
+            )?),
             _ => return Err(DecodeError::UnsupportedVersion { api_key, version }),
         })
     }

@@ -80,7 +80,7 @@ pub mod envelope;
 pub mod member;
 
 pub use assignor::{AssignmentStrategy, GroupAssignment, MemberSubscription, RebalanceProtocol};
-pub use config::{AutoOffsetReset, ConfigError, GroupConfig};
+pub use config::{AutoOffsetReset, ConfigError, GroupConfig, GroupProtocol};
 pub use consumer_protocol::{Assignment, Subscription};
 pub use member::{
     CommitError, CommitId, CommitMode, CoordinatorAddr, Event, GroupError, GroupMember, GroupStats,

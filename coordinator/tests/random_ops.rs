@@ -2,7 +2,8 @@
 //! random error codes), timeouts, disconnects and application calls. Checks that
 //! nothing panics, that the timer table never asks to be woken for work it cannot
 //! do (no busy loop), and that no JoinGroup goes out while a revocation is
-//! unacknowledged.
+//! unacknowledged. A third of the seeds run `group.protocol=consumer` (KIP-848), where
+//! nothing may be assigned while a revocation is unacknowledged either.
 
 use std::time::{Duration, Instant};
 use weir_coordinator::*;
@@ -44,7 +45,12 @@ const CODES: &[ErrorCode] = &[
     ErrorCode::UNSTABLE_OFFSET_COMMIT,
     ErrorCode::UNKNOWN_SERVER_ERROR,
     ErrorCode::REQUEST_TIMED_OUT,
+    ErrorCode::FENCED_MEMBER_EPOCH,
+    ErrorCode::STALE_MEMBER_EPOCH,
+    ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
 ];
+
+const IDS: [[u8; 16]; 2] = [[1; 16], [2; 16]];
 
 fn response(rng: &mut Rng, o: &Outgoing, me: &'static str) -> Response<'static> {
     let code = rng.pick(CODES);
@@ -151,6 +157,32 @@ fn response(rng: &mut Rng, o: &Outgoing, me: &'static str) -> Response<'static> 
                 })
                 .collect(),
         }),
+        Request::ConsumerGroupHeartbeat(_) => {
+            let assignment = if rng.below(2) == 0 {
+                let mut topics = Vec::new();
+                for id in IDS {
+                    if rng.below(3) != 0 {
+                        let n = rng.below(4);
+                        topics.push(HeartbeatTopicPartitions {
+                            topic_id: id,
+                            partitions: (0..n).map(|_| rng.below(4) as i32).collect(),
+                        });
+                    }
+                }
+                Some(topics)
+            } else {
+                None
+            };
+            Response::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse {
+                throttle_time_ms: 0,
+                error_code: code,
+                error_message: None,
+                member_id: None,
+                member_epoch: 1 + rng.below(5) as i32,
+                heartbeat_interval_ms: rng.below(5000) as i32,
+                assignment,
+            })
+        }
         Request::OffsetFetch(r) => {
             let topics = r
                 .groups
@@ -187,7 +219,9 @@ fn response(rng: &mut Rng, o: &Outgoing, me: &'static str) -> Response<'static> 
 
 #[derive(Default)]
 struct Track {
+    consumer_protocol: bool,
     unacked_revoke: bool,
+    ids_needed: bool,
     closed: bool,
     completed: std::collections::BTreeSet<CommitId>,
 }
@@ -196,6 +230,11 @@ impl Track {
     fn see(&mut self, seed: u64, ev: Event) {
         match ev {
             Event::PartitionsRevoked(_) => self.unacked_revoke = true,
+            Event::PartitionsAssigned(_) if self.consumer_protocol => assert!(
+                !self.unacked_revoke,
+                "seed {seed}: assigned before the revocation was acknowledged"
+            ),
+            Event::TopicIdsNeeded(_) => self.ids_needed = true,
             Event::PartitionsLost(_) | Event::Fatal(_) => self.unacked_revoke = false,
             Event::Closed => {
                 self.unacked_revoke = false;
@@ -236,12 +275,19 @@ fn random_operation_sequences() {
         if seed % 5 == 0 {
             c.group_instance_id = Some("static".into());
         }
+        let consumer_protocol = seed % 3 == 0;
+        if consumer_protocol {
+            c.group_protocol = GroupProtocol::Consumer;
+        }
         let mut now = Instant::now();
         let mut m = GroupMember::new(c, now).expect("config");
         m.subscribe(now, ["a".to_string(), "b".to_string()]);
         m.update_metadata(now, [("a".to_string(), 4), ("b".to_string(), 4)]);
         let mut pending: Vec<Outgoing> = Vec::new();
-        let mut t = Track::default();
+        let mut t = Track {
+            consumer_protocol,
+            ..Track::default()
+        };
         let mut issued = std::collections::BTreeSet::new();
         for step in 0..400 {
             match rng.below(12) {
@@ -271,7 +317,16 @@ fn random_operation_sequences() {
                         m.handle_disconnect(now);
                     }
                 }
-                8 => m.poll(now),
+                8 => {
+                    m.poll(now);
+                    if t.ids_needed && rng.below(2) == 0 {
+                        t.ids_needed = false;
+                        m.update_topic_ids(
+                            now,
+                            [(IDS[0], "a".to_string()), (IDS[1], "b".to_string())],
+                        );
+                    }
+                }
                 9 => {
                     if t.unacked_revoke && rng.below(2) == 0 {
                         t.unacked_revoke = false;

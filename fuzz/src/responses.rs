@@ -10,7 +10,7 @@ use weir_protocol::messages::ResponseBody;
 use weir_protocol::messages::api_versions::ApiVersionsResponse;
 use weir_protocol::messages::fetch::FetchResponse;
 use weir_protocol::messages::group::{
-    ConsumerGroupDescribeResponse, DeleteGroupsResponse, DescribeGroupsResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse, DescribeGroupsResponse,
     FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
     SyncGroupResponse,
@@ -24,8 +24,8 @@ use crate::Touch;
 
 /// The API keys weir decodes responses for, in the order the selector bytes index.
 /// New keys go at the end, so the existing seeds keep selecting what they did.
-pub const KEYS: [i16; 18] = [
-    18, 3, 2, 17, 36, 10, 11, 14, 12, 13, 8, 9, 15, 16, 1, 42, 47, 69,
+pub const KEYS: [i16; 19] = [
+    18, 3, 2, 17, 36, 10, 11, 14, 12, 13, 8, 9, 15, 16, 1, 42, 47, 68, 69,
 ];
 
 /// Decode `body` as `T` at `version`; a version outside the decoder's range must be
@@ -91,6 +91,7 @@ pub fn range(api_key: i16) -> (i16, i16) {
         1 => r!(FetchResponse<'_>),
         42 => r!(DeleteGroupsResponse<'_>),
         47 => r!(OffsetDeleteResponse<'_>),
+        68 => r!(ConsumerGroupHeartbeatResponse<'_>),
         69 => r!(ConsumerGroupDescribeResponse<'_>),
         _ => (0, -1),
     }
@@ -162,6 +163,9 @@ pub(crate) fn decode_by_key(api_key: i16, version: i16, body: &[u8], t: &mut Tou
         47 => {
             let _ = check::<OffsetDeleteResponse<'_>>(body, version, t);
         }
+        68 => {
+            let _ = check::<ConsumerGroupHeartbeatResponse<'_>>(body, version, t);
+        }
         69 => {
             let _ = check::<ConsumerGroupDescribeResponse<'_>>(body, version, t);
         }
@@ -195,6 +199,7 @@ pub fn decodes(api_key: i16, version: i16, body: &[u8]) -> bool {
         1 => ok!(FetchResponse<'_>),
         42 => ok!(DeleteGroupsResponse<'_>),
         47 => ok!(OffsetDeleteResponse<'_>),
+        68 => ok!(ConsumerGroupHeartbeatResponse<'_>),
         69 => ok!(ConsumerGroupDescribeResponse<'_>),
         _ => false,
     }

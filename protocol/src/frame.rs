@@ -147,6 +147,7 @@ api_requests! {
     SaslAuthenticateRequest => SaslAuthenticateResponse, 36, "SaslAuthenticate";
     DeleteGroupsRequest => DeleteGroupsResponse, 42, "DeleteGroups";
     OffsetDeleteRequest => OffsetDeleteResponse, 47, "OffsetDelete";
+    ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, 68, "ConsumerGroupHeartbeat";
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, 69, "ConsumerGroupDescribe";
 }
 

@@ -29,11 +29,13 @@
 //! machine sends FindCoordinator to any broker, with backoff, and keeps its
 //! generation and partitions, as Java does.
 
+mod consumer;
 mod offsets;
 
 pub use crate::envelope::{
     CoordinatorAddr, GroupVersions, Outgoing, Request, RequestId, Response, Target,
 };
+use consumer::HeartbeatState;
 pub use offsets::{CommitError, CommitId, CommitMode, OffsetAndMetadata, StartPosition};
 use offsets::{PartitionOffsets, PendingCommit};
 
@@ -57,6 +59,11 @@ use weir_protocol::messages::group::{
 pub enum GroupError {
     /// Another member with the same `group.instance.id` took over (KIP-345).
     FencedInstanceId,
+    /// `group.protocol=consumer`: another member with the same `group.instance.id`
+    /// is still in the group (UNRELEASED_INSTANCE_ID).
+    UnreleasedInstanceId,
+    /// `group.protocol=consumer` and the broker lacks ConsumerGroupHeartbeat.
+    ConsumerProtocolUnsupported,
     /// The broker refused the group or a setting; see the error code.
     Broker {
         /// The API that failed.
@@ -76,7 +83,33 @@ impl fmt::Display for GroupError {
             Self::FencedInstanceId => f.write_str(
                 "fenced: another consumer joined with the same group.instance.id; give each instance a unique id",
             ),
+            Self::UnreleasedInstanceId => f.write_str(
+                "UNRELEASED_INSTANCE_ID: another consumer with the same group.instance.id is still in the group; \
+                 stop it (or wait for its session to time out) before starting this one, or give each instance a unique id",
+            ),
+            Self::ConsumerProtocolUnsupported => f.write_str(
+                "the broker does not support group.protocol=consumer (no ConsumerGroupHeartbeat API; it needs Kafka 4.0+ \
+                 with group.version=1): set group.protocol=classic",
+            ),
             Self::Broker { api, code } => match *code {
+                ErrorCode::UNSUPPORTED_ASSIGNOR => write!(
+                    f,
+                    "{api}: the broker has no assignor named by group.remote.assignor; use one of its \
+                     group.consumer.assignors (uniform, range) or unset group.remote.assignor"
+                ),
+                ErrorCode::UNSUPPORTED_VERSION if *api == "ConsumerGroupHeartbeat" => write!(
+                    f,
+                    "{api}: the broker refuses group.protocol=consumer (enable group.version=1 on Kafka 4.0+, \
+                     or set group.protocol=classic)"
+                ),
+                ErrorCode::INVALID_REGULAR_EXPRESSION => write!(
+                    f,
+                    "{api}: the broker cannot compile the subscription's regular expression (Kafka uses RE2J syntax)"
+                ),
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED => write!(
+                    f,
+                    "{api}: not authorized for a subscribed topic; grant DESCRIBE and READ on it"
+                ),
                 ErrorCode::GROUP_AUTHORIZATION_FAILED => write!(
                     f,
                     "{api}: not authorized for this group.id; grant READ on the group"
@@ -145,6 +178,10 @@ pub enum Event {
     /// The leader needs partition counts for these topics: answer with
     /// [`GroupMember::update_metadata`].
     MetadataNeeded(Vec<String>),
+    /// `group.protocol=consumer`: the assignment names topics by these ids, whose
+    /// names are not known; answer with [`GroupMember::update_topic_ids`] from a
+    /// Metadata request for all topics.
+    TopicIdsNeeded(Vec<[u8; 16]>),
     /// The coordinator is no longer trusted: close the coordinator connection.
     CoordinatorLost,
     /// A fatal error; the member has stopped.
@@ -157,6 +194,10 @@ pub enum Event {
 enum AfterRevoke {
     Rejoin,
     Close,
+    /// `group.protocol=consumer`: take the rest of the target assignment.
+    Reconcile,
+    /// `group.protocol=consumer`: the subscription became empty; leave.
+    Unsubscribe,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +250,11 @@ enum Kind {
     Leave,
     Commit(CommitId),
     OffsetFetch(Vec<TopicPartition>),
+    /// A ConsumerGroupHeartbeat at this member epoch, with what it told the broker.
+    ConsumerHeartbeat {
+        epoch: i32,
+        sent: Box<HeartbeatState>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +315,17 @@ pub struct GroupMember {
     fetch_retry_at: Option<Instant>,
     close_deadline: Option<Instant>,
     leave_pending: Option<(String, &'static str)>,
+
+    // group.protocol=consumer (see `consumer`).
+    regex: Option<String>,
+    topic_names: BTreeMap<[u8; 16], std::sync::Arc<str>>,
+    topic_ids: BTreeMap<std::sync::Arc<str>, [u8; 16]>,
+    ids_asked: BTreeSet<[u8; 16]>,
+    target: Option<Vec<([u8; 16], Vec<i32>)>>,
+    hb_interval: Duration,
+    hb_acked: Option<HeartbeatState>,
+    hb_now: bool,
+    announce: bool,
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -281,7 +338,7 @@ impl GroupMember {
         cfg.validate()?;
         let protocol = AssignmentStrategy::protocol_for(&cfg.assignment_strategies);
         let rng = cfg.rng_seed | 1;
-        Ok(Self {
+        let mut member = Self {
             cfg,
             protocol,
             versions: GroupVersions::MAX,
@@ -323,7 +380,20 @@ impl GroupMember {
             fetch_retry_at: None,
             close_deadline: None,
             leave_pending: None,
-        })
+            regex: None,
+            topic_names: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
+            ids_asked: BTreeSet::new(),
+            target: None,
+            hb_interval: Duration::ZERO,
+            hb_acked: None,
+            hb_now: false,
+            announce: false,
+        };
+        if member.consumer_protocol() {
+            member.member_id = member.random_member_id();
+        }
+        Ok(member)
     }
 
     // ----------------------------------------------------------------- accessors
@@ -380,6 +450,12 @@ impl GroupMember {
     /// Set the request versions (after ApiVersions).
     pub fn set_versions(&mut self, versions: GroupVersions) {
         self.versions = versions;
+        if self.consumer_protocol()
+            && (versions.consumer_group_heartbeat < 0 || versions.offset_commit < 9)
+        {
+            // No ConsumerGroupHeartbeat, or no OffsetCommit that carries the epoch.
+            self.fail(GroupError::ConsumerProtocolUnsupported);
+        }
     }
 
     // --------------------------------------------------------- application calls
@@ -393,6 +469,12 @@ impl GroupMember {
         }
         self.subscription = new;
         self.last_poll = now;
+        if self.consumer_protocol() {
+            // The broker reassigns; the next heartbeat carries the new topics.
+            self.regex = None;
+            self.heartbeat_soon(now);
+            return;
+        }
         if self.protocol == RebalanceProtocol::Cooperative {
             // Give up partitions of topics no longer subscribed before rejoining.
             let gone: Vec<_> = self
@@ -421,6 +503,15 @@ impl GroupMember {
 
     /// Ask for a rebalance (Java's `enforceRebalance`).
     pub fn request_rejoin(&mut self) {
+        if self.consumer_protocol() {
+            // As Java: the broker decides every assignment under this protocol.
+            log::warn!(
+                target: "weir_consumer::group",
+                "group {}: a rebalance cannot be requested under group.protocol=consumer; ignored",
+                self.cfg.group_id
+            );
+            return;
+        }
         self.rejoin("the application asked for a rebalance");
     }
 
@@ -553,7 +644,10 @@ impl GroupMember {
         if known && matches!(self.state, State::Unjoined) && !self.poll_expired {
             at(self.join_retry_at);
         }
-        if known && self.heartbeating() {
+        if known
+            && self.heartbeating()
+            && !self.has_inflight(|k| matches!(k, Kind::ConsumerHeartbeat { .. }))
+        {
             at(self.next_heartbeat);
             at(Some(self.last_heartbeat_ok + self.cfg.session_timeout));
         }
@@ -693,6 +787,9 @@ impl GroupMember {
             (Kind::Commit(cid), Response::OffsetCommit(r)) => self.on_commit(now, cid, r),
             (Kind::OffsetFetch(parts), Response::OffsetFetch(r)) => {
                 self.on_offset_fetch(now, parts, r)
+            }
+            (Kind::ConsumerHeartbeat { epoch, sent }, Response::ConsumerGroupHeartbeat(r)) => {
+                self.on_consumer_heartbeat(now, epoch, *sent, r)
             }
             (kind, _) => {
                 // A response of the wrong type is a driver bug; treat the request
@@ -863,6 +960,19 @@ impl GroupMember {
             Kind::Heartbeat => {
                 self.next_heartbeat = Some(now + self.cfg.retry_backoff);
             }
+            Kind::ConsumerHeartbeat { .. } => {
+                // The broker may or may not have seen it: say everything next time.
+                self.hb_acked = None;
+                match self.state {
+                    State::Joining => {
+                        self.state = State::Unjoined;
+                        self.join_attempts += 1;
+                        self.join_retry_at = Some(now + self.backoff(self.join_attempts));
+                    }
+                    State::Leaving { .. } => self.finish_close(),
+                    _ => self.next_heartbeat = Some(now + self.cfg.retry_backoff),
+                }
+            }
             Kind::Leave => {
                 if matches!(self.state, State::Leaving { .. }) {
                     self.finish_close();
@@ -933,9 +1043,24 @@ impl GroupMember {
         if matches!(self.state, State::Leaving { .. })
             && let Some((member_id, reason)) = self.leave_pending.take()
         {
-            self.send_leave(now, &member_id, reason);
+            if self.consumer_protocol() {
+                let epoch = self.leave_epoch(false);
+                self.send_consumer_heartbeat(now, epoch);
+            } else {
+                self.send_leave(now, &member_id, reason);
+            }
             return;
         }
+        if self.consumer_protocol() {
+            self.drive_consumer(now);
+        } else {
+            self.drive_classic(now);
+        }
+        self.drive_offsets(now);
+    }
+
+    /// The classic protocol's part of `drive`: rebalances, JoinGroup, Heartbeat.
+    fn drive_classic(&mut self, now: Instant) {
         // Start a rebalance when one is needed.
         if self.rejoin_needed && !self.poll_expired {
             match self.state {
@@ -971,6 +1096,10 @@ impl GroupMember {
         {
             self.send_heartbeat(now);
         }
+    }
+
+    /// Offset fetches for new partitions and commits, in either protocol.
+    fn drive_offsets(&mut self, now: Instant) {
         // Offset fetch for new partitions.
         if matches!(self.state, State::Stable | State::Revoking { .. })
             && !self.fetch_pending.is_empty()
@@ -1029,6 +1158,17 @@ impl GroupMember {
                 }
             }
             AfterRevoke::Close => self.leave(now, "the consumer is being closed"),
+            AfterRevoke::Reconcile => {
+                self.state = State::Stable;
+                // Tell the broker at once, even if nothing is added: the revoked
+                // partitions go to their next owner only when it hears of it.
+                self.heartbeat_soon(now);
+                self.reconcile(now);
+            }
+            AfterRevoke::Unsubscribe => {
+                self.state = State::Stable;
+                self.leave(now, "the consumer unsubscribed from all topics");
+            }
         }
     }
 
@@ -1058,6 +1198,14 @@ impl GroupMember {
         self.lose_partitions();
         self.generation = -1;
         self.is_leader = false;
+        if self.consumer_protocol() {
+            // The member id is the client's own for its lifetime: rejoin at epoch 0.
+            self.target = None;
+            self.hb_acked = None;
+            self.next_heartbeat = None;
+            self.state = State::Unjoined;
+            return;
+        }
         if reset_member_id {
             self.member_id.clear();
         }
@@ -1067,6 +1215,9 @@ impl GroupMember {
 
     /// Leave the group (close or poll timeout). Static members send nothing.
     fn leave(&mut self, now: Instant, reason: &'static str) {
+        if self.consumer_protocol() {
+            return self.leave_consumer(now, reason);
+        }
         let closing = self.close_deadline.is_some();
         let dynamic = self.cfg.group_instance_id.is_none();
         let has_id = dynamic && !self.member_id.is_empty();
@@ -1099,6 +1250,45 @@ impl GroupMember {
         } else {
             self.state = State::Unjoined;
         }
+    }
+
+    /// `group.protocol=consumer`: a heartbeat at the leave epoch; static members send
+    /// one too (epoch -2), so the broker keeps their assignment for their return.
+    fn leave_consumer(&mut self, now: Instant, reason: &'static str) {
+        let closing = self.close_deadline.is_some();
+        let in_group = self.generation > 0;
+        let known = self.coordinator.is_some();
+        self.inflight
+            .retain(|_, f| !matches!(f.kind, Kind::ConsumerHeartbeat { .. }));
+        if in_group && known {
+            let epoch = self.leave_epoch(self.poll_expired);
+            self.send_consumer_heartbeat(now, epoch);
+        } else if in_group && closing {
+            self.leave_pending = Some((self.member_id.clone(), reason));
+        }
+        self.generation = -1;
+        self.target = None;
+        self.hb_acked = None;
+        self.next_heartbeat = None;
+        self.hb_now = false;
+        if closing {
+            if in_group {
+                let deadline = self
+                    .close_deadline
+                    .unwrap_or(now + self.cfg.request_timeout);
+                self.state = State::Leaving { deadline };
+            } else {
+                self.finish_close();
+            }
+        } else {
+            self.state = State::Unjoined;
+        }
+    }
+
+    /// Heartbeat as soon as the one in flight (if any) is answered.
+    fn heartbeat_soon(&mut self, now: Instant) {
+        self.hb_now = true;
+        self.next_heartbeat = Some(now);
     }
 
     fn send_leave(&mut self, now: Instant, member_id: &str, reason: &str) {

@@ -409,7 +409,12 @@ impl GroupMember {
                 self.rejoin("the group is rebalancing");
                 Some(CommitError::RebalanceInProgress)
             }
-            ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION => {
+            // group.protocol=consumer: the epoch moved on since the commit was built;
+            // a retry carries the newer one (Java retries these too).
+            ErrorCode::STALE_MEMBER_EPOCH => Some(CommitError::Retriable(first_err)),
+            ErrorCode::UNKNOWN_MEMBER_ID
+            | ErrorCode::ILLEGAL_GENERATION
+            | ErrorCode::FENCED_MEMBER_EPOCH => {
                 let reset_member = first_err == ErrorCode::UNKNOWN_MEMBER_ID;
                 if let Some(i) = self.commits.iter().position(|c| c.id == cid) {
                     let c = self.commits.remove(i);

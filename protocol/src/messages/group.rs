@@ -882,6 +882,94 @@ impl<'a> ResponseBody<'a> for ConsumerGroupDescribeResponse<'a> {
 }
 
 // ---------------------------------------------------------------------------------
+// ConsumerGroupHeartbeat (API key 68): membership of the consumer protocol (KIP-848)
+// ---------------------------------------------------------------------------------
+
+/// The partitions of one topic, by topic id, in a ConsumerGroupHeartbeat assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatTopicPartitions {
+    /// The topic id (names come from Metadata).
+    pub topic_id: [u8; 16],
+    /// The partitions.
+    pub partitions: Vec<i32>,
+}
+
+/// A ConsumerGroupHeartbeat response (v0-1, flexible throughout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupHeartbeatResponse<'a> {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// The error.
+    pub error_code: ErrorCode,
+    /// The broker's explanation of the error.
+    pub error_message: Option<&'a str>,
+    /// The member id (the one the broker assigned at v0; an echo of the client's at v1).
+    pub member_id: Option<&'a str>,
+    /// The member's epoch.
+    pub member_epoch: i32,
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: i32,
+    /// The member's whole target assignment, when it changed (`None`: unchanged).
+    pub assignment: Option<Vec<HeartbeatTopicPartitions>>,
+}
+
+impl<'a> ResponseBody<'a> for ConsumerGroupHeartbeatResponse<'a> {
+    const API_KEY: i16 = 68;
+    const MIN_VERSION: i16 = 0;
+    const MAX_VERSION: i16 = 1;
+    const FIRST_FLEXIBLE: i16 = 0;
+
+    fn decode(r: &mut Reader<'a>, _version: i16) -> Result<Self, DecodeError> {
+        let throttle_time_ms = r.i32("throttle_time_ms")?;
+        let error_code = read_error(r)?;
+        let error_message = r.compact_nullable_string("error_message")?;
+        let member_id = r.compact_nullable_string("member_id")?;
+        let member_epoch = r.i32("member_epoch")?;
+        let heartbeat_interval_ms = r.i32("heartbeat_interval_ms")?;
+        // A nullable struct: -1 for none, 1 for one that follows.
+        let assignment = match r.i8("assignment")? {
+            -1 => None,
+            1 => {
+                // topic id 16, partitions length 1, tagged fields 1.
+                let n = r.array_len_v(true, 18, "topic_partitions")?;
+                let mut topics = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let topic_id = r.uuid("topic_id")?;
+                    let pn = r.array_len_v(true, 4, "partitions")?;
+                    let mut partitions = Vec::with_capacity(pn);
+                    for _ in 0..pn {
+                        partitions.push(r.i32("partition")?);
+                    }
+                    r.tagged_fields_v(true)?;
+                    topics.push(HeartbeatTopicPartitions {
+                        topic_id,
+                        partitions,
+                    });
+                }
+                r.tagged_fields_v(true)?;
+                Some(topics)
+            }
+            _ => {
+                return Err(DecodeError::Invalid {
+                    what: "assignment",
+                    reason: "the presence byte of a nullable struct must be -1 or 1",
+                });
+            }
+        };
+        r.tagged_fields_v(true)?;
+        Ok(Self {
+            throttle_time_ms,
+            error_code,
+            error_message,
+            member_id,
+            member_epoch,
+            heartbeat_interval_ms,
+            assignment,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // ListGroups (API key 16)
 // ---------------------------------------------------------------------------------
 
@@ -1547,6 +1635,65 @@ mod tests {
                 }
             }
             fuzz!(ListGroupsResponse, bytes, v);
+        }
+    }
+
+    #[test]
+    fn consumer_group_heartbeat_all_versions() {
+        use kafka_protocol::messages::consumer_group_heartbeat_response as cgh;
+        for v in 0..=1i16 {
+            let tp = |id: u8, ps: Vec<i32>| {
+                cgh::TopicPartitions::default()
+                    .with_topic_id(uuid::Uuid::from_bytes([id; 16]))
+                    .with_partitions(ps)
+            };
+            for assignment in [
+                None,
+                Some(cgh::Assignment::default()),
+                Some(
+                    cgh::Assignment::default()
+                        .with_topic_partitions(vec![tp(1, vec![0, 2]), tp(2, vec![])]),
+                ),
+            ] {
+                let msg = kp::ConsumerGroupHeartbeatResponse::default()
+                    .with_throttle_time_ms(4)
+                    .with_error_code(110)
+                    .with_error_message(Some(s("fenced")))
+                    .with_member_id(Some(s("zNuhBLrwTBSo37gIT8MBHQ")))
+                    .with_member_epoch(12)
+                    .with_heartbeat_interval_ms(5000)
+                    .with_assignment(assignment);
+                let bytes = encode(&msg, v);
+                let t: kp::ConsumerGroupHeartbeatResponse = kp_decode(&bytes, v);
+                let o = ConsumerGroupHeartbeatResponse::decode_body(&bytes, v).expect("decodes");
+                assert_eq!(o.throttle_time_ms, t.throttle_time_ms);
+                assert_eq!(o.error_code.0, t.error_code);
+                assert_eq!(o.error_message, opt(&t.error_message));
+                assert_eq!(o.member_id, opt(&t.member_id));
+                assert_eq!(o.member_epoch, t.member_epoch);
+                assert_eq!(o.heartbeat_interval_ms, t.heartbeat_interval_ms);
+                match (&o.assignment, &t.assignment) {
+                    (None, None) => {}
+                    (Some(oa), Some(ta)) => {
+                        assert_eq!(oa.len(), ta.topic_partitions.len());
+                        for (ot, tt) in oa.iter().zip(&ta.topic_partitions) {
+                            assert_eq!(&ot.topic_id, tt.topic_id.as_bytes());
+                            assert_eq!(ot.partitions, tt.partitions);
+                        }
+                    }
+                    other => panic!("assignment differs: {other:?}"),
+                }
+                fuzz!(ConsumerGroupHeartbeatResponse, bytes, v);
+            }
+            // A presence byte other than -1 or 1 is refused.
+            let mut bytes = encode(&kp::ConsumerGroupHeartbeatResponse::default(), v);
+            let at = bytes.len() - 2;
+            assert_eq!(bytes[at], 0xff);
+            bytes[at] = 2;
+            assert!(matches!(
+                ConsumerGroupHeartbeatResponse::decode_body(&bytes, v),
+                Err(DecodeError::Invalid { .. })
+            ));
         }
     }
 
