@@ -68,6 +68,10 @@ def main(argv):
     for kv in args.X:
         k, _, v = kv.partition("=")
         conf[k] = v
+    if str(conf.get("group.protocol", "classic")).lower() == "consumer":
+        # The broker owns these under KIP-848; librdkafka refuses them there.
+        conf.pop("session.timeout.ms", None)
+        conf.pop("heartbeat.interval.ms", None)
     consumer = Consumer(conf)
 
     md = consumer.list_topics(topic=args.topic, timeout=args.timeout)

@@ -101,6 +101,13 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # Tests and demos: no 3 s wait before the first rebalance of a new group.
 group.initial.rebalance.delay.ms=0
+# group.protocol=consumer (KIP-848): the broker sets the heartbeat interval and the
+# session timeout. Kafka's 5 s and 45 s (with minimums of the same) would make a test
+# of a member killed without leaving wait most of a minute; these keep Kafka's ratio.
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1000
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=10000
 auto.create.topics.enable=true
 EOF
 

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use support::broker::Broker;
 use support::peer::{JavaPeer, Producer, RdkafkaConsume};
 use support::unique_topic;
-use weir_consumer::coordinator::{AssignmentStrategy, AutoOffsetReset, GroupConfig, Phase};
+use weir_consumer::coordinator::{
+    AssignmentStrategy, AutoOffsetReset, GroupConfig, GroupProtocol, Phase,
+};
 use weir_consumer::fetch::FetchConfig;
 use weir_consumer::group::GroupConsumer;
 
@@ -1155,5 +1157,421 @@ fn group_auto_commit_and_commit_async() {
         assert_eq!(a.committed(tp), Some(second.next_offset[&tp.partition]));
     }
     assert_eq!(check_no_loss(&seen, &second.next_offset), 0);
+    a.close(Duration::from_secs(10)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// group.protocol=consumer (KIP-848). The test broker sets the consumer groups' heartbeat
+// interval to 1 s and their session timeout to 10 s (scripts/kafka-config.sh).
+// ---------------------------------------------------------------------------------
+
+const CONSUMER_SESSION: Duration = Duration::from_secs(10);
+
+fn consumer_config(group: &str) -> GroupConfig {
+    let mut g = GroupConfig::new(group);
+    g.group_protocol = GroupProtocol::Consumer;
+    g.rebalance_timeout = Some(Duration::from_secs(10));
+    g.auto_offset_reset = AutoOffsetReset::Earliest;
+    g.enable_auto_commit = false;
+    g
+}
+
+fn all_stable(n: usize) -> impl FnMut(&[(usize, &mut GroupConsumer)], &Seen) -> bool {
+    move |m, _| {
+        m.iter()
+            .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == n)
+    }
+}
+
+fn kafka_topics(bootstrap: &str, args: &[&str]) {
+    let out = std::process::Command::new("bash")
+        .arg(support::repo_root().join("scripts/kafka-tool.sh"))
+        .args(["kafka-topics", "--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kafka-topics {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A consumer-protocol group grows from one member to three and back to one while
+/// records flow: the broker's assignor splits six partitions two each, every handoff
+/// revokes (and commits) before the next owner starts, and nothing is lost or handled
+/// twice. Fails if reconciliation assigns before the revocation is acknowledged, or
+/// if commits lack the member epoch (the broker refuses them: records repeat).
+#[test]
+fn consumer_protocol_grow_and_shrink() {
+    let broker = Broker::shared();
+    let topic = unique_topic("c-grow");
+    let group = unique_topic("grp-c-grow");
+    Producer::new(&broker.bootstrap(), &topic)
+        .partitions(6)
+        .count(10)
+        .run();
+    let producer = produce_in_background(broker.bootstrap(), topic.clone(), 6, 8, 20);
+    let bs = broker.bootstrap();
+    let mk = || member(&bs, consumer_config(&group), &topic);
+    let mut seen = Seen::new();
+    let mut a = mk();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(6),
+    );
+    assert!(a.generation() > 0, "a member epoch");
+    let mut b = mk();
+    let mut c = mk();
+    pump(
+        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(2),
+    );
+    let owned: BTreeSet<_> = [&a, &b, &c]
+        .iter()
+        .flat_map(|m| m.assignment().iter().cloned())
+        .collect();
+    assert_eq!(owned.len(), 6, "each partition owned once");
+    pump(
+        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
+        &mut seen,
+        Duration::from_secs(30),
+        |_, s| s.iter().map(|x| x.0).collect::<BTreeSet<_>>().len() == 3,
+    );
+    c.close(Duration::from_secs(10)).unwrap();
+    b.close(Duration::from_secs(10)).unwrap();
+    let ends = producer.join().unwrap();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        |m, s| m[0].1.assignment().len() == 6 && covered(s, &ends),
+    );
+    let dups = check_no_loss(&seen, &ends);
+    eprintln!(
+        "consumer protocol: {} records handled, {dups} again",
+        seen.len()
+    );
+    assert_eq!(dups, 0, "records handled twice across clean handoffs");
+    a.close(Duration::from_secs(10)).unwrap();
+}
+
+/// weir, the Java KafkaConsumer and librdkafka in one group, all on
+/// group.protocol=consumer: the broker splits six partitions between the three, no
+/// partition is owned twice, and after the peers leave weir takes everything back
+/// and reaches every end: nothing is lost (the peers commit as they go).
+#[test]
+fn consumer_protocol_mixed_with_java_and_librdkafka() {
+    let broker = Broker::shared();
+    let bs = broker.bootstrap();
+    let topic = unique_topic("c-mixed");
+    let group = unique_topic("grp-c-mixed");
+    Producer::new(&bs, &topic).partitions(6).count(20).run();
+    let mut a = member(&bs, consumer_config(&group), &topic);
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(6),
+    );
+    let mut java = JavaPeer::start(&bs, &group, &[&topic], &["group.protocol=consumer"]);
+    let rd = RdkafkaConsume::new(&bs, &topic)
+        .group(&group)
+        .run_seconds(30.0)
+        .property("group.protocol", "consumer")
+        .property("enable.auto.commit", "true")
+        .property("auto.commit.interval.ms", "100");
+    let peer = std::thread::spawn(move || rd.run());
+    // The three split the partitions two each.
+    let end = Instant::now() + Duration::from_secs(30);
+    let (mine, theirs_java) = loop {
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+        let j = java.owned();
+        if a.phase() == Phase::Stable && a.assignment().len() == 2 && j.len() == 2 {
+            let mine: BTreeSet<i32> = a.assignment().iter().map(|tp| tp.partition).collect();
+            break (mine, j);
+        }
+        assert!(
+            Instant::now() < end,
+            "no 2/2/2 split: weir {:?}, java {j:?}",
+            a.assignment()
+        );
+    };
+    assert!(
+        mine.is_disjoint(&theirs_java),
+        "weir {mine:?}, java {theirs_java:?}"
+    );
+    let (b2, t2) = (bs.clone(), topic.clone());
+    let more = std::thread::spawn(move || {
+        Producer::new(&b2, &t2)
+            .partitions(6)
+            .count(10)
+            .start_seq(100)
+            .run()
+    });
+    while !more.is_finished() {
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let produced = more.join().unwrap();
+    // Let the peers read what was produced, then let them go.
+    let settle = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < settle {
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let java_records = java.records();
+    drop(java);
+    let end = Instant::now() + Duration::from_secs(60);
+    while !peer.is_finished() {
+        assert!(Instant::now() < end, "librdkafka did not finish");
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let consumed = peer.join().unwrap();
+    let rd_parts: BTreeSet<i32> = consumed
+        .records
+        .iter()
+        .filter(|r| r.offset >= 20)
+        .map(|r| r.partition)
+        .collect();
+    eprintln!("weir {mine:?}, java {theirs_java:?}, librdkafka read {rd_parts:?} after the split");
+    assert!(
+        rd_parts.is_disjoint(&mine) && rd_parts.is_disjoint(&theirs_java),
+        "librdkafka read partitions another member owned"
+    );
+    assert!(!rd_parts.is_empty(), "librdkafka got partitions");
+    // weir takes every partition back; it reads from the peers' commits.
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(a.phase() == Phase::Stable && a.assignment().len() == 6) {
+        assert!(
+            Instant::now() < end,
+            "weir did not take the partitions back: {:?}",
+            a.assignment()
+        );
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let settle = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < settle {
+        a.poll(Duration::from_millis(50), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    // Nothing lost: every offset was handled by someone.
+    let mut all: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for &(_, p, o) in &seen {
+        all.entry(p).or_default().insert(o);
+    }
+    for &(p, o) in &java_records {
+        all.entry(p).or_default().insert(o);
+    }
+    for r in &consumed.records {
+        all.entry(r.partition).or_default().insert(r.offset);
+    }
+    for (p, end) in &produced.next_offset {
+        let got = all.get(p).map_or(0, |s| s.range(..*end).count());
+        assert_eq!(got as i64, *end, "partition {p}: records lost");
+    }
+    a.close(Duration::from_secs(10)).unwrap();
+}
+
+/// A static member (group.instance.id) closes and comes back within the session
+/// timeout: it leaves with epoch -2, the broker keeps its partitions for it, and the
+/// other member sees no callback at all. A second process with the same instance id
+/// while the first is in the group fails with UNRELEASED_INSTANCE_ID and a message
+/// saying what to do.
+#[test]
+fn consumer_protocol_static_member_restart_keeps_its_partitions() {
+    let broker = Broker::shared();
+    let bs = broker.bootstrap();
+    let topic = unique_topic("c-static");
+    let group = unique_topic("grp-c-static");
+    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let static_cfg = || {
+        let mut c = consumer_config(&group);
+        c.group_instance_id = Some("static-a".into());
+        c
+    };
+    let mut a = member(&bs, static_cfg(), &topic);
+    let mut b = member(&bs, consumer_config(&group), &topic);
+    let log = Counter::default();
+    b.set_listener(log.clone());
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(2),
+    );
+    // Let b settle its early heartbeats and callbacks.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        a.poll(Duration::from_millis(10), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+        b.poll(Duration::from_millis(10), |r| {
+            seen.push((1, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let a_parts = a.assignment().clone();
+    let b_parts = b.assignment().clone();
+    let before = log.0.lock().unwrap().len();
+    // The same instance id while a is in the group: refused.
+    let mut dup = member(&bs, static_cfg(), &topic);
+    let end = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        if let Err(e) = dup.poll(Duration::from_millis(50), |_| {}) {
+            break e;
+        }
+        a.poll(Duration::from_millis(10), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+        b.poll(Duration::from_millis(10), |r| {
+            seen.push((1, r.partition, r.offset()))
+        })
+        .unwrap();
+        assert!(
+            Instant::now() < end,
+            "the duplicate instance was not refused"
+        );
+    };
+    assert!(
+        err.to_string().contains("group.instance.id"),
+        "the message names the setting: {err}"
+    );
+    drop(dup);
+    a.close(Duration::from_secs(10)).unwrap();
+    drop(a);
+    let away = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < away {
+        b.poll(Duration::from_millis(20), |r| {
+            seen.push((1, r.partition, r.offset()))
+        })
+        .unwrap();
+        assert_eq!(
+            b.assignment(),
+            &b_parts,
+            "b took the static member's partitions"
+        );
+    }
+    let mut a2 = member(&bs, static_cfg(), &topic);
+    pump(
+        &mut [(0, &mut a2), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(30),
+        all_stable(2),
+    );
+    assert_eq!(
+        a2.assignment(),
+        &a_parts,
+        "the static member's own partitions"
+    );
+    assert_eq!(b.assignment(), &b_parts);
+    let during = log.0.lock().unwrap()[before..].to_vec();
+    assert!(during.is_empty(), "b saw a rebalance: {during:?}");
+    a2.close(Duration::from_secs(10)).unwrap();
+    b.close(Duration::from_secs(10)).unwrap();
+}
+
+/// A member that dies without leaving: the broker expires it after its session
+/// timeout (10 s on the test broker), and its partitions move to the survivor.
+#[test]
+fn consumer_protocol_killed_member_partitions_move_after_session_timeout() {
+    let broker = Broker::shared();
+    let bs = broker.bootstrap();
+    let topic = unique_topic("c-kill");
+    let group = unique_topic("grp-c-kill");
+    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let mut a = member(&bs, consumer_config(&group), &topic);
+    let mut b = member(&bs, consumer_config(&group), &topic);
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a), (1, &mut b)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(2),
+    );
+    // Stop driving a and drop it without close (no leave heartbeat).
+    std::mem::forget(a);
+    let t = Instant::now();
+    pump(
+        &mut [(1, &mut b)],
+        &mut seen,
+        Duration::from_secs(40),
+        all_stable(4),
+    );
+    let moved = t.elapsed();
+    eprintln!("partitions moved after {moved:?}");
+    assert!(
+        moved >= CONSUMER_SESSION / 2,
+        "moved after {moved:?}: too soon for a session expiry"
+    );
+    b.close(Duration::from_secs(10)).unwrap();
+}
+
+/// The broker assigns partitions a topic gains, and topics a regex subscription starts
+/// to match when they are created (server-side regex, KIP-848).
+#[test]
+fn consumer_protocol_new_partitions_and_regex_topics_are_assigned() {
+    let broker = Broker::shared();
+    let bs = broker.bootstrap();
+    let prefix = unique_topic("c-rx");
+    let first = format!("{prefix}-a");
+    Producer::new(&bs, &first).partitions(2).count(3).run();
+    let group = unique_topic("grp-c-rx");
+    let mut a = GroupConsumer::new(fetch_config(&bs), consumer_config(&group)).unwrap();
+    a.subscribe_pattern(&format!("{}-.*", regex_lite::escape(&prefix)), true)
+        .unwrap();
+    let mut seen = Seen::new();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(2),
+    );
+    kafka_topics(&bs, &["--alter", "--topic", &first, "--partitions", "3"]);
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(60),
+        all_stable(3),
+    );
+    let second = format!("{prefix}-b");
+    Producer::new(&bs, &second).partitions(2).count(3).run();
+    pump(
+        &mut [(0, &mut a)],
+        &mut seen,
+        Duration::from_secs(90),
+        |m, s| {
+            m[0].1.assignment().len() == 5 && s.iter().filter(|x| x.1 >= 0).count() >= 2 * 3 + 2 * 3
+        },
+    );
+    let topics: BTreeSet<String> = a
+        .assignment()
+        .iter()
+        .map(|tp| tp.topic.to_string())
+        .collect();
+    assert_eq!(topics, BTreeSet::from([first, second]));
     a.close(Duration::from_secs(10)).unwrap();
 }

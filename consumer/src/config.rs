@@ -256,6 +256,18 @@ pub static PROPERTIES: &[PropertySpec] = &[
         "Static membership id (KIP-345): restarts within session.timeout.ms cause no rebalance.",
     ),
     p(
+        "group.protocol",
+        Some("classic"),
+        Kind::Enum(&["classic", "consumer"]),
+        "classic: JoinGroup/SyncGroup, a member assigns; consumer (KIP-848, Kafka 4.0+): the broker assigns and rebalances incrementally.",
+    ),
+    p(
+        "group.remote.assignor",
+        None,
+        Kind::Str,
+        "With group.protocol=consumer: the broker-side assignor (uniform, range); unset lets the broker choose.",
+    ),
+    p(
         "heartbeat.interval.ms",
         Some("3000"),
         int(1, MS_MAX),
@@ -1299,6 +1311,10 @@ pub struct ConsumerConfig {
     pub auto_commit_interval_ms: u32,
     pub check_crcs: bool,
     pub partition_assignment_strategy: Vec<Assignor>,
+    /// `group.protocol`.
+    pub group_protocol: weir_coordinator::GroupProtocol,
+    /// `group.remote.assignor` (only with `group.protocol=consumer`).
+    pub group_remote_assignor: Option<String>,
     pub ring_bytes: u64,
     pub coordinator_ring_bytes: u64,
     pub worker_threads: u32,
@@ -1401,6 +1417,66 @@ impl ConfigBuilder {
 
     fn explicitly_set(&self, name: &str) -> bool {
         self.values.contains_key(name)
+    }
+
+    /// `group.protocol` and `group.remote.assignor`. Under `consumer` the broker
+    /// owns the session, the heartbeat interval and the assignor, so the classic
+    /// settings for them are refused when the user set them (as the Java client
+    /// does), and a profile's values for them are dropped with a note.
+    fn group_protocol(
+        &self,
+        warnings: &mut Vec<String>,
+    ) -> Result<(weir_coordinator::GroupProtocol, Option<String>), ConfigError> {
+        use weir_coordinator::GroupProtocol;
+        let protocol = match self.enum_value("group.protocol")?.as_str() {
+            "consumer" => GroupProtocol::Consumer,
+            _ => GroupProtocol::Classic,
+        };
+        let assignor = self
+            .string("group.remote.assignor")
+            .filter(|a| !a.is_empty());
+        match protocol {
+            GroupProtocol::Classic => {
+                if assignor.is_some() {
+                    return Err(ConfigError::Conflict {
+                        message: "group.remote.assignor is set, but it applies only to group.protocol=consumer".to_owned(),
+                        fix: "set group.protocol=consumer, or unset group.remote.assignor (classic groups use partition.assignment.strategy)",
+                    });
+                }
+            }
+            GroupProtocol::Consumer => {
+                for (name, broker) in [
+                    (
+                        "partition.assignment.strategy",
+                        "group.remote.assignor (or the broker's group.consumer.assignors)",
+                    ),
+                    (
+                        "session.timeout.ms",
+                        "the broker's group.consumer.session.timeout.ms",
+                    ),
+                    (
+                        "heartbeat.interval.ms",
+                        "the broker's group.consumer.heartbeat.interval.ms",
+                    ),
+                ] {
+                    match self.values.get(name) {
+                        Some((_, Source::Profile(p))) => warnings.push(format!(
+                            "group.protocol=consumer: the {p:?} profile's {name} does not apply; {broker} decides"
+                        )),
+                        Some(_) => {
+                            return Err(ConfigError::Conflict {
+                                message: format!(
+                                    "{name} is a group.protocol=classic setting; under group.protocol=consumer {broker} decides"
+                                ),
+                                fix: "remove it, or set group.protocol=classic",
+                            });
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok((protocol, assignor))
     }
 
     fn raw(&self, spec: &'static PropertySpec) -> Result<Option<(&str, Source)>, ConfigError> {
@@ -2240,6 +2316,8 @@ impl ConfigBuilder {
             });
         }
 
+        let (group_protocol, group_remote_assignor) = self.group_protocol(&mut warnings)?;
+
         let (sasl, tls) = self.security(&mut warnings)?;
 
         for spec in PROPERTIES {
@@ -2280,6 +2358,8 @@ impl ConfigBuilder {
             auto_commit_interval_ms: self.u32("auto.commit.interval.ms")?,
             check_crcs: self.bool("check.crcs")?,
             partition_assignment_strategy,
+            group_protocol,
+            group_remote_assignor,
             ring_bytes: u64::try_from(ring_bytes).unwrap_or(0),
             coordinator_ring_bytes: u64::try_from(self.int("weir.coordinator.ring.bytes")?)
                 .unwrap_or(1 << 23),
@@ -2340,6 +2420,72 @@ mod tests {
         // No group: auto commit cannot happen.
         assert!(!cfg.enable_auto_commit);
         assert!(cfg.warnings.is_empty());
+    }
+
+    #[test]
+    fn group_protocol_consumer_refuses_the_classic_group_settings() {
+        let mut b = base();
+        b.set("group.id", "g", Source::Flag).unwrap();
+        b.set("group.protocol", "CONSUMER", Source::Flag).unwrap();
+        b.set("group.remote.assignor", "range", Source::Flag)
+            .unwrap();
+        let cfg = b.build(Mode::Group).unwrap();
+        assert_eq!(
+            cfg.group_protocol,
+            weir_coordinator::GroupProtocol::Consumer
+        );
+        assert_eq!(cfg.group_remote_assignor.as_deref(), Some("range"));
+        let g = cfg.group_config().unwrap();
+        assert_eq!(g.group_protocol, weir_coordinator::GroupProtocol::Consumer);
+        assert_eq!(g.remote_assignor.as_deref(), Some("range"));
+        for (name, value, broker) in [
+            (
+                "session.timeout.ms",
+                "10000",
+                "group.consumer.session.timeout.ms",
+            ),
+            (
+                "heartbeat.interval.ms",
+                "1000",
+                "group.consumer.heartbeat.interval.ms",
+            ),
+            (
+                "partition.assignment.strategy",
+                "range",
+                "group.remote.assignor",
+            ),
+        ] {
+            let mut b2 = b.clone();
+            b2.set(name, value, Source::Flag).unwrap();
+            let e = err(&b2, Mode::Group);
+            assert!(e.contains(name) && e.contains(broker), "{e}");
+            assert!(e.contains("group.protocol=classic"), "{e}");
+        }
+        // A profile's session timeout does not apply; it is dropped with a note.
+        let mut b3 = b.clone();
+        b3.profile(Profile::CrossDatacenter);
+        let cfg = b3.build(Mode::Group).unwrap();
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("session.timeout.ms")),
+            "{:?}",
+            cfg.warnings
+        );
+    }
+
+    #[test]
+    fn group_remote_assignor_needs_the_consumer_protocol() {
+        let mut b = base();
+        b.set("group.id", "g", Source::Flag).unwrap();
+        b.set("group.remote.assignor", "uniform", Source::Flag)
+            .unwrap();
+        let e = err(&b, Mode::Group);
+        assert!(e.contains("group.protocol=consumer"), "{e}");
+        let mut b = base();
+        let refused = b.set("group.protocol", "eager", Source::Flag).is_err()
+            || b.build(Mode::Assign).is_err();
+        assert!(refused, "an unknown group.protocol is refused");
     }
 
     #[test]

@@ -124,6 +124,9 @@ enum Purpose {
     Metadata,
     /// Every topic's name, for a pattern subscription.
     Pattern,
+    /// Every topic's id and name, for the ids of a `group.protocol=consumer`
+    /// assignment.
+    TopicIds,
 }
 
 /// A pattern subscription: the topics it matches are resolved from every topic's
@@ -195,6 +198,12 @@ pub struct GroupConsumer {
     topics: Vec<String>,
     /// When the leader next refreshes partition counts (`metadata.max.age.ms`).
     next_metadata_refresh: Instant,
+    /// `group.protocol=consumer`: topic ids of the assignment whose names are not
+    /// known yet, asked with a Metadata request for all topics.
+    ids_wanted: BTreeSet<[u8; 16]>,
+    ids_in_flight: bool,
+    ids_not_before: Instant,
+    ids_failures: u32,
 }
 
 // GroupConsumer moves between threads (it is used from one at a time).
@@ -234,6 +243,15 @@ impl GroupConsumer {
                 "bad bootstrap server {first:?}: expected host:port"
             ))
         })?;
+        // Jitter, and under group.protocol=consumer the member id, come from this
+        // seed: two processes must not share it. The standard library seeds each
+        // RandomState from the OS.
+        {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(group.rng_seed);
+            group.rng_seed = h.finish();
+        }
         let mut consumer = Consumer::new(fetch)?;
         let mut sides = SideRequests::new();
         let bootstrap = sides.open(consumer.reactor(), &host, port);
@@ -269,6 +287,10 @@ impl GroupConsumer {
             outstanding: HashMap::new(),
             topics: Vec::new(),
             next_metadata_refresh: Instant::now(),
+            ids_wanted: BTreeSet::new(),
+            ids_in_flight: false,
+            ids_not_before: Instant::now(),
+            ids_failures: 0,
         })
     }
 
@@ -299,6 +321,11 @@ impl GroupConsumer {
     ///
     /// The pattern must match a whole topic name (as Java's `Pattern.matches`). A
     /// pattern that does not compile is returned as an error naming why.
+    ///
+    /// Under `group.protocol=consumer` the broker evaluates the pattern (KIP-848's
+    /// `SubscribedTopicRegex`, RE2J syntax, whole names, internal topics never
+    /// matched) and re-evaluates it as topics come and go; `exclude_internal` does not
+    /// apply there.
     pub fn subscribe_pattern(
         &mut self,
         pattern: &str,
@@ -309,6 +336,12 @@ impl GroupConsumer {
                 "the topic pattern {pattern} is not a regular expression ({e})"
             ))
         })?;
+        if self.group_cfg.group_protocol == weir_coordinator::GroupProtocol::Consumer {
+            self.pattern = None;
+            self.topics.clear();
+            self.member.subscribe_regex(Instant::now(), pattern);
+            return Ok(());
+        }
         self.pattern = Some(Pattern {
             re,
             exclude_internal,
@@ -831,6 +864,34 @@ impl GroupConsumer {
             }
             any = true;
         }
+        if !self.ids_wanted.is_empty()
+            && !self.ids_in_flight
+            && now >= self.ids_not_before
+            && self.is_ready(self.bootstrap)
+        {
+            let reactor = self.consumer.reactor();
+            let version = reactor
+                .side_versions(self.bootstrap)
+                .map(|t| {
+                    t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
+                })
+                .transpose()
+                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
+                .unwrap_or(0);
+            // Topic ids are in Metadata from v10 (Kafka 2.8); every broker that
+            // speaks the consumer protocol has them.
+            let req = build_metadata_request(version, None, false);
+            self.sides.send(
+                reactor,
+                self.bootstrap,
+                version,
+                &req,
+                None,
+                Purpose::TopicIds,
+            )?;
+            self.ids_in_flight = true;
+            any = true;
+        }
         if let Some(topics) = self.metadata_wanted.clone()
             && !self.metadata_in_flight
             && now >= self.metadata_not_before
@@ -900,6 +961,7 @@ impl GroupConsumer {
             Request::LeaveGroup(r) => sides.send(reactor, side, v, r, t, p),
             Request::OffsetCommit(r) => sides.send(reactor, side, v, r, t, p),
             Request::OffsetFetch(r) => sides.send(reactor, side, v, r, t, p),
+            Request::ConsumerGroupHeartbeat(r) => sides.send(reactor, side, v, r, t, p),
         };
         match res {
             Ok(_) => Ok(true),
@@ -951,6 +1013,7 @@ impl GroupConsumer {
                             self.on_metadata(now, body, api_version);
                         }
                         Purpose::Pattern => self.on_pattern_metadata(now, body, api_version),
+                        Purpose::TopicIds => self.on_topic_ids(now, body, api_version),
                     }
                 }
                 SideOutcome::Lost { purpose, side, .. } => {
@@ -962,6 +1025,10 @@ impl GroupConsumer {
                         }
                         Purpose::Group(_) => {}
                         Purpose::Metadata => self.metadata_in_flight = false,
+                        Purpose::TopicIds => {
+                            self.ids_in_flight = false;
+                            self.ids_retry_later(now);
+                        }
                         Purpose::Pattern => {
                             if let Some(p) = self.pattern.as_mut() {
                                 p.in_flight = false;
@@ -1014,6 +1081,44 @@ impl GroupConsumer {
             self.topics = matched.clone();
             self.member.subscribe(now, matched);
         }
+    }
+
+    /// Every topic's id and name: the names the member waits for.
+    fn on_topic_ids(&mut self, now: Instant, body: &[u8], version: i16) {
+        self.ids_in_flight = false;
+        let Ok(resp) = MetadataResponse::decode_body(body, version) else {
+            self.ids_retry_later(now);
+            return;
+        };
+        let known: Vec<([u8; 16], String)> = resp
+            .topics
+            .iter()
+            .filter(|t| t.error_code.is_ok() && t.topic_id != [0; 16])
+            .filter_map(|t| t.name.map(|n| (t.topic_id, n.to_owned())))
+            .collect();
+        for (id, _) in &known {
+            self.ids_wanted.remove(id);
+        }
+        self.member.update_topic_ids(now, known);
+        if self.ids_wanted.is_empty() {
+            self.ids_failures = 0;
+        } else {
+            // A topic just created may not be in every broker's metadata yet.
+            self.ids_retry_later(now);
+        }
+    }
+
+    /// Ask for the topic ids again after `retry.backoff.ms`, doubling up to
+    /// `retry.backoff.max.ms`, for as long as the assignment names them.
+    fn ids_retry_later(&mut self, now: Instant) {
+        self.ids_failures = self.ids_failures.saturating_add(1);
+        let shift = self.ids_failures.saturating_sub(1).min(16);
+        let backoff = self.group_cfg.retry_backoff.saturating_mul(1 << shift).min(
+            self.group_cfg
+                .retry_backoff_max
+                .max(self.group_cfg.retry_backoff),
+        );
+        self.ids_not_before = now + backoff;
     }
 
     fn on_metadata(&mut self, now: Instant, body: &[u8], version: i16) {
@@ -1142,6 +1247,12 @@ impl GroupConsumer {
                 }
                 Event::MetadataNeeded(topics) => {
                     self.metadata_wanted = Some(topics);
+                }
+                Event::TopicIdsNeeded(ids) => {
+                    // The member asks again for each new assignment: these are the
+                    // ids it waits for now.
+                    self.ids_wanted = ids.into_iter().collect();
+                    self.ids_failures = 0;
                 }
                 Event::CommitCompleted {
                     id,

@@ -90,6 +90,8 @@ impl ConsumerConfig {
         g.request_timeout = ms(self.request_timeout_ms);
         g.client_id = self.client_id.clone();
         g.rack = (!self.client_rack.is_empty()).then(|| self.client_rack.clone());
+        g.group_protocol = self.group_protocol;
+        g.remote_assignor = self.group_remote_assignor.clone();
         Ok(g)
     }
 }

@@ -136,18 +136,17 @@ impl GroupMember {
         let subscribed = !self.subscription.is_empty() || self.regex.is_some();
         let hb_inflight = self.has_inflight(|k| matches!(k, Kind::ConsumerHeartbeat { .. }));
         match self.state {
-            State::Unjoined => {
+            // Commits of the old epoch finish (or time out) before a rejoin.
+            State::Unjoined
                 if subscribed
                     && !self.poll_expired
-                    // Commits of the old epoch finish (or time out) first.
                     && self.commits.is_empty()
                     && self.join_retry_at.is_none_or(|t| t <= now)
-                    && !hb_inflight
-                {
-                    self.rebalance_started.get_or_insert(now);
-                    self.state = State::Joining;
-                    self.send_consumer_heartbeat(now, JOIN_EPOCH);
-                }
+                    && !hb_inflight =>
+            {
+                self.rebalance_started.get_or_insert(now);
+                self.state = State::Joining;
+                self.send_consumer_heartbeat(now, JOIN_EPOCH);
             }
             State::Stable if !subscribed => {
                 // Unsubscribed from everything: give the partitions up, then leave
@@ -381,6 +380,8 @@ impl GroupMember {
             if self.target.as_ref() != Some(&target) {
                 self.rebalance_started.get_or_insert(now);
                 self.target = Some(target);
+                // Names still unknown are asked again for the new assignment.
+                self.ids_asked.clear();
                 // Partitions withheld now (their owner is still revoking) are
                 // released on that owner's next heartbeat: ask again soon rather
                 // than a whole heartbeat interval later.
