@@ -39,18 +39,25 @@ def produce(args):
 
 def consume(args):
     out = sys.stdout
-    c = Consumer({
+    conf = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "auto.offset.reset": "latest",
         "enable.auto.commit": True,
         "auto.commit.interval.ms": 200,
-        "session.timeout.ms": args.session_timeout_ms,
-        "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": args.strategy,
         # As weir's side of the measurement (librdkafka's default is 500 ms).
         "fetch.wait.max.ms": 100,
-    })
+    }
+    if args.strategy == "consumer":
+        # group.protocol=consumer (KIP-848): the broker assigns (uniform) and owns the
+        # session and heartbeat settings. The binding assigns incrementally itself.
+        conf["group.protocol"] = "consumer"
+        conf["group.remote.assignor"] = "uniform"
+    else:
+        conf["session.timeout.ms"] = args.session_timeout_ms
+        conf["heartbeat.interval.ms"] = 500
+        conf["partition.assignment.strategy"] = args.strategy
+    c = Consumer(conf)
     owned = set()
 
     def show():
@@ -96,7 +103,8 @@ def main(argv):
     ap.add_argument("--rate", type=float, default=100.0, help="records per second per partition")
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--group")
-    ap.add_argument("--strategy", default="range")
+    ap.add_argument("--strategy", default="range",
+                    help="a classic assignor, or consumer for group.protocol=consumer")
     ap.add_argument("--session-timeout-ms", type=int, default=6000)
     ap.add_argument("--start-at", type=float, default=None,
                     help="consume: subscribe at this wall-clock time (seconds since the epoch)")

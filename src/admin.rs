@@ -732,6 +732,10 @@ pub struct MemberDescription {
     pub assignment: Vec<TopicPartition>,
     /// Why the assignment could not be read, if it could not.
     pub assignment_error: Option<String>,
+    /// Consumer-protocol groups (KIP-848): the member's epoch.
+    pub member_epoch: Option<i32>,
+    /// Consumer-protocol groups: the partitions the broker means it to own.
+    pub target_assignment: Option<Vec<TopicPartition>>,
 }
 
 /// One partition row of `weir groups describe`.
@@ -775,6 +779,29 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// Committed and assigned partitions, by topic and partition.
     pub partitions: Vec<PartitionLag>,
+    /// Consumer-protocol groups (KIP-848): the group epoch and the epoch of the
+    /// target assignment.
+    pub epochs: Option<(i32, i32)>,
+}
+
+/// `t(0,1),u(2)`: partitions grouped by topic, sorted; `-` for none.
+fn partition_list(parts: &[TopicPartition]) -> String {
+    if parts.is_empty() {
+        return "-".to_owned();
+    }
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in parts {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    by_topic
+        .iter_mut()
+        .map(|(t, ps)| {
+            ps.sort_unstable();
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{t}({})", ps.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn dash<T: ToString>(v: Option<T>) -> String {
@@ -845,6 +872,13 @@ impl GroupDescription {
             self.coordinator_id,
             self.total_lag()
         );
+        if let Some((group_epoch, target_epoch)) = self.epochs {
+            // The line above ends in a blank line; the epochs go on the state line.
+            s.truncate(s.trim_end().len());
+            s.push_str(&format!(
+                ", group epoch {group_epoch}, target assignment epoch {target_epoch}\n\n"
+            ));
+        }
         let mut rows = vec![
             [
                 "GROUP",
@@ -890,34 +924,37 @@ impl GroupDescription {
                 .map(str::to_owned)
                 .to_vec(),
             ];
+            // Consumer-protocol groups: epochs and target assignments, as
+            // kafka-consumer-groups --describe --members --verbose shows them.
+            let kip848 = self.members.iter().any(|m| m.member_epoch.is_some());
+            if kip848 {
+                rows[0].extend(
+                    ["CURRENT-EPOCH", "TARGET-EPOCH", "TARGET-ASSIGNMENT"].map(str::to_owned),
+                );
+            }
             for m in &self.members {
                 let assignment = match &m.assignment_error {
                     Some(e) => format!("(unreadable: {e})"),
-                    None if m.assignment.is_empty() => "-".to_owned(),
-                    None => {
-                        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-                        for tp in &m.assignment {
-                            by_topic.entry(&tp.topic).or_default().push(tp.partition);
-                        }
-                        by_topic
-                            .iter_mut()
-                            .map(|(t, ps)| {
-                                ps.sort_unstable();
-                                let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
-                                format!("{t}({})", ps.join(","))
-                            })
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    }
+                    None => partition_list(&m.assignment),
                 };
-                rows.push(vec![
+                let mut row = vec![
                     cell(&m.member_id),
                     cell(m.group_instance_id.as_deref().unwrap_or_default()),
                     cell(&m.host),
                     cell(&m.client_id),
                     m.assignment.len().to_string(),
                     assignment,
-                ]);
+                ];
+                if kip848 {
+                    row.push(dash(m.member_epoch));
+                    row.push(dash(self.epochs.map(|e| e.1)));
+                    row.push(
+                        m.target_assignment
+                            .as_deref()
+                            .map_or_else(|| "-".to_owned(), partition_list),
+                    );
+                }
+                rows.push(row);
             }
             s.push('\n');
             s.push_str(&table(&rows));
@@ -933,6 +970,8 @@ struct Described {
     members: Vec<MemberDescription>,
     /// DescribeGroups said the group does not exist (GROUP_ID_NOT_FOUND or Dead).
     missing: bool,
+    /// ConsumerGroupDescribe: the group and target assignment epochs.
+    epochs: Option<(i32, i32)>,
 }
 
 /// FindCoordinator for `group`: its coordinator's address and node id, or a
@@ -1055,6 +1094,8 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
                     host: m.client_host.to_owned(),
                     assignment,
                     assignment_error,
+                    member_epoch: None,
+                    target_assignment: None,
                 }
             })
             .collect();
@@ -1064,6 +1105,7 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
             protocol: g.protocol_data.to_owned(),
             members,
             missing,
+            epochs: None,
         };
         // A group of the consumer protocol (KIP-848, group.protocol=consumer) is
         // not a classic group: DescribeGroups calls it unknown (Kafka 4: Dead), and
@@ -1169,6 +1211,7 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
         protocol: described.protocol,
         members: described.members,
         partitions,
+        epochs: described.epochs,
     })
 }
 
@@ -1237,6 +1280,17 @@ fn consumer_group_describe(
                 })
                 .collect(),
             assignment_error: None,
+            member_epoch: Some(m.member_epoch),
+            target_assignment: Some(
+                m.target_assignment
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(|p| TopicPartition::new(t.topic_name, *p))
+                    })
+                    .collect(),
+            ),
         })
         .collect();
     Ok(Step::Done(Some(Described {
@@ -1245,6 +1299,7 @@ fn consumer_group_describe(
         protocol: g.assignor_name.to_owned(),
         members,
         missing: false,
+        epochs: Some((g.group_epoch, g.assignment_epoch)),
     })))
 }
 
@@ -1586,7 +1641,50 @@ mod tests {
             host: "/10.1.2.3".to_owned(),
             assignment,
             assignment_error: err.map(str::to_owned),
+            member_epoch: None,
+            target_assignment: None,
         }
+    }
+
+    #[test]
+    fn render_shows_epochs_and_target_assignments_of_consumer_protocol_groups() {
+        let mut m = member("m-1", vec![TopicPartition::new("t", 0)], None);
+        m.member_epoch = Some(7);
+        m.target_assignment = Some(vec![
+            TopicPartition::new("t", 1),
+            TopicPartition::new("t", 0),
+        ]);
+        let d = GroupDescription {
+            group: "g".into(),
+            coordinator: "b:9092".into(),
+            coordinator_id: 1,
+            state: "Reconciling".into(),
+            protocol_type: "consumer".into(),
+            protocol: "uniform".into(),
+            members: vec![m],
+            partitions: Vec::new(),
+            epochs: Some((8, 8)),
+        };
+        let text = d.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("total lag 0, group epoch 8, target assignment epoch 8"),
+            "{text}"
+        );
+        let header = lines
+            .iter()
+            .find(|l| l.starts_with("CONSUMER-ID"))
+            .expect("members");
+        assert!(
+            header.ends_with("CURRENT-EPOCH  TARGET-EPOCH  TARGET-ASSIGNMENT"),
+            "{text}"
+        );
+        let row: Vec<&str> = lines
+            .last()
+            .expect("a member row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[row.len() - 3..], ["7", "8", "t(0,1)"], "{text}");
     }
 
     #[test]
@@ -1606,6 +1704,7 @@ mod tests {
                 ),
                 member("m-2", Vec::new(), Some("truncated")),
             ],
+            epochs: None,
             partitions: vec![
                 PartitionLag {
                     topic: "t".into(),

@@ -675,7 +675,9 @@ fn steady_producer(
 const PARTS: i32 = 6;
 const WINDOW: f64 = 15.0;
 
-fn weir_pause(bootstrap: &str, strategy: AssignmentStrategy) -> (f64, f64, f64) {
+/// `strategy`: a classic assignor, or `None` for group.protocol=consumer (the broker's
+/// uniform assignor).
+fn weir_pause(bootstrap: &str, strategy: Option<AssignmentStrategy>) -> (f64, f64, f64) {
     let topic = unique_topic("g-pause");
     let group = unique_topic("grp-pause");
     Producer::new(bootstrap, &topic)
@@ -684,7 +686,14 @@ fn weir_pause(bootstrap: &str, strategy: AssignmentStrategy) -> (f64, f64, f64) 
         .run();
     let mut producer = steady_producer(bootstrap, &topic, PARTS, 40);
     let cfg = || {
-        let mut c = group_config(&group, &[strategy]);
+        let mut c = match strategy {
+            Some(s) => group_config(&group, &[s]),
+            None => {
+                let mut c = consumer_config(&group);
+                c.remote_assignor = Some("uniform".into());
+                c
+            }
+        };
         c.enable_auto_commit = true;
         c.auto_commit_interval = Duration::from_millis(200);
         c
@@ -873,6 +882,7 @@ fn rdkafka_pause(bootstrap: &str, strategy: &str) -> (f64, f64, f64) {
 /// members (KafkaConsumer 4.4, classic protocol, the same session, heartbeat and fetch
 /// wait as the others, synchronous commits after each poll); B's join is the instant it
 /// prints `subscribed` (its JVM start-up is paid before that).
+/// `assignor`: a classic assignor class, or `consumer` for group.protocol=consumer.
 fn java_pause(bootstrap: &str, assignor: &str) -> (f64, f64, f64) {
     let topic = unique_topic("j-pause");
     let group = unique_topic("jgrp-pause");
@@ -884,7 +894,7 @@ fn java_pause(bootstrap: &str, assignor: &str) -> (f64, f64, f64) {
     let strategy =
         format!("partition.assignment.strategy=org.apache.kafka.clients.consumer.{assignor}");
     let session = format!("session.timeout.ms={}", SESSION.as_millis());
-    let props = [
+    let classic = [
         strategy.as_str(),
         session.as_str(),
         "heartbeat.interval.ms=500",
@@ -892,7 +902,18 @@ fn java_pause(bootstrap: &str, assignor: &str) -> (f64, f64, f64) {
         "auto.offset.reset=earliest",
         "group.protocol=classic",
     ];
-    let mut a = JavaPeer::start(bootstrap, &group, &[&topic], &props);
+    let consumer = [
+        "group.protocol=consumer",
+        "group.remote.assignor=uniform",
+        "fetch.max.wait.ms=100",
+        "auto.offset.reset=earliest",
+    ];
+    let props: &[&str] = if assignor == "consumer" {
+        &consumer
+    } else {
+        &classic
+    };
+    let mut a = JavaPeer::start(bootstrap, &group, &[&topic], props);
     let end = Instant::now() + Duration::from_secs(60);
     let mut warm: Option<Instant> = None;
     while warm.is_none_or(|w| w.elapsed() < Duration::from_secs(2)) {
@@ -907,7 +928,7 @@ fn java_pause(bootstrap: &str, assignor: &str) -> (f64, f64, f64) {
             warm = Some(Instant::now());
         }
     }
-    let mut b = JavaPeer::start(bootstrap, &group, &[&topic], &props);
+    let mut b = JavaPeer::start(bootstrap, &group, &[&topic], props);
     let t0 = loop {
         assert!(Instant::now() < end, "Java member b never subscribed");
         std::thread::sleep(Duration::from_millis(20));
@@ -958,13 +979,16 @@ fn rebalance_pause_report() {
     let tansu = Broker::shared();
     let bs = tansu.bootstrap();
     let mut rows = Vec::new();
+    // group.protocol=consumer runs with the test broker's consumer-group heartbeat
+    // interval of 1 s (scripts/kafka-config.sh); the classic rows with 500 ms.
     for (strategy, name, java) in [
-        (AssignmentStrategy::Range, "range", "RangeAssignor"),
+        (Some(AssignmentStrategy::Range), "range", "RangeAssignor"),
         (
-            AssignmentStrategy::CooperativeSticky,
+            Some(AssignmentStrategy::CooperativeSticky),
             "cooperative-sticky",
             "CooperativeStickyAssignor",
         ),
+        (None, "consumer", "consumer"),
     ] {
         eprint!("weir {name}: longest gaps");
         rows.push(("weir", name, weir_pause(&bs, strategy)));

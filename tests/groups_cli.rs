@@ -606,17 +606,7 @@ fn kafka_members(stdout: &str, group: &str) -> BTreeMap<String, MemberView> {
         .into_iter()
         .map(|r| {
             assert!(r.len() >= 7, "a member row: {r:?}\n{stdout}");
-            let mut parts = BTreeSet::new();
-            if r[6] != "-" {
-                for topic_parts in r[6].split(';') {
-                    let (t, ps) = topic_parts
-                        .rsplit_once(':')
-                        .unwrap_or_else(|| panic!("assignment {topic_parts:?}\n{stdout}"));
-                    for p in ps.split(',') {
-                        parts.insert((t.to_owned(), p.parse().expect("partition")));
-                    }
-                }
-            }
+            let parts = kafka_parts(&r[6], stdout);
             assert_eq!(r[4], parts.len().to_string(), "#PARTITIONS of {r:?}");
             (r[1].clone(), (r[2].clone(), r[3].clone(), parts))
         })
@@ -626,6 +616,73 @@ fn kafka_members(stdout: &str, group: &str) -> BTreeMap<String, MemberView> {
 /// The members table of `weir groups describe` (CONSUMER-ID GROUP-INSTANCE-ID HOST
 /// CLIENT-ID #PARTITIONS ASSIGNMENT with `topic(0,1,2),topic2(0)`), like
 /// [`kafka_members`].
+/// `t:0,1;u:2` (kafka-consumer-groups) as a set; `-` for none.
+fn kafka_parts(cell: &str, stdout: &str) -> BTreeSet<(String, i32)> {
+    let mut parts = BTreeSet::new();
+    if cell != "-" {
+        for topic_parts in cell.split(';') {
+            let (t, ps) = topic_parts
+                .rsplit_once(':')
+                .unwrap_or_else(|| panic!("assignment {topic_parts:?}\n{stdout}"));
+            for p in ps.split(',') {
+                parts.insert((t.to_owned(), p.parse().expect("partition")));
+            }
+        }
+    }
+    parts
+}
+
+/// `t(0,1),u(2)` (weir groups describe) as a set; `-` for none.
+fn weir_parts(cell: &str, stdout: &str) -> BTreeSet<(String, i32)> {
+    let mut parts = BTreeSet::new();
+    if cell != "-" {
+        // topic(0,1),other(2): split after each `)`.
+        for chunk in cell.split_inclusive(')') {
+            let chunk = chunk.trim_start_matches(',');
+            let (t, ps) = chunk
+                .strip_suffix(')')
+                .and_then(|c| c.split_once('('))
+                .unwrap_or_else(|| panic!("assignment {chunk:?}\n{stdout}"));
+            for p in ps.split(',') {
+                parts.insert((t.to_owned(), p.parse().expect("partition")));
+            }
+        }
+    }
+    parts
+}
+
+/// A consumer-protocol member's (current epoch, target epoch, target assignment).
+type EpochView = (String, String, BTreeSet<(String, i32)>);
+
+/// The KIP-848 columns of `--members --verbose` (CURRENT-EPOCH, TARGET-EPOCH,
+/// TARGET-ASSIGNMENT), by member id.
+fn kafka_epochs(stdout: &str, group: &str) -> BTreeMap<String, EpochView> {
+    rows(stdout, group)
+        .into_iter()
+        .filter(|r| r.len() >= 9)
+        .map(|r| {
+            let target = kafka_parts(&r[8], stdout);
+            (r[1].clone(), (r[5].clone(), r[7].clone(), target))
+        })
+        .collect()
+}
+
+/// The same columns of `weir groups describe`.
+fn weir_epochs(stdout: &str) -> BTreeMap<String, EpochView> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("CONSUMER-ID "))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|r| r.len() == 9)
+        .map(|r| {
+            let target = weir_parts(r[8], stdout);
+            (r[0].to_owned(), (r[6].to_owned(), r[7].to_owned(), target))
+        })
+        .collect()
+}
+
 fn weir_members(stdout: &str) -> BTreeMap<String, MemberView> {
     let mut lines = stdout
         .lines()
@@ -634,21 +691,11 @@ fn weir_members(stdout: &str) -> BTreeMap<String, MemberView> {
     let mut out = BTreeMap::new();
     for line in lines.by_ref().take_while(|l| !l.trim().is_empty()) {
         let r: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(r.len(), 6, "a member row: {line:?}\n{stdout}");
-        let mut parts = BTreeSet::new();
-        if r[5] != "-" {
-            // topic(0,1),other(2): split after each `)`.
-            for chunk in r[5].split_inclusive(')') {
-                let chunk = chunk.trim_start_matches(',');
-                let (t, ps) = chunk
-                    .strip_suffix(')')
-                    .and_then(|c| c.split_once('('))
-                    .unwrap_or_else(|| panic!("assignment {chunk:?}\n{stdout}"));
-                for p in ps.split(',') {
-                    parts.insert((t.to_owned(), p.parse().expect("partition")));
-                }
-            }
-        }
+        assert!(
+            r.len() == 6 || r.len() == 9,
+            "a member row (9 columns with KIP-848 epochs): {line:?}\n{stdout}"
+        );
+        let parts = weir_parts(r[5], stdout);
         assert_eq!(r[4], parts.len().to_string(), "#PARTITIONS of {line:?}");
         out.insert(r[0].to_owned(), (r[2].to_owned(), r[3].to_owned(), parts));
     }
@@ -886,6 +933,14 @@ fn groups_list_and_describe_agree_with_kafka_consumer_groups() {
                 (m[0].1.as_str(), m[0].2.len()),
                 ("gcmp-java", 5),
                 "{weir_out}"
+            );
+            // Member epochs and target assignments, as --members --verbose has them.
+            let epochs = weir_epochs(&weir_out);
+            assert_eq!(epochs.len(), 1, "the KIP-848 columns:\n{weir_out}");
+            assert_eq!(
+                epochs,
+                kafka_epochs(&kafka_out, group),
+                "{weir_out}\n{kafka_out}"
             );
         } else {
             assert!(weir.is_empty(), "{weir_out}");

@@ -1,8 +1,8 @@
 //! weir-coordinator: the sans-IO consumer-group member, assignors and offsets.
 //!
 //! * [`GroupMember`]: the membership state machine (FindCoordinator, JoinGroup,
-//!   SyncGroup, Heartbeat, LeaveGroup) with offset tracking, OffsetFetch and
-//!   OffsetCommit. The state diagram is in [`member`].
+//!   SyncGroup, Heartbeat, LeaveGroup; or ConsumerGroupHeartbeat under
+//!   `group.protocol=consumer`) with offset tracking, OffsetFetch and OffsetCommit. The state diagram is in [`member`].
 //! * [`assignor`]: `range`, `roundrobin`, `sticky`, `cooperative-sticky`.
 //! * [`consumer_protocol`]: the Java-compatible Subscription/Assignment bytes.
 //! * [`GroupConfig`]: Kafka's property names and the Java client's defaults.
@@ -52,6 +52,8 @@
 //!    * [`Event::PartitionsLost`]: drop work on them now; do not commit.
 //!    * [`Event::MetadataNeeded`]: the leader needs partition counts; answer with
 //!      [`GroupMember::update_metadata`] (also call it on every metadata refresh).
+//!    * [`Event::TopicIdsNeeded`] (`group.protocol=consumer`): the assignment names
+//!      topics by id; answer with [`GroupMember::update_topic_ids`] from Metadata.
 //!    * [`Event::CommitCompleted`]: the outcome of a commit, by [`CommitId`]
 //!      (`commit_sync` = queue with [`CommitMode::Sync`] and wait for this).
 //!    * [`Event::CoordinatorLost`]: close the coordinator connection.
@@ -63,8 +65,9 @@
 //!
 //! # Known limits
 //!
-//! * The classic group protocol only (JoinGroup/SyncGroup); not KIP-848's
-//!   ConsumerGroupHeartbeat protocol.
+//! * `group.protocol=consumer` (KIP-848, [`GroupConfig::group_protocol`]) speaks
+//!   ConsumerGroupHeartbeat v1 only (Kafka 4.0+; v0 was early access). Its rules are in
+//!   the `member::consumer` module docs; the classic rules below apply to `classic`.
 //! * No rack-aware assignment (the rack is sent in the subscription, not used).
 //! * With unequal subscriptions the sticky assignors balance greedily, without a
 //!   proof of optimality; with equal subscriptions max - min <= 1.
