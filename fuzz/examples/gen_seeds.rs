@@ -352,6 +352,20 @@ fn response_bodies() -> Vec<(i16, i16, Vec<u8>)> {
         r.groups = vec![g];
         push(15, v, enc(&r, v));
     }
+    for v in [0i16, 1] {
+        use kp::consumer_group_heartbeat_response as h;
+        let mut t = h::TopicPartitions::default();
+        t.topic_id = uuid::Uuid::from_bytes([7; 16]);
+        t.partitions = vec![0, 2];
+        let mut a = h::Assignment::default();
+        a.topic_partitions = vec![t];
+        let mut r = kp::ConsumerGroupHeartbeatResponse::default();
+        r.member_id = Some(s("zNuhBLrwTBSo37gIT8MBHQ"));
+        r.member_epoch = 3;
+        r.heartbeat_interval_ms = 5000;
+        r.assignment = Some(a);
+        push(68, v, enc(&r, v));
+    }
     for v in [2, 4] {
         let mut g = kp::list_groups_response::ListedGroup::default();
         g.group_id = GroupId(s("group"));

@@ -10,10 +10,10 @@ use weir_protocol::messages::ResponseBody;
 use weir_protocol::messages::api_versions::ApiVersionsResponse;
 use weir_protocol::messages::fetch::FetchResponse;
 use weir_protocol::messages::group::{
-    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse, DescribeGroupsResponse,
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
-    ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
-    SyncGroupResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
+    DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse,
+    LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse,
+    OffsetFetchResponse, SyncGroupResponse,
 };
 use weir_protocol::messages::list_offsets::ListOffsetsResponse;
 use weir_protocol::messages::metadata::MetadataResponse;
