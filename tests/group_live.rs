@@ -1599,3 +1599,95 @@ fn consumer_protocol_new_partitions_and_regex_topics_are_assigned() {
     assert_eq!(topics, BTreeSet::from([first, second]));
     a.close(Duration::from_secs(10)).unwrap();
 }
+
+/// A handler that stalls longer than `max.poll.interval.ms` under the consumer
+/// protocol: at its next poll the member gives its partitions up as lost and leaves
+/// (epoch -1), the other member takes every partition, and the stalled member joins
+/// again at the poll after that and gets its share back.
+#[test]
+fn consumer_protocol_stalled_handler_leaves_and_rejoins() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let broker = Broker::shared();
+    let bs = broker.bootstrap();
+    let topic = unique_topic("c-stall");
+    let group = unique_topic("grp-c-stall");
+    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let mut cfg = consumer_config(&group);
+    cfg.max_poll_interval = Duration::from_secs(2);
+    let mut a = member(&bs, cfg.clone(), &topic);
+    let log = Counter::default();
+    a.set_listener(log.clone());
+    // b polls on its own thread, so it heartbeats while a's handler stalls.
+    let stop = Arc::new(AtomicBool::new(false));
+    let b_owned = Arc::new(AtomicUsize::new(0));
+    let b_thread = {
+        let (stop, b_owned) = (stop.clone(), b_owned.clone());
+        let (bs, topic) = (bs.clone(), topic.clone());
+        let mut b_cfg = consumer_config(&group);
+        b_cfg.max_poll_interval = Duration::from_secs(60);
+        std::thread::spawn(move || {
+            let mut b = member(&bs, b_cfg, &topic);
+            while !stop.load(Ordering::Relaxed) {
+                b.poll(Duration::from_millis(20), |_| {}).unwrap();
+                b_owned.store(b.assignment().len(), Ordering::Relaxed);
+            }
+            b.close(Duration::from_secs(10)).unwrap();
+        })
+    };
+    let mut seen = Seen::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    while !(a.phase() == Phase::Stable
+        && a.assignment().len() == 2
+        && b_owned.load(Ordering::Relaxed) == 2)
+    {
+        assert!(Instant::now() < end, "no 2/2 split");
+        a.poll(Duration::from_millis(20), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    // More records; the handler stalls on the first one a gets, for twice
+    // max.poll.interval.ms.
+    Producer::new(&bs, &topic)
+        .partitions(4)
+        .count(5)
+        .start_seq(5)
+        .run();
+    let mut stalled = false;
+    let t = Instant::now();
+    while !stalled {
+        assert!(t.elapsed() < Duration::from_secs(30), "a got no record");
+        a.poll(Duration::from_millis(20), |r| {
+            if !stalled {
+                stalled = true;
+                std::thread::sleep(Duration::from_secs(4));
+            }
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    let t = Instant::now();
+    let lost = |log: &Counter| log.0.lock().unwrap().iter().any(|e| e == "lost 2");
+    while !(lost(&log) && a.phase() == Phase::Stable && a.assignment().len() == 2) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "a did not leave and rejoin: {:?} {:?}, callbacks {:?}",
+            a.phase(),
+            a.assignment(),
+            log.0.lock().unwrap()
+        );
+        a.poll(Duration::from_millis(20), |r| {
+            seen.push((0, r.partition, r.offset()))
+        })
+        .unwrap();
+    }
+    assert!(
+        !log.0.lock().unwrap().iter().any(|e| e == "revoked 2"),
+        "after a poll timeout the partitions are lost, not revoked: {:?}",
+        log.0.lock().unwrap()
+    );
+    stop.store(true, Ordering::Relaxed);
+    b_thread.join().unwrap();
+    a.close(Duration::from_secs(10)).unwrap();
+}

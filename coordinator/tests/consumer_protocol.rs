@@ -657,3 +657,24 @@ fn remote_assignor_needs_the_consumer_protocol() {
     let e = c.validate().expect_err("classic");
     assert!(e.to_string().contains("group.protocol=consumer"));
 }
+
+#[test]
+fn a_poll_after_a_gap_longer_than_the_poll_interval_leaves_first() {
+    let mut c = cfg();
+    c.max_poll_interval = Duration::from_secs(10);
+    let mut h = H::new(c);
+    h.join_with(&[0]);
+    h.tx();
+    // The application was away 11 s and no timer ran meanwhile (no driver thread).
+    h.now += Duration::from_secs(11);
+    h.m.poll(h.now);
+    assert_eq!(
+        h.events(),
+        vec![Event::PartitionsLost(vec![TopicPartition::new("t", 0)])]
+    );
+    let (id, r) = h.heartbeat();
+    assert_eq!(r.member_epoch, -1, "leaves first");
+    h.answer(id, ok(-1, None));
+    let (_, r) = h.heartbeat();
+    assert_eq!(r.member_epoch, 0, "then joins again");
+}

@@ -494,6 +494,16 @@ impl GroupMember {
     /// The application polled: resets the `max.poll.interval.ms` timer, and
     /// rejoins if the member left because that timer expired.
     pub fn poll(&mut self, now: Instant) {
+        // A driver without a thread of its own (weir's) runs no timer while the
+        // application is away: an interval that ran out meanwhile is acted on now,
+        // before this poll counts, as Java's heartbeat thread would have during the
+        // gap (the partitions are lost, the member leaves, then joins again).
+        if self.in_group()
+            && !self.poll_expired
+            && now >= self.last_poll + self.cfg.max_poll_interval
+        {
+            self.handle_timeout(now);
+        }
         self.last_poll = now;
         if self.poll_expired {
             self.poll_expired = false;
