@@ -28,8 +28,8 @@ use weir_protocol::messages::fetch::{
     FetchParams, FetchPartitionSpec, FetchResponse, build_fetch_request,
 };
 use weir_protocol::messages::group::{
-    ConsumerGroupDescribeResponse, DescribeGroupsResponse, FindCoordinatorResponse,
-    ListGroupsResponse, OffsetFetchResponse,
+    ConsumerGroupDescribeResponse, ConsumerGroupTopicPartitions, DescribeGroupsResponse,
+    FindCoordinatorResponse, ListGroupsResponse, OffsetFetchResponse,
 };
 use weir_protocol::messages::list_offsets::{
     ListOffsetsResponse, ListOffsetsSpec, build_list_offsets_request,
@@ -1215,6 +1215,18 @@ pub fn describe_group(cfg: &ConsumerConfig, group: &str) -> Result<GroupDescript
     })
 }
 
+/// A ConsumerGroupDescribe assignment as topic partitions.
+fn flatten(topics: &[ConsumerGroupTopicPartitions<'_>]) -> Vec<TopicPartition> {
+    topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| TopicPartition::new(t.topic_name, *p))
+        })
+        .collect()
+}
+
 /// ConsumerGroupDescribe on the coordinator, when it supports the API: the group as
 /// a consumer-protocol group, or `None` when it is none (unknown there too, or the
 /// broker predates KIP-848).
@@ -1270,27 +1282,10 @@ fn consumer_group_describe(
             group_instance_id: m.instance_id.map(str::to_owned),
             client_id: m.client_id.to_owned(),
             host: m.client_host.to_owned(),
-            assignment: m
-                .assignment
-                .iter()
-                .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(|p| TopicPartition::new(t.topic_name, *p))
-                })
-                .collect(),
+            assignment: flatten(&m.assignment),
             assignment_error: None,
             member_epoch: Some(m.member_epoch),
-            target_assignment: Some(
-                m.target_assignment
-                    .iter()
-                    .flat_map(|t| {
-                        t.partitions
-                            .iter()
-                            .map(|p| TopicPartition::new(t.topic_name, *p))
-                    })
-                    .collect(),
-            ),
+            target_assignment: Some(flatten(&m.target_assignment)),
         })
         .collect();
     Ok(Step::Done(Some(Described {

@@ -273,36 +273,33 @@ fn produce_in_background(
 
 /// (b) A group grows from one member to three and shrinks back to one while records
 /// flow: nothing is lost and each partition is handled in order.
-fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
-    let tansu = Broker::shared();
+fn grow_and_shrink(label: &str, config: impl Fn(&str) -> GroupConfig) {
+    let broker = Broker::shared();
     let topic = unique_topic("g-grow");
     let group = unique_topic("grp-grow");
-    Producer::new(&tansu.bootstrap(), &topic)
+    Producer::new(&broker.bootstrap(), &topic)
         .partitions(6)
         .count(10)
         .run();
-    let producer = produce_in_background(tansu.bootstrap(), topic.clone(), 6, 8, 20);
-    let bs = tansu.bootstrap();
-    let mk = || member(&bs, group_config(&group, strategies), &topic);
+    let producer = produce_in_background(broker.bootstrap(), topic.clone(), 6, 8, 20);
+    let bs = broker.bootstrap();
+    let mk = || member(&bs, config(&group), &topic);
     let mut seen = Seen::new();
     let mut a = mk();
     pump(
         &mut [(0, &mut a)],
         &mut seen,
         Duration::from_secs(60),
-        |m, _| m[0].1.assignment().len() == 6,
+        all_stable(6),
     );
+    assert!(a.generation() > 0, "a generation (or member epoch)");
     let mut b = mk();
     let mut c = mk();
-    let stable3 = |m: &[(usize, &mut GroupConsumer)], _: &Seen| {
-        m.iter()
-            .all(|(_, x)| x.phase() == Phase::Stable && x.assignment().len() == 2)
-    };
     pump(
         &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
         &mut seen,
         Duration::from_secs(90),
-        stable3,
+        all_stable(2),
     );
     let owned: BTreeSet<_> = [&a, &b, &c]
         .iter()
@@ -314,10 +311,7 @@ fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
         &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
         &mut seen,
         Duration::from_secs(30),
-        |_, s| {
-            let members: BTreeSet<usize> = s.iter().map(|x| x.0).collect();
-            members.len() == 3
-        },
+        |_, s| s.iter().map(|x| x.0).collect::<BTreeSet<_>>().len() == 3,
     );
     c.close(Duration::from_secs(10)).unwrap();
     b.close(Duration::from_secs(10)).unwrap();
@@ -330,7 +324,7 @@ fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
     );
     let dups = check_no_loss(&seen, &ends);
     eprintln!(
-        "{strategies:?}: {} records handled, {dups} again; ends {ends:?}",
+        "{label}: {} records handled, {dups} again; ends {ends:?}",
         seen.len()
     );
     // Every handoff was clean (revoke commits before the rejoin): no redelivery.
@@ -340,12 +334,14 @@ fn grow_and_shrink(strategies: &[AssignmentStrategy]) {
 
 #[test]
 fn group_grow_and_shrink_eager() {
-    grow_and_shrink(&[AssignmentStrategy::Range]);
+    grow_and_shrink("range", |g| group_config(g, &[AssignmentStrategy::Range]));
 }
 
 #[test]
 fn group_grow_and_shrink_cooperative() {
-    grow_and_shrink(&[AssignmentStrategy::CooperativeSticky]);
+    grow_and_shrink("cooperative-sticky", |g| {
+        group_config(g, &[AssignmentStrategy::CooperativeSticky])
+    });
 }
 
 /// (c) A weir member and a librdkafka member in one group split the partitions.
@@ -1200,6 +1196,27 @@ fn consumer_config(group: &str) -> GroupConfig {
     g
 }
 
+/// The shared broker's address, a fresh topic of `partitions` with `count` records in
+/// each (from librdkafka), and a fresh group name.
+fn consumer_setup(prefix: &str, partitions: i32, count: usize) -> (String, String, String) {
+    let bs = Broker::shared().bootstrap();
+    let topic = unique_topic(prefix);
+    let group = unique_topic(&format!("grp-{prefix}"));
+    Producer::new(&bs, &topic)
+        .partitions(partitions)
+        .count(count)
+        .run();
+    (bs, topic, group)
+}
+
+/// One 50 ms poll of weir member 0.
+fn poll_once(a: &mut GroupConsumer, seen: &mut Seen) {
+    a.poll(Duration::from_millis(50), |r| {
+        seen.push((0, r.partition, r.offset()))
+    })
+    .unwrap();
+}
+
 fn all_stable(n: usize) -> impl FnMut(&[(usize, &mut GroupConsumer)], &Seen) -> bool {
     move |m, _| {
         m.iter()
@@ -1228,60 +1245,7 @@ fn kafka_topics(bootstrap: &str, args: &[&str]) {
 /// if commits lack the member epoch (the broker refuses them: records repeat).
 #[test]
 fn consumer_protocol_grow_and_shrink() {
-    let broker = Broker::shared();
-    let topic = unique_topic("c-grow");
-    let group = unique_topic("grp-c-grow");
-    Producer::new(&broker.bootstrap(), &topic)
-        .partitions(6)
-        .count(10)
-        .run();
-    let producer = produce_in_background(broker.bootstrap(), topic.clone(), 6, 8, 20);
-    let bs = broker.bootstrap();
-    let mk = || member(&bs, consumer_config(&group), &topic);
-    let mut seen = Seen::new();
-    let mut a = mk();
-    pump(
-        &mut [(0, &mut a)],
-        &mut seen,
-        Duration::from_secs(60),
-        all_stable(6),
-    );
-    assert!(a.generation() > 0, "a member epoch");
-    let mut b = mk();
-    let mut c = mk();
-    pump(
-        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
-        &mut seen,
-        Duration::from_secs(60),
-        all_stable(2),
-    );
-    let owned: BTreeSet<_> = [&a, &b, &c]
-        .iter()
-        .flat_map(|m| m.assignment().iter().cloned())
-        .collect();
-    assert_eq!(owned.len(), 6, "each partition owned once");
-    pump(
-        &mut [(0, &mut a), (1, &mut b), (2, &mut c)],
-        &mut seen,
-        Duration::from_secs(30),
-        |_, s| s.iter().map(|x| x.0).collect::<BTreeSet<_>>().len() == 3,
-    );
-    c.close(Duration::from_secs(10)).unwrap();
-    b.close(Duration::from_secs(10)).unwrap();
-    let ends = producer.join().unwrap();
-    pump(
-        &mut [(0, &mut a)],
-        &mut seen,
-        Duration::from_secs(60),
-        |m, s| m[0].1.assignment().len() == 6 && covered(s, &ends),
-    );
-    let dups = check_no_loss(&seen, &ends);
-    eprintln!(
-        "consumer protocol: {} records handled, {dups} again",
-        seen.len()
-    );
-    assert_eq!(dups, 0, "records handled twice across clean handoffs");
-    a.close(Duration::from_secs(10)).unwrap();
+    grow_and_shrink("consumer protocol", consumer_config);
 }
 
 /// weir, the Java KafkaConsumer and librdkafka in one group, all on
@@ -1290,11 +1254,7 @@ fn consumer_protocol_grow_and_shrink() {
 /// and reaches every end: nothing is lost (the peers commit as they go).
 #[test]
 fn consumer_protocol_mixed_with_java_and_librdkafka() {
-    let broker = Broker::shared();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("c-mixed");
-    let group = unique_topic("grp-c-mixed");
-    Producer::new(&bs, &topic).partitions(6).count(20).run();
+    let (bs, topic, group) = consumer_setup("c-mixed", 6, 20);
     let mut a = member(&bs, consumer_config(&group), &topic);
     let mut seen = Seen::new();
     pump(
@@ -1314,10 +1274,7 @@ fn consumer_protocol_mixed_with_java_and_librdkafka() {
     // The three split the partitions two each.
     let end = Instant::now() + Duration::from_secs(30);
     let (mine, theirs_java) = loop {
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
         let j = java.owned();
         if a.phase() == Phase::Stable && a.assignment().len() == 2 && j.len() == 2 {
             let mine: BTreeSet<i32> = a.assignment().iter().map(|tp| tp.partition).collect();
@@ -1342,29 +1299,20 @@ fn consumer_protocol_mixed_with_java_and_librdkafka() {
             .run()
     });
     while !more.is_finished() {
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
     }
     let produced = more.join().unwrap();
     // Let the peers read what was produced, then let them go.
     let settle = Instant::now() + Duration::from_secs(5);
     while Instant::now() < settle {
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
     }
     let java_records = java.records();
     drop(java);
     let end = Instant::now() + Duration::from_secs(60);
     while !peer.is_finished() {
         assert!(Instant::now() < end, "librdkafka did not finish");
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
     }
     let consumed = peer.join().unwrap();
     let rd_parts: BTreeSet<i32> = consumed
@@ -1387,17 +1335,11 @@ fn consumer_protocol_mixed_with_java_and_librdkafka() {
             "weir did not take the partitions back: {:?}",
             a.assignment()
         );
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
     }
     let settle = Instant::now() + Duration::from_secs(3);
     while Instant::now() < settle {
-        a.poll(Duration::from_millis(50), |r| {
-            seen.push((0, r.partition, r.offset()))
-        })
-        .unwrap();
+        poll_once(&mut a, &mut seen);
     }
     // Nothing lost: every offset was handled by someone.
     let mut all: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
@@ -1424,11 +1366,7 @@ fn consumer_protocol_mixed_with_java_and_librdkafka() {
 /// saying what to do.
 #[test]
 fn consumer_protocol_static_member_restart_keeps_its_partitions() {
-    let broker = Broker::shared();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("c-static");
-    let group = unique_topic("grp-c-static");
-    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let (bs, topic, group) = consumer_setup("c-static", 4, 5);
     let static_cfg = || {
         let mut c = consumer_config(&group);
         c.group_instance_id = Some("static-a".into());
@@ -1522,11 +1460,7 @@ fn consumer_protocol_static_member_restart_keeps_its_partitions() {
 /// timeout (10 s on the test broker), and its partitions move to the survivor.
 #[test]
 fn consumer_protocol_killed_member_partitions_move_after_session_timeout() {
-    let broker = Broker::shared();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("c-kill");
-    let group = unique_topic("grp-c-kill");
-    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let (bs, topic, group) = consumer_setup("c-kill", 4, 5);
     let mut a = member(&bs, consumer_config(&group), &topic);
     let mut b = member(&bs, consumer_config(&group), &topic);
     let mut seen = Seen::new();
@@ -1608,11 +1542,7 @@ fn consumer_protocol_new_partitions_and_regex_topics_are_assigned() {
 fn consumer_protocol_stalled_handler_leaves_and_rejoins() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let broker = Broker::shared();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("c-stall");
-    let group = unique_topic("grp-c-stall");
-    Producer::new(&bs, &topic).partitions(4).count(5).run();
+    let (bs, topic, group) = consumer_setup("c-stall", 4, 5);
     let mut cfg = consumer_config(&group);
     cfg.max_poll_interval = Duration::from_secs(2);
     let mut a = member(&bs, cfg.clone(), &topic);

@@ -841,24 +841,7 @@ impl GroupConsumer {
             && now >= p.next_refresh
             && self.is_ready(self.bootstrap)
         {
-            let reactor = self.consumer.reactor();
-            let version = reactor
-                .side_versions(self.bootstrap)
-                .map(|t| {
-                    t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
-                })
-                .transpose()
-                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
-                .unwrap_or(0);
-            let req = build_metadata_request(version, None, false);
-            self.sides.send(
-                reactor,
-                self.bootstrap,
-                version,
-                &req,
-                None,
-                Purpose::Pattern,
-            )?;
+            self.send_all_topics_metadata(Purpose::Pattern)?;
             if let Some(p) = self.pattern.as_mut() {
                 p.in_flight = true;
             }
@@ -869,26 +852,9 @@ impl GroupConsumer {
             && now >= self.ids_not_before
             && self.is_ready(self.bootstrap)
         {
-            let reactor = self.consumer.reactor();
-            let version = reactor
-                .side_versions(self.bootstrap)
-                .map(|t| {
-                    t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>()
-                })
-                .transpose()
-                .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
-                .unwrap_or(0);
             // Topic ids are in Metadata from v10 (Kafka 2.8); every broker that
             // speaks the consumer protocol has them.
-            let req = build_metadata_request(version, None, false);
-            self.sides.send(
-                reactor,
-                self.bootstrap,
-                version,
-                &req,
-                None,
-                Purpose::TopicIds,
-            )?;
+            self.send_all_topics_metadata(Purpose::TopicIds)?;
             self.ids_in_flight = true;
             any = true;
         }
@@ -920,6 +886,25 @@ impl GroupConsumer {
             any = true;
         }
         Ok(any)
+    }
+
+    /// Metadata for every topic on the bootstrap connection, at the highest version
+    /// both sides speak.
+    fn send_all_topics_metadata(&mut self, purpose: Purpose) -> Result<(), GroupConsumerError> {
+        let reactor = self.consumer.reactor();
+        let version = reactor
+            .side_versions(self.bootstrap)
+            .map(|t| {
+                t.negotiate::<kafka_protocol::messages::MetadataRequest, MetadataResponse<'static>>(
+                )
+            })
+            .transpose()
+            .map_err(|e| GroupConsumerError::Fetch(FetchError::Version(e)))?
+            .unwrap_or(0);
+        let req = build_metadata_request(version, None, false);
+        self.sides
+            .send(reactor, self.bootstrap, version, &req, None, purpose)?;
+        Ok(())
     }
 
     fn is_ready(&self, side: SideId) -> bool {

@@ -140,6 +140,20 @@ fn ok(
     }
 }
 
+/// An OffsetCommit answer for t-0.
+fn commit_answer(code: ErrorCode) -> Response<'static> {
+    Response::OffsetCommit(OffsetCommitResponse {
+        throttle_time_ms: 0,
+        topics: vec![OffsetCommitTopicResponse {
+            name: "t",
+            partitions: vec![OffsetCommitPartitionResponse {
+                partition_index: 0,
+                error_code: code,
+            }],
+        }],
+    })
+}
+
 fn err(code: ErrorCode) -> ConsumerGroupHeartbeatResponse<'static> {
     ConsumerGroupHeartbeatResponse {
         error_code: code,
@@ -311,20 +325,7 @@ fn a_stale_member_epoch_commit_is_retried_with_the_new_epoch() {
     h.advance(5000 * MS);
     let (id, _) = h.heartbeat();
     h.answer(id, ok(2, None));
-    h.m.handle_response(
-        h.now,
-        o.id,
-        Response::OffsetCommit(OffsetCommitResponse {
-            throttle_time_ms: 0,
-            topics: vec![OffsetCommitTopicResponse {
-                name: "t",
-                partitions: vec![OffsetCommitPartitionResponse {
-                    partition_index: 0,
-                    error_code: ErrorCode::STALE_MEMBER_EPOCH,
-                }],
-            }],
-        }),
-    );
+    h.m.handle_response(h.now, o.id, commit_answer(ErrorCode::STALE_MEMBER_EPOCH));
     assert!(
         !h.events()
             .iter()
@@ -341,20 +342,7 @@ fn a_stale_member_epoch_commit_is_retried_with_the_new_epoch() {
         unreachable!()
     };
     assert_eq!(c.generation_id_or_member_epoch, 2);
-    h.m.handle_response(
-        h.now,
-        o.id,
-        Response::OffsetCommit(OffsetCommitResponse {
-            throttle_time_ms: 0,
-            topics: vec![OffsetCommitTopicResponse {
-                name: "t",
-                partitions: vec![OffsetCommitPartitionResponse {
-                    partition_index: 0,
-                    error_code: ErrorCode::NONE,
-                }],
-            }],
-        }),
-    );
+    h.m.handle_response(h.now, o.id, commit_answer(ErrorCode::NONE));
     assert!(h.events().iter().any(|e| matches!(
         e,
         Event::CommitCompleted { id, result: Ok(()), .. } if *id == cid
@@ -466,24 +454,7 @@ fn a_lost_heartbeat_is_resent_in_full() {
     h.m.handle_request_failed(h.now, id);
     h.events();
     h.advance(1000 * MS);
-    let out = h.tx();
-    if out.iter().any(|o| o.request.api_key() == 10) {
-        h.m.handle_response(
-            h.now,
-            out[0].id,
-            Response::FindCoordinator(FindCoordinatorResponse {
-                throttle_time_ms: 0,
-                coordinators: vec![Coordinator {
-                    key: "g",
-                    node_id: 1,
-                    host: "broker",
-                    port: 9092,
-                    error_code: ErrorCode::NONE,
-                    error_message: None,
-                }],
-            }),
-        );
-    }
+    h.find_coordinator();
     let (_, r) = h.heartbeat();
     assert!(r.subscribed_topic_names.is_some());
     assert_eq!(owned(&r), Some(vec![(7, vec![0])]));

@@ -1248,18 +1248,7 @@ impl GroupMember {
         self.next_heartbeat = None;
         self.inflight
             .retain(|_, f| !matches!(f.kind, Kind::Heartbeat | Kind::Join | Kind::Sync));
-        if closing {
-            if has_id {
-                let deadline = self
-                    .close_deadline
-                    .unwrap_or(now + self.cfg.request_timeout);
-                self.state = State::Leaving { deadline };
-            } else {
-                self.finish_close();
-            }
-        } else {
-            self.state = State::Unjoined;
-        }
+        self.after_leave(now, has_id);
     }
 
     /// `group.protocol=consumer`: a heartbeat at the leave epoch; static members send
@@ -1281,17 +1270,21 @@ impl GroupMember {
         self.hb_acked = None;
         self.next_heartbeat = None;
         self.hb_now = false;
-        if closing {
-            if in_group {
-                let deadline = self
-                    .close_deadline
-                    .unwrap_or(now + self.cfg.request_timeout);
-                self.state = State::Leaving { deadline };
-            } else {
-                self.finish_close();
-            }
-        } else {
+        self.after_leave(now, in_group);
+    }
+
+    /// After a leave: closing waits (until the close deadline) for the answer when a
+    /// leave went out or is pending, else closes now; otherwise the member is out.
+    fn after_leave(&mut self, now: Instant, leave_sent: bool) {
+        if self.close_deadline.is_none() {
             self.state = State::Unjoined;
+        } else if leave_sent {
+            let deadline = self
+                .close_deadline
+                .unwrap_or(now + self.cfg.request_timeout);
+            self.state = State::Leaving { deadline };
+        } else {
+            self.finish_close();
         }
     }
 
