@@ -222,22 +222,34 @@ fn join_sends_everything_and_the_assignment_is_acknowledged() {
     assert_eq!(r.subscribed_topic_names, None);
     assert_eq!(r.rebalance_timeout_ms, -1);
     h.answer(out[0].id, ok(3, None));
-    // Steady state: the next heartbeat waits for the broker's interval (after the
-    // early ones that follow a new assignment) and carries nothing unchanged.
-    h.advance(99 * MS);
-    assert!(h.tx().is_empty());
-    h.advance(MS);
-    let (id, r) = h.heartbeat();
-    assert_eq!((r.subscribed_topic_names.clone(), owned(&r)), (None, None));
-    h.answer(id, ok(3, None));
-    h.advance(200 * MS);
-    let (id, _) = h.heartbeat();
-    h.answer(id, ok(3, None));
-    h.advance(4000 * MS);
-    assert!(h.tx().is_empty(), "the broker's interval is 5 s");
-    h.advance(1000 * MS);
-    let (_, r) = h.heartbeat();
-    assert_eq!(r.member_epoch, 3);
+    // After the new assignment, heartbeats come every 50 ms for a second, then every
+    // 250 ms until one broker interval (5 s) has passed, then at the interval; each
+    // carries nothing unchanged.
+    let mut sent = Vec::new();
+    for _ in 0..12_000 {
+        h.advance(MS);
+        if let Some(o) = h.tx().into_iter().find(|o| o.request.api_key() == 68) {
+            let Request::ConsumerGroupHeartbeat(r) = &o.request else {
+                unreachable!()
+            };
+            assert_eq!((r.subscribed_topic_names.clone(), owned(r)), (None, None));
+            sent.push(h.now);
+            h.answer(o.id, ok(3, None));
+        }
+    }
+    let gaps: Vec<u128> = sent.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    assert!(gaps.len() > 30, "{gaps:?}");
+    assert!(gaps[..15].iter().all(|g| *g == 50), "{gaps:?}");
+    assert!(gaps.contains(&250), "{gaps:?}");
+    assert_eq!(
+        gaps.last(),
+        Some(&5000),
+        "then the broker's interval: {gaps:?}"
+    );
+    assert!(
+        gaps.len() < 45,
+        "a bounded number of early heartbeats: {gaps:?}"
+    );
 }
 
 #[test]

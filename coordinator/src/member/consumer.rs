@@ -361,7 +361,7 @@ impl GroupMember {
             self.state = State::Stable;
             self.announce = true;
             // The first assignment often follows the join by one heartbeat.
-            self.early_heartbeats = 3;
+            self.changed_at = Some(now);
             if self.cfg.enable_auto_commit && self.next_auto_commit.is_none() {
                 self.next_auto_commit = Some(now + self.cfg.auto_commit_interval);
             }
@@ -383,27 +383,35 @@ impl GroupMember {
                 // Names still unknown are asked again for the new assignment.
                 self.ids_asked.clear();
                 // Partitions withheld now (their owner is still revoking) are
-                // released on that owner's next heartbeat: ask again soon rather
-                // than a whole heartbeat interval later.
-                self.early_heartbeats = 3;
+                // released when that owner reports it, which may be any time in its
+                // own heartbeat interval: ask often until then rather than a whole
+                // interval later.
+                self.changed_at = Some(now);
             }
         }
         self.next_heartbeat = Some(if self.hb_now {
             now
         } else {
-            now + self.consumer_heartbeat_delay()
+            now + self.consumer_heartbeat_delay(now)
         });
-        self.early_heartbeats = self.early_heartbeats.saturating_sub(1);
         self.reconcile(now);
     }
 
-    /// The broker's heartbeat interval, or shorter while early heartbeats are left.
-    fn consumer_heartbeat_delay(&self) -> Duration {
-        let early = match self.early_heartbeats {
-            3 => Duration::from_millis(50),
-            2 => Duration::from_millis(100),
-            1 => Duration::from_millis(200),
-            _ => return self.hb_interval,
+    /// The broker's heartbeat interval; shorter for one interval after a join or a
+    /// new target assignment (every 50 ms for the first second, then every 250 ms),
+    /// so a member hears of partitions their old owner released within tens of ms.
+    /// That costs about 20 small requests per rebalance per member, plus 4 a second
+    /// for the rest of the interval.
+    fn consumer_heartbeat_delay(&self, now: Instant) -> Duration {
+        let since = self
+            .changed_at
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
+        let early = if since < Duration::from_secs(1) {
+            Duration::from_millis(50)
+        } else if since < self.hb_interval {
+            Duration::from_millis(250)
+        } else {
+            return self.hb_interval;
         };
         early.min(self.hb_interval)
     }

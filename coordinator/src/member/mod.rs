@@ -326,6 +326,8 @@ pub struct GroupMember {
     hb_acked: Option<HeartbeatState>,
     hb_now: bool,
     announce: bool,
+    /// When the member last joined or got a new target assignment.
+    changed_at: Option<Instant>,
 }
 
 fn sb(s: &str) -> StrBytes {
@@ -389,6 +391,7 @@ impl GroupMember {
             hb_acked: None,
             hb_now: false,
             announce: false,
+            changed_at: None,
         };
         if member.consumer_protocol() {
             member.member_id = member.random_member_id();
