@@ -2,11 +2,11 @@
 //! the compressors the batch builder uses.
 //!
 //! gzip goes through `flate2`'s miniz backend, snappy through `snap` (raw blocks and
-//! the xerial framing Java producers write), lz4 frames through `lz4_flex`, all pure
-//! Rust; zstd through the reference C library (`zstd`, which builds libzstd from
-//! source with the C compiler): the pure-Rust `ruzstd` it replaced made a zstd topic
-//! of 1 KiB values cost weir 1.7x librdkafka's CPU per record against Kafka
-//! (BENCHMARKS.md).
+//! the xerial framing Java producers write), lz4 frames walked by this crate with
+//! each block decoded by `lz4_flex`, all pure Rust; zstd through the reference C
+//! library (`zstd`, which builds libzstd from source with the C compiler): the
+//! pure-Rust `ruzstd` it replaced made a zstd topic of 1 KiB values cost weir 1.7x
+//! librdkafka's CPU per record against Kafka (BENCHMARKS.md).
 //!
 //! Decompression is bounded: a [`Decompressor`] refuses to produce more than its
 //! limit ([`DEFAULT_DECOMPRESSED_LIMIT`] unless configured) and returns
@@ -17,6 +17,8 @@
 use std::io::{self, Read, Write};
 
 use crate::error::DecodeError;
+
+mod lz4;
 
 /// The compression codec of a record batch (attribute bits 0..=2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -96,6 +98,10 @@ const ZSTD_MIN_WINDOW: u64 = 8 * 1024 * 1024;
 /// next call that decompresses.
 pub struct Decompressor {
     scratch: Vec<u8>,
+    /// lz4's output buffer. Its length stays at its high-water mark, so the blocks
+    /// decode into bytes that are already initialized instead of zeroing them again
+    /// for every batch.
+    lz4_out: Vec<u8>,
     limit: usize,
     /// One zstd decompression context, reused batch after batch (creating one
     /// allocates its tables); only its session is reset between calls, so the
@@ -113,7 +119,10 @@ impl std::fmt::Debug for Decompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decompressor")
             .field("limit", &self.limit)
-            .field("capacity", &self.scratch.capacity())
+            .field(
+                "capacity",
+                &(self.scratch.capacity() + self.lz4_out.capacity()),
+            )
             .finish()
     }
 }
@@ -135,6 +144,7 @@ impl Decompressor {
     pub fn with_limit(limit: usize) -> Self {
         Self {
             scratch: Vec::new(),
+            lz4_out: Vec::new(),
             limit,
             zstd: zstd::zstd_safe::DCtx::create(),
         }
@@ -154,6 +164,8 @@ impl Decompressor {
     pub fn shrink_to(&mut self, bytes: usize) {
         self.scratch.clear();
         self.scratch.shrink_to(bytes);
+        self.lz4_out.truncate(bytes);
+        self.lz4_out.shrink_to(bytes);
     }
 
     /// Decompress `input` with `codec` into the internal buffer and return it.
@@ -199,14 +211,8 @@ impl Decompressor {
                 }
             }
             Compression::Lz4 => {
-                let mut fixed = [0u8; 19];
-                let (head, rest) = if legacy_lz4 {
-                    fix_lz4_header_checksum(input, &mut fixed)
-                } else {
-                    (&[][..], input)
-                };
-                let dec = lz4_flex::frame::FrameDecoder::new(head.chain(rest));
-                read_bounded(dec, &mut self.scratch, self.limit, codec)?;
+                let n = lz4::decompress(input, &mut self.lz4_out, self.limit, !legacy_lz4)?;
+                return Ok(&self.lz4_out[..n]);
             }
             Compression::Zstd => {
                 let max_window = (self.limit as u64).clamp(ZSTD_MIN_WINDOW, ZSTD_MAX_WINDOW);
@@ -289,32 +295,6 @@ fn xerial_decompress(mut input: &[u8], out: &mut Vec<u8>, limit: usize) -> Resul
         input = rest;
     }
     Ok(())
-}
-
-/// Copy an lz4 frame descriptor into `buf` with a recomputed header checksum; return
-/// the fixed header and the rest of the input. Input that is not a well-formed frame
-/// start is returned unchanged for the decoder to reject.
-fn fix_lz4_header_checksum<'b>(input: &'b [u8], buf: &'b mut [u8; 19]) -> (&'b [u8], &'b [u8]) {
-    const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
-    if input.len() < 7 || input[..4] != MAGIC {
-        return (&[], input);
-    }
-    let flg = input[4];
-    // magic + FLG + BD (+ content size 8) (+ dictionary id 4); then the checksum byte.
-    let mut desc_end = 6;
-    if flg & 0x08 != 0 {
-        desc_end += 8;
-    }
-    if flg & 0x01 != 0 {
-        desc_end += 4;
-    }
-    if input.len() <= desc_end {
-        return (&[], input);
-    }
-    buf[..desc_end].copy_from_slice(&input[..desc_end]);
-    let hc = (twox_hash::XxHash32::oneshot(0, &input[4..desc_end]) >> 8) as u8;
-    buf[desc_end] = hc;
-    (&buf[..=desc_end], &input[desc_end + 1..])
 }
 
 /// Compress `input` with `codec`, appending to `out`.
