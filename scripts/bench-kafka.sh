@@ -24,6 +24,9 @@
 #   librdkafka-tuned  the same, with -X fetch.queue.backoff.ms=0 and
 #               queued.min.messages=1000000 (not in the default --clients)
 #   java        tests/java/WeirJavaPerf.java: KafkaConsumer 4.4, default JVM settings
+#   krafka      benches/peers/krafka-peer: krafka 0.28 (pure Rust, on Tokio), no group,
+#               assigned by hand, defaults (built once outside weir's workspace; not in
+#               the default --clients)
 #
 # records/s and MB/s (key+value bytes) run from the first record to the last, as each
 # client reports them. Broker CPU per run is read from /proc. Results: one JSON line per
@@ -77,6 +80,13 @@ case " $clients " in
         ;;
 esac
 rd_bin="$repo_root/benches/peers/rdkafka-peer/target/release/rdkafka-peer"
+case " $clients " in
+    *" krafka "*)
+        echo "== building the krafka peer (benches/peers/krafka-peer)" >&2
+        cargo build --release --quiet --manifest-path benches/peers/krafka-peer/Cargo.toml
+        ;;
+esac
+kr_bin="$repo_root/benches/peers/krafka-peer/target/release/krafka-peer"
 
 dir="$(mktemp -d /tmp/weir-bench-kafka.XXXXXX)"
 serve_pid=""
@@ -166,6 +176,9 @@ run_client() { # client topic partitions total size codec run
             /usr/bin/time -f '%e %U %S %M' -o "$tm" "$rd_bin" --bootstrap "$bootstrap" \
                 --topic "$topic" --partitions "$parts" --records "$total" \
                 -X fetch.queue.backoff.ms=0 -X queued.min.messages=1000000 >"$o" ;;
+        krafka)
+            /usr/bin/time -f '%e %U %S %M' -o "$tm" "$kr_bin" --bootstrap "$bootstrap" \
+                --topic "$topic" --partitions "$parts" --records "$total" >"$o" ;;
         java)
             /usr/bin/time -f '%e %U %S %M' -o "$tm" java \
                 "-Dlog4j2.configurationFile=$repo_root/scripts/kafka/tools-log4j2.properties" \
