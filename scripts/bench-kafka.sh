@@ -206,7 +206,8 @@ print(json.dumps({
     "client": client, "run": int(run), "value_size": int(size), "codec": codec,
     "partitions": int(parts), "records": summary["records"], "seconds": summary["seconds"],
     "records_per_s": summary["records_per_s"], "mb_per_s": summary["mb_per_s"],
-    "wall_s": float(wall), "cpu_s": cpu, "cpu_s_per_m": cpu / (int(total) / 1e6),
+    "wall_s": float(wall), "cpu_s": cpu, "user_s": float(user), "sys_s": float(sys_),
+    "cpu_s_per_m": cpu / (int(total) / 1e6),
     "cpu_s_per_gb": cpu / (int(total) * int(size) / 1e9),
     "peak_rss_mib": int(rss) / 1024, "broker_cpu_s": float(c1) - float(c0),
 }))
